@@ -1,0 +1,188 @@
+# snapset — plain GNU make.
+#
+#   make                 build snapsetd and snapsetctl into $(BUILDDIR)
+#   make check           every test tier: unit, man pages, fuzz (short), integration (root), vm
+#   make check SANITIZE=1   the same with ASan+UBSan, built into build-sanitize/
+#   make check-unit | check-integration | check-fuzz | check-vm | check-man
+#   make fuzz            run the libFuzzer target until stopped (FUZZ_SECONDS=N to bound it)
+#   make install         honours DESTDIR, PREFIX, SBINDIR, BINDIR, MANDIR, SYSTEMDUNITDIR, ...
+#
+# Sources are found by directory, so adding a file never needs a Makefile edit:
+#   common/*.c                 -> libsnapset-common.a (linked into both programs)
+#   daemon/*.c daemon/*/*.c    -> snapsetd   (daemon/snapsetd.c holds main())
+#   client/*.c                 -> snapsetctl
+#   tests/unit/test-*.c        -> one Check suite each, suite_<name>(), run by check-unit
+
+VERSION := 0.1
+
+PKG_CONFIG ?= pkg-config
+PREFIX ?= /usr/local
+SBINDIR ?= $(PREFIX)/sbin
+BINDIR ?= $(PREFIX)/bin
+DATADIR ?= $(PREFIX)/share
+MANDIR ?= $(DATADIR)/man
+SYSCONFDIR ?= /etc
+RUNSTATEDIR ?= /run
+LOCALSTATEDIR ?= /var
+SYSTEMDUNITDIR ?= $(PREFIX)/lib/systemd/system
+TMPFILESDIR ?= $(PREFIX)/lib/tmpfiles.d
+SYSUSERSDIR ?= $(PREFIX)/lib/sysusers.d
+VARLINKDIR ?= $(DATADIR)/varlink
+
+SANITIZE ?=
+ifeq ($(SANITIZE),1)
+BUILDDIR ?= build-sanitize
+SANITIZE_FLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+else
+BUILDDIR ?= build
+SANITIZE_FLAGS :=
+endif
+B := $(BUILDDIR)
+
+LIBS_COMMON := json-c
+LIBS_DAEMON := libsystemd json-c devmapper uuid mount blkid
+LIBS_CLIENT := json-c
+
+CFLAGS ?= -O2 -g
+CFLAGS += -std=gnu11 -Wall -Wextra -Wshadow -Wformat=2 -Wno-unused-parameter \
+	-Wmissing-prototypes -Werror=implicit-function-declaration -Werror=return-type \
+	-fno-strict-aliasing -fstack-protector-strong -D_FORTIFY_SOURCE=2 \
+	-MMD -MP -Icommon -I$(B)/gen $(SANITIZE_FLAGS)
+CPPFLAGS += -D_GNU_SOURCE -DSNAPSET_VERSION='"$(VERSION)"' \
+	-DSNAPSET_SYSCONFDIR='"$(SYSCONFDIR)"' -DSNAPSET_RUNSTATEDIR='"$(RUNSTATEDIR)"' \
+	-DSNAPSET_LOCALSTATEDIR='"$(LOCALSTATEDIR)"'
+LDFLAGS += $(SANITIZE_FLAGS)
+
+pc_cflags = $(shell $(PKG_CONFIG) --cflags $(1))
+pc_libs = $(shell $(PKG_CONFIG) --libs $(1))
+
+COMMON_SRC := $(sort $(wildcard common/*.c))
+DAEMON_SRC := $(sort $(wildcard daemon/*.c daemon/*/*.c))
+DAEMON_MAIN := daemon/snapsetd.c
+CLIENT_SRC := $(sort $(wildcard client/*.c))
+UNIT_SRC := $(sort $(wildcard tests/unit/*.c))
+UNIT_SUITES := $(patsubst tests/unit/test-%.c,%,$(wildcard tests/unit/test-*.c))
+
+COMMON_OBJ := $(COMMON_SRC:%.c=$(B)/%.o)
+DAEMON_OBJ := $(filter-out $(B)/$(DAEMON_MAIN:.c=.o),$(DAEMON_SRC:%.c=$(B)/%.o))
+CLIENT_OBJ := $(CLIENT_SRC:%.c=$(B)/%.o)
+UNIT_OBJ := $(UNIT_SRC:%.c=$(B)/%.o)
+
+# The interface definitions are embedded into the programs at build time.
+IDL := common/io.snapset.Manager.varlink common/org.varlink.service.varlink
+IDL_INC := $(IDL:common/%=$(B)/gen/%.inc)
+
+PROGRAMS := $(B)/snapsetd $(B)/snapsetctl
+UNITS := $(B)/systemd/snapsetd.service $(B)/systemd/snapsetd.socket
+
+ifneq ($(V),1)
+Q := @
+quiet = @printf '  %-8s %s\n' '$(1)' '$(2)';
+endif
+
+all: $(PROGRAMS) $(UNITS)
+
+$(B)/gen/%.varlink.inc: common/%.varlink tools/embed-text
+	@mkdir -p $(@D)
+	$(call quiet,EMBED,$@) tools/embed-text $< > $@.tmp && mv $@.tmp $@
+
+$(B)/common/%.o: common/%.c | $(IDL_INC)
+	@mkdir -p $(@D)
+	$(call quiet,CC,$@) $(CC) $(CPPFLAGS) $(CFLAGS) $(call pc_cflags,$(LIBS_COMMON)) -c -o $@ $<
+
+$(B)/daemon/%.o: daemon/%.c | $(IDL_INC)
+	@mkdir -p $(@D)
+	$(call quiet,CC,$@) $(CC) $(CPPFLAGS) $(CFLAGS) -Idaemon $(call pc_cflags,$(LIBS_DAEMON)) -c -o $@ $<
+
+$(B)/client/%.o: client/%.c | $(IDL_INC)
+	@mkdir -p $(@D)
+	$(call quiet,CC,$@) $(CC) $(CPPFLAGS) $(CFLAGS) -Iclient $(call pc_cflags,$(LIBS_CLIENT)) -c -o $@ $<
+
+$(B)/tests/unit/%.o: tests/unit/%.c $(B)/gen/suites.h | $(IDL_INC)
+	@mkdir -p $(@D)
+	$(call quiet,CC,$@) $(CC) $(CPPFLAGS) $(CFLAGS) -Idaemon -Iclient -Itests/unit \
+		$(call pc_cflags,check $(LIBS_DAEMON)) -c -o $@ $<
+
+$(B)/libsnapset-common.a: $(COMMON_OBJ)
+	$(call quiet,AR,$@) rm -f $@ && $(AR) rcs $@ $^
+
+$(B)/libsnapsetd.a: $(DAEMON_OBJ)
+	$(call quiet,AR,$@) rm -f $@ && $(AR) rcs $@ $^
+
+$(B)/snapsetd: $(B)/$(DAEMON_MAIN:.c=.o) $(B)/libsnapsetd.a $(B)/libsnapset-common.a
+	$(call quiet,LD,$@) $(CC) $(LDFLAGS) -o $@ $^ $(call pc_libs,$(LIBS_DAEMON))
+
+$(B)/snapsetctl: $(CLIENT_OBJ) $(B)/libsnapset-common.a
+	$(call quiet,LD,$@) $(CC) $(LDFLAGS) -o $@ $^ $(call pc_libs,$(LIBS_CLIENT))
+
+# One line per tests/unit/test-NAME.c; check_main.c adds every suite listed here.
+$(B)/gen/suites.h: $(wildcard tests/unit/test-*.c) Makefile
+	@mkdir -p $(@D)
+	$(call quiet,GEN,$@) for s in $(subst -,_,$(UNIT_SUITES)); do echo "SUITE($$s)"; done > $@.tmp && mv $@.tmp $@
+
+$(B)/check-unit: $(UNIT_OBJ) $(B)/libsnapsetd.a $(B)/libsnapset-common.a
+	$(call quiet,LD,$@) $(CC) $(LDFLAGS) -o $@ $^ $(call pc_libs,check $(LIBS_DAEMON))
+
+$(B)/systemd/%: systemd/%.in Makefile
+	@mkdir -p $(@D)
+	$(call quiet,GEN,$@) sed -e 's|@SBINDIR@|$(SBINDIR)|g' -e 's|@BINDIR@|$(BINDIR)|g' \
+		-e 's|@RUNSTATEDIR@|$(RUNSTATEDIR)|g' -e 's|@SYSCONFDIR@|$(SYSCONFDIR)|g' \
+		-e 's|@LOCALSTATEDIR@|$(LOCALSTATEDIR)|g' $< > $@
+
+# ---------------------------------------------------------------- tests
+
+# Every tier prints "N passed, N failed"; tests/run-tiers adds them up.
+check: all $(B)/check-unit
+	$(Q)BUILDDIR=$(B) tests/run-tiers $(CHECK_TIERS)
+
+check-unit: $(B)/check-unit
+	$(Q)BUILDDIR=$(B) tests/run-tiers unit
+
+check-man:
+	$(Q)BUILDDIR=$(B) tests/run-tiers man
+
+check-integration: all
+	$(Q)BUILDDIR=$(B) tests/run-tiers integration
+
+check-fuzz:
+	$(Q)BUILDDIR=$(B) tests/run-tiers fuzz
+
+check-vm:
+	$(Q)BUILDDIR=$(B) tests/run-tiers vm
+
+check-valgrind: $(B)/check-unit
+	$(Q)CK_FORK=no valgrind -q --leak-check=full --error-exitcode=1 $(B)/check-unit
+
+FUZZ_SECONDS ?= 0
+fuzz:
+	$(Q)BUILDDIR=$(B) FUZZ_SECONDS=$(FUZZ_SECONDS) tests/fuzz/run
+
+# ---------------------------------------------------------------- install
+
+install: all
+	install -Dm0755 $(B)/snapsetd "$(DESTDIR)$(SBINDIR)/snapsetd"
+	install -Dm0755 $(B)/snapsetctl "$(DESTDIR)$(BINDIR)/snapsetctl"
+	install -Dm0644 -t "$(DESTDIR)$(SYSTEMDUNITDIR)" $(UNITS)
+	install -Dm0644 systemd/snapset.tmpfiles "$(DESTDIR)$(TMPFILESDIR)/snapset.conf"
+	install -Dm0644 -t "$(DESTDIR)$(MANDIR)/man8" man/snapsetd.8 man/snapsetctl.8
+	install -Dm0644 -t "$(DESTDIR)$(MANDIR)/man5" man/snapsetd.conf.5
+	install -Dm0644 -t "$(DESTDIR)$(VARLINKDIR)" common/io.snapset.Manager.varlink
+	install -Dm0644 systemd/snapsetd.conf "$(DESTDIR)$(SYSCONFDIR)/snapset/snapsetd.conf.example"
+
+uninstall:
+	rm -f "$(DESTDIR)$(SBINDIR)/snapsetd" "$(DESTDIR)$(BINDIR)/snapsetctl" \
+		"$(DESTDIR)$(SYSTEMDUNITDIR)/snapsetd.service" "$(DESTDIR)$(SYSTEMDUNITDIR)/snapsetd.socket" \
+		"$(DESTDIR)$(TMPFILESDIR)/snapset.conf" \
+		"$(DESTDIR)$(MANDIR)/man8/snapsetd.8" "$(DESTDIR)$(MANDIR)/man8/snapsetctl.8" \
+		"$(DESTDIR)$(MANDIR)/man5/snapsetd.conf.5" \
+		"$(DESTDIR)$(VARLINKDIR)/io.snapset.Manager.varlink" \
+		"$(DESTDIR)$(SYSCONFDIR)/snapset/snapsetd.conf.example"
+
+clean:
+	rm -rf build build-sanitize build-fuzz
+
+.PHONY: all check check-unit check-man check-integration check-fuzz check-vm check-valgrind \
+	fuzz install uninstall clean
+.DELETE_ON_ERROR:
+
+-include $(shell find $(B) -name '*.d' 2>/dev/null)
