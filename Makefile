@@ -153,6 +153,9 @@ check-vm:
 check-valgrind: $(B)/check-unit
 	$(Q)CK_FORK=no valgrind -q --leak-check=full --error-exitcode=1 $(B)/check-unit
 
+demo: all
+	$(Q)BUILDDIR=$(B) tools/demo
+
 FUZZ_SECONDS ?= 0
 fuzz:
 	$(Q)BUILDDIR=$(B) FUZZ_SECONDS=$(FUZZ_SECONDS) tests/fuzz/run
@@ -182,7 +185,7 @@ clean:
 	rm -rf build build-sanitize build-fuzz
 
 .PHONY: all check check-unit check-man check-integration check-fuzz check-vm check-valgrind \
-	fuzz install uninstall clean
+	demo fuzz install uninstall clean
 .DELETE_ON_ERROR:
 
 -include $(shell find $(B) -name '*.d' 2>/dev/null)

@@ -1,0 +1,43 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+/* Who may call what. Every connection records its peer's credentials (SO_PEERCRED) when it is
+ * accepted, and every call is checked against them, so a client cannot gain rights by passing its
+ * connection on. The rules (snapsetd(8), "ACCESS CONTROL"):
+ *   - root (uid 0) may call every method;
+ *   - members of the configured read group (ReadGroup= in snapsetd.conf) may call the read-only
+ *     methods (GetStatus, List*, GetSnapshot, Monitor);
+ *   - everyone may call org.varlink.service (GetInfo, GetInterfaceDescription): the interface
+ *     text is public, and it tells a client nothing about the machine;
+ *   - everything else gets io.snapset.Manager.AccessDenied. */
+
+#include <errno.h>
+#include <stdbool.h>
+#include <sys/types.h>
+
+typedef struct Peer {
+        pid_t pid;
+        uid_t uid;
+        gid_t gid;
+} Peer;
+
+typedef enum AccessLevel {
+        ACCESS_ANYONE,   /* introspection */
+        ACCESS_READ,     /* root and the read group */
+        ACCESS_ROOT,     /* root only: everything that changes something */
+        _ACCESS_LEVEL_MAX,
+        _ACCESS_LEVEL_INVALID = -EINVAL,
+} AccessLevel;
+
+/* The decision itself, without any lookup: may a caller with uid, who is (or is not) a member of
+ * the read group, call a method that needs level? */
+bool access_allowed(AccessLevel level, uid_t uid, bool read_group_member);
+
+/* Is uid a member of the group named group (its primary group by the user database or by the
+ * peer's credentials, or a supplementary group)? Returns 1 or 0; 0 as well when group is NULL
+ * or no such group exists; negative errno if the lookup failed (-ENOMEM). The user database is
+ * asked on every call, so that a change of membership takes effect without a restart. */
+int access_uid_in_group(uid_t uid, gid_t peer_gid, const char *group);
+
+/* "root", "the read group or root", "anyone": for messages. */
+const char *access_level_to_string(AccessLevel level);

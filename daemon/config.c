@@ -1,0 +1,447 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+
+#include <ctype.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdarg.h>
+
+#include "config.h"
+#include "log.h"
+#include "macro.h"
+
+/* A key's parser stores the value into the Config field at offset, or returns -EINVAL and sets
+ * *reason to what was wrong with it (a static string, or one formatted into reason_buf). */
+typedef struct ConfigKey ConfigKey;
+typedef int (*ConfigParser)(const ConfigKey *k, const char *value, Config *c,
+                            char *reason_buf, size_t reason_size);
+
+struct ConfigKey {
+        const char *section;
+        const char *name;
+        ConfigParser parse;
+        size_t offset;
+        uint64_t min, max;
+};
+
+static int parse_uint(const ConfigKey *k, const char *value, Config *c, char *reason, size_t n);
+static int parse_size_field(const ConfigKey *k, const char *value, Config *c, char *reason, size_t n);
+static int parse_group(const ConfigKey *k, const char *value, Config *c, char *reason, size_t n);
+static int parse_log_level(const ConfigKey *k, const char *value, Config *c, char *reason, size_t n);
+static int parse_path(const ConfigKey *k, const char *value, Config *c, char *reason, size_t n);
+static int parse_cow_size(const ConfigKey *k, const char *value, Config *c, char *reason, size_t n);
+
+#define F(field) offsetof(Config, field)
+
+static const ConfigKey config_keys[] = {
+        { "Daemon",  "ReadGroup",             parse_group,      F(read_group),      0, 0 },
+        { "Daemon",  "LogLevel",              parse_log_level,  F(log_level),       0, 0 },
+        { "Daemon",  "StateDirectory",        parse_path,       F(state_directory), 0, 0 },
+
+        { "Limits",  "MaxVolumesPerSet",      parse_uint,       F(max_volumes_per_set),      1, CONFIG_MAX_VOLUMES_PER_SET_MAX },
+        { "Limits",  "MaxSnapshotsPerVolume", parse_uint,       F(max_snapshots_per_volume), 1, CONFIG_MAX_SNAPSHOTS_PER_VOLUME_MAX },
+        { "Limits",  "MaxConnections",        parse_uint,       F(max_connections),          1, CONFIG_MAX_CONNECTIONS_MAX },
+        { "Limits",  "MaxConnectionsPerUser", parse_uint,       F(max_connections_per_user), 1, CONFIG_MAX_CONNECTIONS_MAX },
+        { "Limits",  "MaxMessageBytes",       parse_size_field, F(max_message_bytes),        CONFIG_MIN_MESSAGE_BYTES, CONFIG_DEFAULT_MAX_MESSAGE_BYTES },
+        { "Limits",  "IdleTimeoutSec",        parse_uint,       F(idle_timeout_sec),         0, CONFIG_TIMEOUT_SEC_MAX },
+        { "Limits",  "SetIdleTimeoutSec",     parse_uint,       F(set_idle_timeout_sec),     0, CONFIG_TIMEOUT_SEC_MAX },
+        { "Limits",  "FlushTimeoutSec",       parse_uint,       F(flush_timeout_sec),        1, CONFIG_TIMEOUT_SEC_MAX },
+        { "Limits",  "HoldTimeoutSec",        parse_uint,       F(hold_timeout_sec),         1, CONFIG_HOLD_TIMEOUT_SEC_MAX },
+
+        { "Storage", "CowDirectory",          parse_path,       F(cow_directory),   0, 0 },
+        { "Storage", "DefaultCowSize",        parse_cow_size,   0,                  1024U * 1024U, UINT64_MAX },
+};
+
+static const char *const config_sections[] = { "Daemon", "Limits", "Storage" };
+
+#define FIELD(c, k, type) ((type *) ((uint8_t *) (c) + (k)->offset))
+
+int config_init(Config *c) {
+        *c = (Config) {
+                .log_level = LOG_INFO,
+                .max_volumes_per_set = CONFIG_DEFAULT_MAX_VOLUMES_PER_SET,
+                .max_snapshots_per_volume = CONFIG_DEFAULT_MAX_SNAPSHOTS_PER_VOLUME,
+                .max_connections = CONFIG_DEFAULT_MAX_CONNECTIONS,
+                .max_connections_per_user = CONFIG_DEFAULT_MAX_CONNECTIONS_PER_USER,
+                .max_message_bytes = CONFIG_DEFAULT_MAX_MESSAGE_BYTES,
+                .idle_timeout_sec = CONFIG_DEFAULT_IDLE_TIMEOUT_SEC,
+                .set_idle_timeout_sec = CONFIG_DEFAULT_SET_IDLE_TIMEOUT_SEC,
+                .flush_timeout_sec = CONFIG_DEFAULT_FLUSH_TIMEOUT_SEC,
+                .hold_timeout_sec = CONFIG_DEFAULT_HOLD_TIMEOUT_SEC,
+                .default_cow_size_percent = CONFIG_DEFAULT_COW_SIZE_PERCENT,
+        };
+        c->state_directory = strdup(CONFIG_DEFAULT_STATE_DIRECTORY);
+        c->cow_directory = strdup(CONFIG_DEFAULT_COW_DIRECTORY);
+        if (!c->state_directory || !c->cow_directory) {
+                config_done(c);
+                return -ENOMEM;
+        }
+        return 0;
+}
+
+void config_done(Config *c) {
+        free(c->read_group);
+        free(c->state_directory);
+        free(c->cow_directory);
+        *c = (Config) {};
+}
+
+/* Strict decimal: digits only, no sign, no blanks; -ERANGE past UINT64_MAX. *ret_end gets the
+ * first character after the digits. */
+static int parse_decimal(const char *s, uint64_t *ret, const char **ret_end) {
+        uint64_t v = 0;
+        const char *p = s;
+
+        if (!isdigit((unsigned char) *p))
+                return -EINVAL;
+        for (; isdigit((unsigned char) *p); p++) {
+                unsigned d = (unsigned) (*p - '0');
+                if (v > (UINT64_MAX - d) / 10)
+                        return -ERANGE;
+                v = v * 10 + d;
+        }
+        *ret = v;
+        *ret_end = p;
+        return 0;
+}
+
+int config_parse_size(const char *s, uint64_t *ret) {
+        static const struct {
+                char suffix;
+                unsigned shift;
+        } suffixes[] = { { 'K', 10 }, { 'M', 20 }, { 'G', 30 }, { 'T', 40 } };
+        const char *end;
+        uint64_t v;
+        int r;
+
+        r = parse_decimal(s, &v, &end);
+        if (r < 0)
+                return r;
+        if (*end == 0) {
+                *ret = v;
+                return 0;
+        }
+        for (size_t i = 0; i < ELEMENTSOF(suffixes); i++) {
+                if (toupper((unsigned char) *end) != suffixes[i].suffix)
+                        continue;
+                if (!(end[1] == 0 || streq(end + 1, "iB") || streq(end + 1, "B")))
+                        return -EINVAL;
+                if (v > (UINT64_MAX >> suffixes[i].shift))
+                        return -ERANGE;
+                *ret = v << suffixes[i].shift;
+                return 0;
+        }
+        if (streq(end, "B")) {
+                *ret = v;
+                return 0;
+        }
+        return -EINVAL;
+}
+
+/* "16M" rather than "16777216" in messages, when the value is a whole number of a unit. */
+static void format_size(uint64_t v, char *buf, size_t n) {
+        static const char units[] = "KMGT";
+
+        for (int i = 3; i >= 0; i--) {
+                unsigned shift = 10U * (unsigned) (i + 1);
+                if (v >= (UINT64_C(1) << shift) && v % (UINT64_C(1) << shift) == 0) {
+                        snprintf(buf, n, "%" PRIu64 "%c", v >> shift, units[i]);
+                        return;
+                }
+        }
+        snprintf(buf, n, "%" PRIu64, v);
+}
+
+static int parse_uint(const ConfigKey *k, const char *value, Config *c, char *reason, size_t n) {
+        const char *end;
+        uint64_t v;
+
+        if (parse_decimal(value, &v, &end) < 0 || *end != 0 || v < k->min || v > k->max) {
+                snprintf(reason, n, "not a number between %" PRIu64 " and %" PRIu64, k->min, k->max);
+                return -EINVAL;
+        }
+        *FIELD(c, k, unsigned) = (unsigned) v;
+        return 0;
+}
+
+static int parse_size_field(const ConfigKey *k, const char *value, Config *c, char *reason, size_t n) {
+        uint64_t v;
+
+        if (config_parse_size(value, &v) < 0 || v < k->min || v > k->max) {
+                char lo[32], hi[32];
+                format_size(k->min, lo, sizeof lo);
+                format_size(k->max, hi, sizeof hi);
+                snprintf(reason, n, "not a size between %s and %s (bytes, or with a K, M or G suffix)", lo, hi);
+                return -EINVAL;
+        }
+        *FIELD(c, k, uint64_t) = v;
+        return 0;
+}
+
+static int parse_cow_size(const ConfigKey *k, const char *value, Config *c, char *reason, size_t n) {
+        size_t l = strlen(value);
+        uint64_t v;
+
+        if (l > 1 && value[l - 1] == '%') {
+                _cleanup_free_ char *digits = strndup(value, l - 1);
+                const char *end;
+
+                if (!digits)
+                        return -ENOMEM;
+                if (parse_decimal(digits, &v, &end) < 0 || *end != 0 || v < 1 || v > 100) {
+                        snprintf(reason, n, "not a percentage between 1%% and 100%%");
+                        return -EINVAL;
+                }
+                c->default_cow_size_percent = (unsigned) v;
+                c->default_cow_size_bytes = 0;
+                return 0;
+        }
+
+        if (config_parse_size(value, &v) < 0 || v < k->min) {
+                snprintf(reason, n, "not a percentage of the origin (1%%-100%%) or a size of at least 1M");
+                return -EINVAL;
+        }
+        c->default_cow_size_bytes = v;
+        c->default_cow_size_percent = 0;
+        return 0;
+}
+
+/* The portable user and group name set (POSIX, plus what shadow's useradd accepts by default). */
+static bool group_name_is_valid(const char *s) {
+        size_t l = strlen(s);
+
+        if (l == 0 || l > 32)
+                return false;
+        if (!(isalpha((unsigned char) s[0]) || s[0] == '_'))
+                return false;
+        for (size_t i = 1; i < l; i++)
+                if (!(isalnum((unsigned char) s[i]) || strchr("_.-", s[i]) ||
+                      (s[i] == '$' && i == l - 1)))
+                        return false;
+        return true;
+}
+
+static int parse_group(const ConfigKey *k, const char *value, Config *c, char *reason, size_t n) {
+        char *copy;
+
+        if (!group_name_is_valid(value)) {
+                snprintf(reason, n, "not a valid group name");
+                return -EINVAL;
+        }
+        copy = strdup(value);
+        if (!copy)
+                return -ENOMEM;
+        free(*FIELD(c, k, char *));
+        *FIELD(c, k, char *) = copy;
+        return 0;
+}
+
+static int parse_log_level(const ConfigKey *k, const char *value, Config *c, char *reason, size_t n) {
+        int level = log_level_from_string(value);
+
+        if (level < 0) {
+                snprintf(reason, n, "not a log level (emerg, alert, crit, err, warning, notice, info, debug or 0-7)");
+                return -EINVAL;
+        }
+        *FIELD(c, k, int) = level;
+        return 0;
+}
+
+static int parse_path(const ConfigKey *k, const char *value, Config *c, char *reason, size_t n) {
+        char *copy;
+
+        if (value[0] != '/' || strlen(value) >= PATH_MAX) {
+                snprintf(reason, n, "not an absolute path");
+                return -EINVAL;
+        }
+        copy = strdup(value);
+        if (!copy)
+                return -ENOMEM;
+        /* "/var/lib/snapset/" and "/var/lib/snapset" are the same directory; keep one form. */
+        for (size_t l = strlen(copy); l > 1 && copy[l - 1] == '/'; l--)
+                copy[l - 1] = 0;
+        free(*FIELD(c, k, char *));
+        *FIELD(c, k, char *) = copy;
+        return 0;
+}
+
+/* An empty value ("Key=") resets the key to its default, as in systemd's unit files. */
+static int config_reset_key(const ConfigKey *k, Config *c) {
+        _cleanup_(config_done) Config defaults = {};
+        int r;
+
+        r = config_init(&defaults);
+        if (r < 0)
+                return r;
+
+        if (k->parse == parse_cow_size) {
+                c->default_cow_size_bytes = defaults.default_cow_size_bytes;
+                c->default_cow_size_percent = defaults.default_cow_size_percent;
+        } else if (k->parse == parse_group || k->parse == parse_path) {
+                free(*FIELD(c, k, char *));
+                *FIELD(c, k, char *) = TAKE_PTR(*FIELD(&defaults, k, char *));
+        } else if (k->parse == parse_size_field)
+                *FIELD(c, k, uint64_t) = *FIELD(&defaults, k, uint64_t);
+        else if (k->parse == parse_log_level)
+                *FIELD(c, k, int) = *FIELD(&defaults, k, int);
+        else
+                *FIELD(c, k, unsigned) = *FIELD(&defaults, k, unsigned);
+        return 0;
+}
+
+static char *strip(char *s) {
+        char *e;
+
+        while (isspace((unsigned char) *s))
+                s++;
+        e = s + strlen(s);
+        while (e > s && isspace((unsigned char) e[-1]))
+                *--e = 0;
+        return s;
+}
+
+_printf_(2, 3)
+static int set_error(char **reterr_message, const char *format, ...) {
+        va_list ap;
+        int r;
+
+        if (!reterr_message)
+                return -EINVAL;
+        free(*reterr_message);
+        *reterr_message = NULL;
+        va_start(ap, format);
+        r = vasprintf(reterr_message, format, ap);
+        va_end(ap);
+        if (r < 0) {
+                *reterr_message = NULL;
+                return -ENOMEM;
+        }
+        return -EINVAL;
+}
+
+int config_parse(FILE *f, const char *name, Config *ret, char **reterr_message) {
+        _cleanup_(config_done) Config c = {};
+        _cleanup_free_ char *line = NULL;
+        const char *section = NULL;
+        size_t allocated = 0;
+        unsigned lineno = 0;
+        int r;
+
+        r = config_init(&c);
+        if (r < 0)
+                return r;
+
+        for (;;) {
+                const ConfigKey *key = NULL;
+                char *l, *eq, *k, *v, reason[256];
+                ssize_t n;
+
+                errno = 0;
+                n = getline(&line, &allocated, f);
+                if (n < 0) {
+                        if (errno != 0 && !feof(f)) {
+                                r = -errno;
+                                (void) set_error(reterr_message, "%s: read failed: %s", name, strerror(-r));
+                                return r;
+                        }
+                        break;
+                }
+                lineno++;
+
+                if (strlen(line) != (size_t) n)
+                        return set_error(reterr_message, "%s:%u: line contains a NUL byte", name, lineno);
+
+                l = strip(line);
+                if (l[0] == 0 || l[0] == '#' || l[0] == ';')
+                        continue;
+
+                if (l[0] == '[') {
+                        size_t ll = strlen(l);
+
+                        section = NULL;
+                        if (ll < 3 || l[ll - 1] != ']')
+                                return set_error(reterr_message, "%s:%u: '%s': malformed section header", name, lineno, l);
+                        l[ll - 1] = 0;
+                        for (size_t i = 0; i < ELEMENTSOF(config_sections); i++)
+                                if (streq(l + 1, config_sections[i]))
+                                        section = config_sections[i];
+                        if (!section)
+                                return set_error(reterr_message,
+                                                 "%s:%u: unknown section [%s] (known: [Daemon], [Limits], [Storage])",
+                                                 name, lineno, l + 1);
+                        continue;
+                }
+
+                eq = strchr(l, '=');
+                if (!eq)
+                        return set_error(reterr_message, "%s:%u: '%s': expected Key=value or [Section]", name, lineno, l);
+                *eq = 0;
+                k = strip(l);
+                v = strip(eq + 1);
+
+                if (k[0] == 0)
+                        return set_error(reterr_message, "%s:%u: '=%s': missing key name", name, lineno, v);
+                if (!section)
+                        return set_error(reterr_message, "%s:%u: %s=%s: key outside of any section", name, lineno, k, v);
+
+                for (size_t i = 0; i < ELEMENTSOF(config_keys); i++)
+                        if (streq(config_keys[i].section, section) && streq(config_keys[i].name, k))
+                                key = &config_keys[i];
+                if (!key)
+                        return set_error(reterr_message, "%s:%u: %s=%s: unknown key in section [%s]",
+                                         name, lineno, k, v, section);
+
+                if (v[0] == 0) {
+                        r = config_reset_key(key, &c);
+                        if (r < 0)
+                                return r;
+                        continue;
+                }
+
+                reason[0] = 0;
+                r = key->parse(key, v, &c, reason, sizeof reason);
+                if (r == -EINVAL)
+                        return set_error(reterr_message, "%s:%u: %s=%s: %s", name, lineno, k, v, reason);
+                if (r < 0)
+                        return r;
+        }
+
+        if (c.max_connections_per_user > c.max_connections)
+                /* Not an error: the total cap simply applies first. */
+                c.max_connections_per_user = c.max_connections;
+
+        *ret = c;
+        c = (Config) {};
+        return 0;
+}
+
+int config_load(const char *path, bool missing_ok, Config *ret, char **reterr_message) {
+        _cleanup_(config_done) Config c = {};
+        FILE *f;
+        int r;
+
+        f = fopen(path, "re");
+        if (!f) {
+                r = -errno;
+                if (r == -ENOENT && missing_ok) {
+                        r = config_init(&c);
+                        if (r < 0)
+                                return r;
+                        *ret = c;
+                        c = (Config) {};
+                        return 0;
+                }
+                (void) set_error(reterr_message, "%s: %s", path, strerror(-r));
+                return r;
+        }
+
+        r = config_parse(f, path, &c, reterr_message);
+        fclose(f);
+        if (r < 0)
+                return r;
+
+        *ret = c;
+        c = (Config) {};
+        return 0;
+}
