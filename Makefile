@@ -100,7 +100,7 @@ $(B)/client/%.o: client/%.c | $(IDL_INC)
 
 $(B)/tests/unit/%.o: tests/unit/%.c $(B)/gen/suites.h | $(IDL_INC)
 	@mkdir -p $(@D)
-	$(call quiet,CC,$@) $(CC) $(CPPFLAGS) $(CFLAGS) -Idaemon -Iclient -Itests/unit \
+	$(call quiet,CC,$@) $(CC) $(CPPFLAGS) $(CFLAGS) -Wno-missing-prototypes -Idaemon -Iclient -Itests/unit \
 		$(call pc_cflags,check $(LIBS_DAEMON)) -c -o $@ $<
 
 $(B)/libsnapset-common.a: $(COMMON_OBJ)

@@ -4,6 +4,7 @@
 /* Small helpers used everywhere: cleanup attributes in the systemd style, so that every early
  * return releases what the function owns, and TAKE_PTR()/TAKE_FD() to hand ownership on. */
 
+#include <assert.h>
 #include <errno.h>
 #include <stdbool.h>
 #include <stdlib.h>
