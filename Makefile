@@ -10,7 +10,7 @@
 # Sources are found by directory, so adding a file never needs a Makefile edit:
 #   common/*.c                 -> libsnapset-common.a (linked into both programs)
 #   daemon/*.c daemon/*/*.c    -> snapsetd   (daemon/snapsetd.c holds main())
-#   client/*.c                 -> snapsetctl
+#   client/*.c                 -> snapsetctl (client/snapsetctl.c holds main())
 #   tests/unit/test-*.c        -> one Check suite each, suite_<name>(), run by check-unit
 
 VERSION := 0.1
@@ -60,12 +60,13 @@ COMMON_SRC := $(sort $(wildcard common/*.c))
 DAEMON_SRC := $(sort $(wildcard daemon/*.c daemon/*/*.c))
 DAEMON_MAIN := daemon/snapsetd.c
 CLIENT_SRC := $(sort $(wildcard client/*.c))
+CLIENT_MAIN := client/snapsetctl.c
 UNIT_SRC := $(sort $(wildcard tests/unit/*.c))
 UNIT_SUITES := $(patsubst tests/unit/test-%.c,%,$(wildcard tests/unit/test-*.c))
 
 COMMON_OBJ := $(COMMON_SRC:%.c=$(B)/%.o)
 DAEMON_OBJ := $(filter-out $(B)/$(DAEMON_MAIN:.c=.o),$(DAEMON_SRC:%.c=$(B)/%.o))
-CLIENT_OBJ := $(CLIENT_SRC:%.c=$(B)/%.o)
+CLIENT_OBJ := $(filter-out $(B)/$(CLIENT_MAIN:.c=.o),$(CLIENT_SRC:%.c=$(B)/%.o))
 UNIT_OBJ := $(UNIT_SRC:%.c=$(B)/%.o)
 
 # The interface definitions are embedded into the programs at build time.
@@ -103,16 +104,26 @@ $(B)/tests/unit/%.o: tests/unit/%.c $(B)/gen/suites.h | $(IDL_INC)
 	$(call quiet,CC,$@) $(CC) $(CPPFLAGS) $(CFLAGS) -Wno-missing-prototypes -Idaemon -Iclient -Itests/unit \
 		$(call pc_cflags,check $(LIBS_DAEMON)) -c -o $@ $<
 
-$(B)/libsnapset-common.a: $(COMMON_OBJ)
-	$(call quiet,AR,$@) rm -f $@ && $(AR) rcs $@ $^
+# Each archive also depends on a file holding its member list, rewritten only when the list
+# changes, so that removing a source file rebuilds the archive without the stale object.
+objlist = @mkdir -p $(B); echo '$(2)' | cmp -s - $(1) || echo '$(2)' > $(1)
+$(B)/common.objs: FORCE ; $(call objlist,$@,$(COMMON_OBJ))
+$(B)/daemon.objs: FORCE ; $(call objlist,$@,$(DAEMON_OBJ))
+$(B)/client.objs: FORCE ; $(call objlist,$@,$(CLIENT_OBJ))
 
-$(B)/libsnapsetd.a: $(DAEMON_OBJ)
-	$(call quiet,AR,$@) rm -f $@ && $(AR) rcs $@ $^
+$(B)/libsnapset-common.a: $(COMMON_OBJ) $(B)/common.objs
+	$(call quiet,AR,$@) rm -f $@ && $(AR) rcs $@ $(COMMON_OBJ)
+
+$(B)/libsnapsetd.a: $(DAEMON_OBJ) $(B)/daemon.objs
+	$(call quiet,AR,$@) rm -f $@ && $(AR) rcs $@ $(DAEMON_OBJ)
 
 $(B)/snapsetd: $(B)/$(DAEMON_MAIN:.c=.o) $(B)/libsnapsetd.a $(B)/libsnapset-common.a
 	$(call quiet,LD,$@) $(CC) $(LDFLAGS) -o $@ $^ $(call pc_libs,$(LIBS_DAEMON))
 
-$(B)/snapsetctl: $(CLIENT_OBJ) $(B)/libsnapset-common.a
+$(B)/libsnapsetctl.a: $(CLIENT_OBJ) $(B)/client.objs
+	$(call quiet,AR,$@) rm -f $@ && $(AR) rcs $@ $(CLIENT_OBJ)
+
+$(B)/snapsetctl: $(B)/$(CLIENT_MAIN:.c=.o) $(B)/libsnapsetctl.a $(B)/libsnapset-common.a
 	$(call quiet,LD,$@) $(CC) $(LDFLAGS) -o $@ $^ $(call pc_libs,$(LIBS_CLIENT))
 
 # One line per tests/unit/test-NAME.c; check_main.c adds every suite listed here.
@@ -120,7 +131,7 @@ $(B)/gen/suites.h: $(wildcard tests/unit/test-*.c) Makefile
 	@mkdir -p $(@D)
 	$(call quiet,GEN,$@) for s in $(subst -,_,$(UNIT_SUITES)); do echo "SUITE($$s)"; done > $@.tmp && mv $@.tmp $@
 
-$(B)/check-unit: $(UNIT_OBJ) $(B)/libsnapsetd.a $(B)/libsnapset-common.a
+$(B)/check-unit: $(UNIT_OBJ) $(B)/libsnapsetd.a $(B)/libsnapsetctl.a $(B)/libsnapset-common.a
 	$(call quiet,LD,$@) $(CC) $(LDFLAGS) -o $@ $^ $(call pc_libs,check $(LIBS_DAEMON))
 
 $(B)/systemd/%: systemd/%.in Makefile
@@ -184,7 +195,7 @@ uninstall:
 clean:
 	rm -rf build build-sanitize build-fuzz
 
-.PHONY: all check check-unit check-man check-integration check-fuzz check-vm check-valgrind \
+.PHONY: FORCE all check check-unit check-man check-integration check-fuzz check-vm check-valgrind \
 	demo fuzz install uninstall clean
 .DELETE_ON_ERROR:
 

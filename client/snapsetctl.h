@@ -18,6 +18,7 @@
 #include <stdio.h>
 
 #include "macro.h"
+#include "vss-error.h"
 
 typedef struct Verb {
         const char *name;

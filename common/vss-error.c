@@ -9,19 +9,25 @@
         [code] = {                                                              \
                 .name = #code,                                                  \
                 .hresult = value,                                               \
-                .varlink_error = error ? SNAPSET_VARLINK_INTERFACE "." error : NULL, \
+                .varlink_error = SNAPSET_VARLINK_INTERFACE "." error,           \
                 .message = msg,                                                 \
                 .exit_status = exit,                                            \
+        }
+
+/* Successes are never sent as errors: no varlink error name. */
+#define OK(code, value, msg)                                                    \
+        [code] = {                                                              \
+                .name = #code,                                                  \
+                .hresult = value,                                               \
+                .message = msg,                                                 \
         }
 
 /* Exit statuses: 0 success; 10-15 the generic COM codes; 20-42 the VSS codes, one each, so that a
  * script can tell every failure apart (see snapsetctl(8)). The HRESULT values are the Windows
  * SDK's (vsserror.h, winerror.h). */
 static const VssCodeInfo table[_VSS_CODE_MAX] = {
-        ERR(S_OK, 0x00000000, NULL, 0,
-            "The operation succeeded."),
-        ERR(S_FALSE, 0x00000001, NULL, 0,
-            "The operation succeeded with a qualified result."),
+        OK(S_OK, 0x00000000, "The operation succeeded."),
+        OK(S_FALSE, 0x00000001, "The operation succeeded with a qualified result."),
         ERR(E_UNEXPECTED, 0x8000FFFF, "UnexpectedFailure", 10,
             "An unexpected failure occurred; see the journal of snapsetd.service for details."),
         ERR(E_ABORT, 0x80004004, "Aborted", 11,
