@@ -198,5 +198,6 @@ clean:
 .PHONY: FORCE all check check-unit check-man check-integration check-fuzz check-vm check-valgrind \
 	demo fuzz install uninstall clean
 .DELETE_ON_ERROR:
+.SECONDARY: $(IDL_INC)
 
 -include $(shell find $(B) -name '*.d' 2>/dev/null)

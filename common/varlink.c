@@ -2,19 +2,16 @@
 
 /* The varlink wire protocol on json-c; see varlink.h for the contract of each function.
  *
- * Buffers: the input buffer holds [input_start, input_end) unconsumed bytes. input_scanned
- * remembers how far the search for the NUL that ends the *first* unconsumed message got, so
- * that no byte is searched twice however the message is split over reads. Consumed messages
- * only advance input_start; bytes are moved to the front only when the consumed part is at
- * least as large as what remains, so a pipelined burst costs linear time. The output buffer
+ * Input: the buffer holds the unconsumed bytes [in.start, in.end). in_scanned remembers how far
+ * the search for the NUL that ends the first unconsumed message got, so no byte is searched
+ * twice however a message is split over reads. Taking a message out only advances in.start; the
+ * rest moves to the front only when the consumed part is at least as large as what remains (or
+ * the buffer would pass its limit), so a pipelined burst costs linear time. The output buffer
  * works the same way. */
 
-#include <assert.h>
-#include <fcntl.h>
 #include <limits.h>
 #include <poll.h>
 #include <stdint.h>
-#include <stdio.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 
@@ -47,7 +44,8 @@ struct VarlinkStream {
 
         json_tokener *tokener;
 
-        /* Client side: a "more" call whose last reply had continues=true. */
+        /* Client side: the call in progress asked for more replies; the last reply said more
+         * are coming. */
         bool client_more;
         bool client_continues;
 };
@@ -63,19 +61,26 @@ static void buffer_release_if_empty(Buffer *b) {
                 return;
         b->start = b->end = 0;
         if (b->allocated > VARLINK_BUFFER_KEEP) {
-                b->data = mfree(b->data);
+                free(b->data);
+                b->data = NULL;
                 b->allocated = 0;
         }
 }
 
 /* Makes room for at least n more bytes at the end, never growing beyond limit bytes in total.
- * Returns how far the content moved towards the front (callers adjust their offsets). */
+ * Stores in *ret_shift how far the content moved towards the front (callers adjust offsets). */
 static int buffer_reserve(Buffer *b, size_t n, size_t limit, size_t *ret_shift) {
         size_t shift = 0, want;
         char *p;
 
-        if (b->allocated - b->end < n && b->start > 0 &&
-            (b->start >= buffer_used(b) || buffer_used(b) + n > b->allocated - b->start)) {
+        if (b->allocated - b->end >= n) {
+                *ret_shift = 0;
+                return 0;
+        }
+
+        /* Moving costs as much as what remains: do it when the consumed part paid for it, or when
+         * growing would pass the limit. */
+        if (b->start > 0 && (b->start >= buffer_used(b) || b->end + n > limit)) {
                 shift = b->start;
                 memmove(b->data, b->data + b->start, buffer_used(b));
                 b->end -= shift;
@@ -153,18 +158,22 @@ static size_t input_limit(const VarlinkStream *s) {
 }
 
 /* Continues the search for the end of the first buffered message. Returns 1 if its NUL is
- * buffered (at in_scanned), 0 if not, -EMSGSIZE if what is buffered of it already fills the cap:
- * with its NUL still to come it can only be larger. */
+ * buffered (at in_scanned), 0 if not, -EMSGSIZE if the message is over the cap, or if what is
+ * buffered of it already fills the cap: with its NUL still to come it can only be larger. */
 static int input_find_end(VarlinkStream *s) {
         const char *nul;
 
         if (s->in_scanned < s->in.start)
                 s->in_scanned = s->in.start;
 
+        /* Nothing new: the buffer may not even be allocated yet. */
+        if (s->in_scanned == s->in.end)
+                return buffer_used(&s->in) >= s->max_message ? -EMSGSIZE : 0;
+
         nul = memchr(s->in.data + s->in_scanned, 0, s->in.end - s->in_scanned);
         if (nul) {
                 s->in_scanned = nul - s->in.data;
-                return 1;
+                return s->in_scanned + 1 - s->in.start > s->max_message ? -EMSGSIZE : 1;
         }
 
         s->in_scanned = s->in.end;
@@ -191,7 +200,7 @@ static ssize_t read_retry(int fd, void *buf, size_t n) {
 }
 
 int varlink_stream_read(VarlinkStream *s) {
-        size_t shift, before;
+        size_t shift, before, n;
         ssize_t l;
         int r;
 
@@ -200,14 +209,20 @@ int varlink_stream_read(VarlinkStream *s) {
         if (s->in_error < 0)
                 return s->in_error;
 
-        r = buffer_reserve(&s->in, VARLINK_READ_SIZE, input_limit(s), &shift);
+        /* Read less when complete messages wait to be taken out; none at all at the limit. */
+        n = input_limit(s) - buffer_used(&s->in);
+        n = n < VARLINK_READ_SIZE ? n : VARLINK_READ_SIZE;
+        if (n == 0)
+                return -ENOBUFS;
+
+        r = buffer_reserve(&s->in, n, input_limit(s), &shift);
         if (r < 0)
                 return r;
         s->in_scanned -= s->in_scanned >= shift ? shift : s->in_scanned;
         s->in_tail -= s->in_tail >= shift ? shift : s->in_tail;
 
         before = s->in.end;
-        l = read_retry(s->fd, s->in.data + s->in.end, VARLINK_READ_SIZE);
+        l = read_retry(s->fd, s->in.data + s->in.end, n);
         if (l == -EWOULDBLOCK)
                 return -EAGAIN;
         if (l <= 0)
@@ -258,8 +273,6 @@ int varlink_stream_next(VarlinkStream *s, json_object **ret) {
 
         p = s->in.data + s->in.start;
         len = s->in_scanned - s->in.start;
-        if (len + 1 > s->max_message)
-                return (s->in_error = -EMSGSIZE);
 
         s->in.start = s->in_scanned + 1;
         s->in_scanned = s->in.start;
@@ -269,7 +282,7 @@ int varlink_stream_next(VarlinkStream *s, json_object **ret) {
                 return (s->in_error = r);
 
         if (s->in.start == s->in.end)
-                s->in_tail = 0;
+                s->in_scanned = s->in_tail = 0;
         buffer_release_if_empty(&s->in);
         return 1;
 }
@@ -361,35 +374,39 @@ static bool ascii_alnum(char c) {
 }
 
 /* One label of an interface name: a letter, then letters, digits and dashes, not ending in a
- * dash. Returns the length of the label at p, or 0 if it is not valid. */
-static size_t interface_label_length(const char *p) {
-        size_t n;
+ * dash. Returns the length of the label at p (at most n), or 0 if it is not valid. */
+static size_t interface_label_length(const char *p, size_t n) {
+        size_t l;
 
-        if (!ascii_letter(p[0]))
+        if (n == 0 || !ascii_letter(p[0]))
                 return 0;
-        for (n = 1; ascii_alnum(p[n]) || p[n] == '-'; n++)
+        for (l = 1; l < n && (ascii_alnum(p[l]) || p[l] == '-'); l++)
                 ;
-        return p[n - 1] == '-' ? 0 : n;
+        return p[l - 1] == '-' ? 0 : l;
+}
+
+/* Checks the first n bytes of name as an interface name: at least two labels. */
+static bool interface_name_is_valid_n(const char *name, size_t n) {
+        unsigned labels = 0;
+        size_t i = 0;
+
+        for (;;) {
+                size_t l = interface_label_length(name + i, n - i);
+
+                if (l == 0)
+                        return false;
+                labels++;
+                i += l;
+                if (i == n)
+                        return labels >= 2;
+                if (name[i] != '.')
+                        return false;
+                i++;
+        }
 }
 
 bool varlink_interface_name_is_valid(const char *name) {
-        unsigned labels = 0;
-
-        if (!name)
-                return false;
-
-        for (const char *p = name;; p++) {
-                size_t n = interface_label_length(p);
-
-                if (n == 0)
-                        return false;
-                labels++;
-                p += n;
-                if (*p == 0)
-                        return labels >= 2;
-                if (*p != '.')
-                        return false;
-        }
+        return name && interface_name_is_valid_n(name, strlen(name));
 }
 
 bool varlink_member_name_is_valid(const char *name) {
@@ -401,24 +418,14 @@ bool varlink_member_name_is_valid(const char *name) {
         return true;
 }
 
-/* Checks a qualified name and returns the offset of the dot that splits it, or 0. */
-static size_t qualified_name_split(const char *name) {
-        _cleanup_free_ char *interface = NULL;
+/* The interface and the member are split at the last dot. */
+bool varlink_qualified_name_is_valid(const char *name) {
         const char *dot;
 
         if (!name)
-                return 0;
+                return false;
         dot = strrchr(name, '.');
-        if (!dot || !varlink_member_name_is_valid(dot + 1))
-                return 0;
-        interface = strndup(name, dot - name);
-        if (!interface || !varlink_interface_name_is_valid(interface))
-                return 0;
-        return dot - name;
-}
-
-bool varlink_qualified_name_is_valid(const char *name) {
-        return qualified_name_split(name) > 0;
+        return dot && varlink_member_name_is_valid(dot + 1) && interface_name_is_valid_n(name, dot - name);
 }
 
 /* ---------------------------------------------------------------- parsing */
@@ -493,7 +500,7 @@ int varlink_call_parse(json_object *msg, VarlinkCall *ret) {
         _cleanup_(json_object_putp) json_object *parameters = NULL;
         _cleanup_free_ char *method = NULL, *interface = NULL;
         VarlinkCall flags = {};
-        const char *m;
+        const char *m, *member;
         size_t dot;
         int r;
 
@@ -508,13 +515,17 @@ int varlink_call_parse(json_object *msg, VarlinkCall *ret) {
                 return r;
 
         method = strdup(m);
-        dot = qualified_name_split(method);
-        interface = method ? strndup(method, dot) : NULL;
+        if (!method)
+                return -ENOMEM;
+        dot = strrchr(method, '.') - method;
+        interface = strndup(method, dot);
         if (!interface)
                 return -ENOMEM;
 
+        /* Initializers are evaluated in no fixed order: take member before method is taken. */
+        member = method + dot + 1;
         *ret = (VarlinkCall) {
-                .member = method + dot + 1,
+                .member = member,
                 .method = TAKE_PTR(method),
                 .interface = TAKE_PTR(interface),
                 .parameters = TAKE_PTR(parameters),
