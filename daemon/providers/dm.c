@@ -1,0 +1,370 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+
+#include <fcntl.h>
+#include <libdevmapper.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <sys/stat.h>
+#include <sys/utsname.h>
+
+#include "blockdev.h"
+#include "dm.h"
+#include "log.h"
+#include "macro.h"
+
+DEFINE_TRIVIAL_CLEANUP_FUNC(struct dm_task *, dm_task_destroy);
+
+static void fclosep(FILE **f) {
+        if (*f)
+                (void) fclose(*f);
+}
+
+/* ---------------------------------------------------------------- libdm's log */
+
+/* libdm's level is a syslog level in the low bits, with flags (stderr, once) above them. */
+#define LIBDM_LOG_LEVEL_MASK 0x7
+
+/* Everything libdm says goes to our debug log: the caller decides what a failure means and logs
+ * that. libdm's own debug level (one line per ioctl) and its "<backtrace>" markers are noise. */
+_printf_(5, 6)
+static void log_libdm(int level, const char *file, int line, int dm_errno_or_class, const char *f, ...) {
+        va_list ap;
+
+        if ((level & LIBDM_LOG_LEVEL_MASK) >= LOG_DEBUG || streq(f, "<backtrace>"))
+                return;
+        va_start(ap, f);
+        (void) log_internalv(LOG_DEBUG, 0, file, line, "libdevmapper", f, ap);
+        va_end(ap);
+}
+
+/* Checked before every call into libdm: without the node, libdm would create /dev/mapper and
+ * mknod the node itself (as root), then fail on a kernel without device-mapper and print to
+ * stderr. The node comes from devtmpfs or udev (modules.devname) even before dm_mod is loaded. */
+static bool dm_control_present(void) {
+        struct stat st;
+
+        return stat(DM_CONTROL_PATH, &st) >= 0 && S_ISCHR(st.st_mode);
+}
+
+static void dm_init(void) {
+        static bool initialized = false;
+
+        if (initialized)
+                return;
+        dm_log_with_errno_init(log_libdm);
+        initialized = true;
+}
+
+/* libdm reports failure as 0 and keeps the ioctl's errno in the task. */
+static int dm_task_errno(struct dm_task *dmt) {
+        int e = dm_task_get_errno(dmt);
+
+        return e > 0 ? -e : -EIO;
+}
+
+/* ---------------------------------------------------------------- kernel modules */
+
+static int modules_dir(char **ret) {
+        static const char *const roots[] = { "/lib/modules", "/usr/lib/modules" };
+        struct utsname u;
+
+        if (uname(&u) < 0)
+                return -errno;
+        for (size_t i = 0; i < ELEMENTSOF(roots); i++) {
+                char *p;
+
+                if (asprintf(&p, "%s/%s", roots[i], u.release) < 0)
+                        return -ENOMEM;
+                if (access(p, F_OK) >= 0) {
+                        *ret = p;
+                        return 0;
+                }
+                free(p);
+        }
+        return -ENOENT;
+}
+
+/* Compares module names as modprobe does: '-' and '_' are the same. */
+static bool module_name_matches(const char *a, const char *b, size_t len_b) {
+        size_t i;
+
+        for (i = 0; a[i] && i < len_b; i++) {
+                char x = a[i] == '_' ? '-' : a[i], y = b[i] == '_' ? '-' : b[i];
+
+                if (x != y)
+                        return false;
+        }
+        return !a[i] && i == len_b;
+}
+
+/* A line of modules.dep ("kernel/drivers/md/dm-snapshot.ko.xz: deps") or modules.builtin
+ * ("kernel/drivers/md/dm-mod.ko") names module if its file name is "<module>.ko[.*]". */
+static bool modules_line_names(const char *line, const char *module) {
+        const char *end = line + strcspn(line, ":\n"), *base = line, *ko;
+
+        for (const char *c = line; c < end; c++)
+                if (*c == '/')
+                        base = c + 1;
+        ko = strstr(base, ".ko");
+        if (!ko || ko >= end)
+                return false;
+        return module_name_matches(module, base, (size_t) (ko - base));
+}
+
+static bool modules_file_lists(const char *dir, const char *file, const char *module) {
+        _cleanup_(fclosep) FILE *f = NULL;
+        _cleanup_free_ char *path = NULL, *line = NULL;
+        size_t size = 0;
+
+        if (asprintf(&path, "%s/%s", dir, file) < 0)
+                return false;
+        f = fopen(path, "re");
+        if (!f)
+                return false;
+        while (getline(&line, &size, f) > 0)
+                if (modules_line_names(line, module))
+                        return true;
+        return false;
+}
+
+static bool kernel_module_loaded(const char *module) {
+        _cleanup_free_ char *path = NULL;
+
+        /* /sys/module uses '_' ("dm_mod"); built-in modules with parameters show there too. */
+        if (asprintf(&path, "/sys/module/%s", module) < 0)
+                return false;
+        for (char *c = path; *c; c++)
+                if (*c == '-')
+                        *c = '_';
+        return access(path, F_OK) >= 0;
+}
+
+/* Not cached: this runs only when something is missing, and modules may be installed meanwhile. */
+static bool kernel_module_available(const char *module) {
+        _cleanup_free_ char *dir = NULL;
+
+        if (kernel_module_loaded(module))
+                return true;
+        if (modules_dir(&dir) < 0)
+                return false;
+        return modules_file_lists(dir, "modules.builtin", module) ||
+               modules_file_lists(dir, "modules.dep", module);
+}
+
+/* ---------------------------------------------------------------- probing */
+
+static int reason_no_control(char **ret_reason) {
+        struct utsname u;
+        char *s;
+        int r;
+
+        if (uname(&u) < 0)
+                return -errno;
+        if (kernel_module_loaded("dm_mod") || access("/sys/class/misc/device-mapper", F_OK) >= 0)
+                r = asprintf(&s, "device-mapper is in the kernel, but " DM_CONTROL_PATH " is missing "
+                             "(create it with 'dmsetup mknodes', or let udev create it)");
+        else if (kernel_module_available("dm_mod"))
+                r = asprintf(&s, "the kernel has no device-mapper loaded (" DM_CONTROL_PATH " is missing; "
+                             "load the dm_mod module: 'modprobe dm_mod')");
+        else
+                r = asprintf(&s, "the kernel has no device-mapper (" DM_CONTROL_PATH " is missing, and "
+                             "kernel %s has no dm_mod module: it needs CONFIG_BLK_DEV_DM)", u.release);
+        if (r < 0)
+                return -ENOMEM;
+        *ret_reason = s;
+        return 0;
+}
+
+static int reason_errno(int error, const char *what, char **ret_reason) {
+        bool privileged = error == -EACCES || error == -EPERM;
+        char *s;
+
+        if (asprintf(&s, "%s: %s%s", what, strerror(-error),
+                     privileged ? " (device-mapper needs root: run snapsetd as root)" : "") < 0)
+                return -ENOMEM;
+        *ret_reason = s;
+        return 0;
+}
+
+/* Our own open first, because libdm's failure carries no errno we could give the user. */
+static int dm_control_open_check(void) {
+        int fd;
+
+        fd = open(DM_CONTROL_PATH, O_RDWR | O_CLOEXEC | O_NOCTTY);
+        if (fd < 0)
+                return -errno;
+        safe_close(fd);
+        return 0;
+}
+
+int dm_probe(char **ret_reason) {
+        char version[64];
+        int r;
+
+        if (!dm_control_present()) {
+                r = reason_no_control(ret_reason);
+                return r < 0 ? r : 0;
+        }
+        r = dm_control_open_check();
+        if (r < 0) {
+                r = reason_errno(r, "cannot open " DM_CONTROL_PATH, ret_reason);
+                return r < 0 ? r : 0;
+        }
+
+        dm_init();
+        if (!dm_driver_version(version, sizeof(version))) {
+                char *s = strdup("the device-mapper driver does not answer its version request "
+                                 "(see the kernel log)");
+                if (!s)
+                        return -ENOMEM;
+                *ret_reason = s;
+                return 0;
+        }
+        log_debug("device-mapper driver version %s.", version);
+        return 1;
+}
+
+static int dm_list_targets(char ***ret) {
+        _cleanup_(dm_task_destroyp) struct dm_task *dmt = NULL;
+        struct dm_versions *v, *last;
+        char **names = NULL;
+        int r;
+
+        if (!dm_control_present())
+                return -ENODEV;
+        dm_init();
+        dmt = dm_task_create(DM_DEVICE_LIST_VERSIONS);
+        if (!dmt)
+                return -ENOMEM;
+        if (!dm_task_run(dmt))
+                return dm_task_errno(dmt);
+
+        names = calloc(1, sizeof(char *));
+        if (!names)
+                return -ENOMEM;
+        v = dm_task_get_versions(dmt);
+        /* The list is packed: each entry gives the offset of the next; the last points at itself. */
+        do {
+                last = v;
+                r = blockdev_strv_push(&names, v->name);
+                if (r < 0) {
+                        blockdev_strv_free(names);
+                        return r;
+                }
+                v = (struct dm_versions *) ((char *) v + v->next);
+        } while (v != last);
+
+        *ret = names;
+        return 0;
+}
+
+int dm_targets_available(const char *const *targets, const char *module, char **ret_reason) {
+        char **loaded = NULL;
+        const char *missing = NULL;
+        char *s;
+        int r;
+
+        r = dm_list_targets(&loaded);
+        if (r < 0)
+                return log_debug_errno(r, "Failed to list device-mapper targets: %m");
+        for (const char *const *t = targets; *t && !missing; t++)
+                if (!blockdev_strv_contains(loaded, *t))
+                        missing = *t;
+        blockdev_strv_free(loaded);
+
+        /* A target that is not loaded yet is fine if its module exists: the kernel loads it
+         * ("dm-<target>") the first time a table uses the target. */
+        if (!missing || kernel_module_available(module))
+                return 1;
+        if (asprintf(&s, "the kernel lacks the device-mapper target \"%s\" (module %s is neither "
+                     "loaded nor installed for the running kernel)", missing, module) < 0)
+                return -ENOMEM;
+        *ret_reason = s;
+        return 0;
+}
+
+/* ---------------------------------------------------------------- devices */
+
+static int targets_of_table(struct dm_task *dmt, char ***ret) {
+        char **names, *type, *params;
+        uint64_t start, length;
+        void *next = NULL;
+        int r;
+
+        names = calloc(1, sizeof(char *));
+        if (!names)
+                return -ENOMEM;
+        do {
+                next = dm_get_next_target(dmt, next, &start, &length, &type, &params);
+                if (!type || blockdev_strv_contains(names, type))
+                        continue;
+                r = blockdev_strv_push(&names, type);
+                if (r < 0) {
+                        blockdev_strv_free(names);
+                        return r;
+                }
+        } while (next);
+
+        *ret = names;
+        return 0;
+}
+
+int dm_device_get_targets(unsigned major, unsigned minor, char ***ret_targets) {
+        _cleanup_(dm_task_destroyp) struct dm_task *dmt = NULL;
+        struct dm_info info;
+
+        if (!dm_control_present())
+                return -ENODEV;
+        dm_init();
+        dmt = dm_task_create(DM_DEVICE_TABLE);
+        if (!dmt)
+                return -ENOMEM;
+        if (!dm_task_set_major(dmt, (int) major) || !dm_task_set_minor(dmt, (int) minor))
+                return -EINVAL;
+        /* The open count is not needed, and asking for it costs the kernel a lookup. */
+        if (!dm_task_no_open_count(dmt))
+                return -ENOMEM;
+        if (!dm_task_run(dmt))
+                return dm_task_errno(dmt);
+        if (!dm_task_get_info(dmt, &info) || !info.exists)
+                return -ENXIO;
+        if (!info.live_table) {
+                char **none = calloc(1, sizeof(char *));
+
+                if (!none)
+                        return -ENOMEM;
+                *ret_targets = none;
+                return 0;
+        }
+        return targets_of_table(dmt, ret_targets);
+}
+
+int dm_lvm_name_split(const char *name, char **ret_vg, char **ret_lv, char **ret_layer) {
+        _cleanup_free_ char *buf = NULL, *vg = NULL, *lv = NULL, *layer = NULL;
+        char *vgp, *lvp = NULL, *layerp = NULL;
+
+        dm_init();
+        buf = strdup(name);
+        if (!buf)
+                return -ENOMEM;
+        /* Without a pool, libdm splits the string in place: vgp must point at a writable copy. */
+        vgp = buf;
+        if (!dm_split_lvm_name(NULL, NULL, &vgp, &lvp, &layerp))
+                return -EINVAL;
+        if (!vgp[0] || !lvp || !lvp[0])
+                return -EINVAL;
+
+        vg = strdup(vgp);
+        lv = strdup(lvp);
+        if (!vg || !lv)
+                return -ENOMEM;
+        if (layerp && layerp[0]) {
+                layer = strdup(layerp);
+                if (!layer)
+                        return -ENOMEM;
+        }
+        *ret_vg = TAKE_PTR(vg);
+        *ret_lv = TAKE_PTR(lv);
+        *ret_layer = TAKE_PTR(layer);
+        return 0;
+}

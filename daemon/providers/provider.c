@@ -1,0 +1,154 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+
+#include <stdarg.h>
+#include <stdio.h>
+
+#include "log.h"
+#include "provider.h"
+
+static const Provider *const builtins[] = {
+        &provider_lvm,
+        &provider_dm_thin,
+        &provider_dm_snapshot,
+};
+
+const Provider *const *provider_builtins(size_t *ret_n) {
+        *ret_n = ELEMENTSOF(builtins);
+        return builtins;
+}
+
+/* ---------------------------------------------------------------- probing */
+
+ProviderStatus *provider_status_free(ProviderStatus *status, size_t n) {
+        if (!status)
+                return NULL;
+        for (size_t i = 0; i < n; i++)
+                free(status[i].reason);
+        free(status);
+        return NULL;
+}
+
+static int probe_one(const Provider *p, ProviderStatus *ret) {
+        char *reason = NULL;
+        int r;
+
+        r = p->ops->probe(&reason);
+        if (r > 0) {
+                *ret = (ProviderStatus) { .provider = p, .usable = true };
+                return 0;
+        }
+        if (r < 0) {
+                log_debug_errno(r, "Probing provider %s failed: %m", p->name);
+                if (asprintf(&reason, "probing it failed: %s", strerror(-r)) < 0)
+                        return -ENOMEM;
+        }
+        /* An unusable provider always says why: the administrator has nothing else to go on. */
+        if (!reason && !(reason = strdup("it gave no reason")))
+                return -ENOMEM;
+        *ret = (ProviderStatus) { .provider = p, .usable = false, .reason = reason };
+        return 0;
+}
+
+int provider_probe_all(ProviderStatus **ret_status, size_t *ret_n) {
+        ProviderStatus *status;
+        int r;
+
+        status = calloc(ELEMENTSOF(builtins), sizeof(ProviderStatus));
+        if (!status)
+                return -ENOMEM;
+        for (size_t i = 0; i < ELEMENTSOF(builtins); i++) {
+                r = probe_one(builtins[i], status + i);
+                if (r < 0) {
+                        provider_status_free(status, i);
+                        return r;
+                }
+        }
+        *ret_status = status;
+        *ret_n = ELEMENTSOF(builtins);
+        return 0;
+}
+
+/* ---------------------------------------------------------------- selection */
+
+int provider_not_supported(char **ret_reason, const char *format, ...) {
+        va_list ap;
+        int r;
+
+        va_start(ap, format);
+        r = vasprintf(ret_reason, format, ap);
+        va_end(ap);
+        if (r < 0)
+                return -ENOMEM;
+        return VOLUME_NOT_SUPPORTED;
+}
+
+bool provider_device_is_snapset_own(const BlockDevice *d) {
+        return d->type == BLOCK_DEVICE_DM && d->dm_uuid && startswith(d->dm_uuid, SNAPSET_DM_UUID_PREFIX);
+}
+
+/* When no provider recognises the device at all. */
+static int reason_unhandled(const BlockDevice *d, char **ret_reason) {
+        int r;
+
+        if (d->type == BLOCK_DEVICE_DM)
+                r = asprintf(ret_reason, "no provider handles this device-mapper device");
+        else if (d->n_holders > 0)
+                /* An LVM physical volume, a LUKS container, an md member: the data that matters
+                 * is on the devices stacked on top, and those are what can be snapshotted. */
+                r = asprintf(ret_reason, "not a device-mapper device; %zu device%s stacked on it: "
+                             "snapshot %s instead", d->n_holders, d->n_holders == 1 ? " is" : "s are",
+                             d->n_holders == 1 ? "that one" : "those");
+        else
+                r = asprintf(ret_reason, "not a device-mapper device: put it under device-mapper "
+                             "(e.g. make it an LVM logical volume) to snapshot it");
+        return r < 0 ? -ENOMEM : 0;
+}
+
+/* The reasons gathered while going through the providers, best first. */
+typedef struct SelectReasons {
+        const ProviderStatus *unusable;  /* the first provider that supports d but is not usable */
+        char *not_supported;             /* the first VOLUME_NOT_SUPPORTED reason */
+} SelectReasons;
+
+static int reason_from(const SelectReasons *s, const BlockDevice *d, char **ret_reason) {
+        if (s->unusable) {
+                if (asprintf(ret_reason, "the %s provider would take it, but %s",
+                             s->unusable->provider->name, strna(s->unusable->reason)) < 0)
+                        return -ENOMEM;
+                return 0;
+        }
+        if (s->not_supported) {
+                *ret_reason = strdup(s->not_supported);
+                return *ret_reason ? 0 : -ENOMEM;
+        }
+        return reason_unhandled(d, ret_reason);
+}
+
+int provider_select(const ProviderStatus *status, size_t n, const BlockDevice *d,
+                    const Provider **ret_provider, char **ret_reason) {
+        SelectReasons reasons = {};
+        int r = 0;
+
+        for (size_t i = 0; i < n; i++) {
+                const Provider *p = status[i].provider;
+                char *why = NULL;
+
+                r = p->ops->is_volume_supported(d, &why);
+                if (r < 0)
+                        break;
+                if (r == VOLUME_SUPPORTED && status[i].usable) {
+                        free(reasons.not_supported);
+                        *ret_provider = p;
+                        return 1;
+                }
+                if (r == VOLUME_SUPPORTED && !reasons.unusable)
+                        reasons.unusable = status + i;
+                if (r == VOLUME_NOT_SUPPORTED && !reasons.not_supported)
+                        reasons.not_supported = TAKE_PTR(why);
+                free(why);
+        }
+        if (r >= 0)
+                r = reason_from(&reasons, d, ret_reason);
+        free(reasons.not_supported);
+        return r < 0 ? r : 0;
+}
