@@ -94,10 +94,10 @@ static int lookup_user(uid_t uid, char **ret_name, gid_t *ret_gid) {
         }
 }
 
-int access_uid_in_group(uid_t uid, gid_t peer_gid, const char *group) {
+int access_peer_in_group(const Peer *peer, const char *group) {
         _cleanup_free_ gid_t *groups = NULL;
         _cleanup_free_ char *user = NULL;
-        gid_t gid, user_gid;
+        gid_t gid = 0, user_gid = 0;
         int n = 64, r;
 
         if (!group)
@@ -109,11 +109,15 @@ int access_uid_in_group(uid_t uid, gid_t peer_gid, const char *group) {
         if (r < 0)
                 return r;
 
-        /* The gid the peer runs with counts too (e.g. a service started with Group=). */
-        if (peer_gid == gid)
+        /* The groups the process runs with count (a service started with Group= or
+         * SupplementaryGroups=, "sg", setpriv --groups), as well as what the user database says. */
+        if (peer->gid == gid)
                 return 1;
+        for (size_t i = 0; i < peer->n_groups; i++)
+                if (peer->groups[i] == gid)
+                        return 1;
 
-        r = lookup_user(uid, &user, &user_gid);
+        r = lookup_user(peer->uid, &user, &user_gid);
         if (r == -ENOENT)
                 return 0; /* a uid without a user entry has no supplementary groups */
         if (r < 0)

@@ -15,10 +15,13 @@
 #include <stdbool.h>
 #include <sys/types.h>
 
+/* A connected process, as the kernel saw it when it connected (SO_PEERCRED, SO_PEERGROUPS). */
 typedef struct Peer {
         pid_t pid;
         uid_t uid;
         gid_t gid;
+        const gid_t *groups;     /* its supplementary groups; owned by whoever owns the Peer */
+        size_t n_groups;
 } Peer;
 
 typedef enum AccessLevel {
@@ -33,11 +36,13 @@ typedef enum AccessLevel {
  * the read group, call a method that needs level? */
 bool access_allowed(AccessLevel level, uid_t uid, bool read_group_member);
 
-/* Is uid a member of the group named group (its primary group by the user database or by the
- * peer's credentials, or a supplementary group)? Returns 1 or 0; 0 as well when group is NULL
- * or no such group exists; negative errno if the lookup failed (-ENOMEM). The user database is
- * asked on every call, so that a change of membership takes effect without a restart. */
-int access_uid_in_group(uid_t uid, gid_t peer_gid, const char *group);
+/* Is the peer a member of the group named group? It is if the process runs with that group (as
+ * its gid or one of its supplementary groups, as the kernel reported them), or if the user
+ * database makes the peer's uid a member (primary group or member list). Returns 1 or 0; 0 as
+ * well when group is NULL or no such group exists; negative errno if the lookup failed. The user
+ * database is asked on every call, so that a change of membership takes effect without a
+ * restart. */
+int access_peer_in_group(const Peer *peer, const char *group);
 
 /* "root", "the read group or root", "anyone": for messages. */
 const char *access_level_to_string(AccessLevel level);

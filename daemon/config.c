@@ -432,7 +432,7 @@ int config_load(const char *path, bool missing_ok, Config *ret, char **reterr_me
                         c = (Config) {};
                         return 0;
                 }
-                (void) set_error(reterr_message, "%s: %s", path, strerror(-r));
+                (void) set_error(reterr_message, "%s: cannot read the configuration file: %s", path, strerror(-r));
                 return r;
         }
 
