@@ -277,6 +277,59 @@ void blockdev_done(BlockDevice *d) {
         *d = (BlockDevice) {};
 }
 
+static int strdup_or_null(const char *s, char **ret) {
+        *ret = NULL;
+        if (s && !(*ret = strdup(s)))
+                return -ENOMEM;
+        return 0;
+}
+
+static int strv_copy(char *const *l, char ***ret) {
+        *ret = NULL;
+        if (!l)
+                return 0;
+        /* An empty list stays an empty list, not NULL: NULL means "unknown" for dm_targets. */
+        *ret = calloc(1, sizeof(char *));
+        if (!*ret)
+                return -ENOMEM;
+        for (; *l; l++)
+                if (blockdev_strv_push(ret, *l) < 0)
+                        return -ENOMEM;
+        return 0;
+}
+
+int blockdev_copy(const BlockDevice *d, BlockDevice *ret) {
+        BlockDevice c = {
+                .major = d->major,
+                .minor = d->minor,
+                .type = d->type,
+                .size_bytes = d->size_bytes,
+                .read_only = d->read_only,
+                .hidden = d->hidden,
+                .n_holders = d->n_holders,
+                .dm_suspended = d->dm_suspended,
+        };
+        int r;
+
+        r = strdup_or_null(d->name, &c.name) ?:
+            strdup_or_null(d->path, &c.path) ?:
+            strdup_or_null(d->dm_name, &c.dm_name) ?:
+            strdup_or_null(d->dm_uuid, &c.dm_uuid) ?:
+            strv_copy(d->dm_targets, &c.dm_targets) ?:
+            strdup_or_null(d->lvm_vg, &c.lvm_vg) ?:
+            strdup_or_null(d->lvm_lv, &c.lvm_lv) ?:
+            strdup_or_null(d->lvm_layer, &c.lvm_layer) ?:
+            strdup_or_null(d->fs_type, &c.fs_type) ?:
+            strdup_or_null(d->fs_uuid, &c.fs_uuid) ?:
+            strv_copy(d->mountpoints, &c.mountpoints);
+        if (r < 0) {
+                blockdev_done(&c);
+                return r;
+        }
+        *ret = c;
+        return 0;
+}
+
 BlockDevice *blockdev_array_free(BlockDevice *devices, size_t n) {
         if (!devices)
                 return NULL;

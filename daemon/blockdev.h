@@ -63,6 +63,8 @@ typedef struct BlockDevice {
 int blockdev_enumerate(const char *sysfs_root, BlockDevice **ret_devices, size_t *ret_n);
 
 void blockdev_done(BlockDevice *d);
+/* A deep copy of d into *ret (which is overwritten). */
+int blockdev_copy(const BlockDevice *d, BlockDevice *ret);
 /* Frees an array from blockdev_enumerate(); accepts NULL; returns NULL. */
 BlockDevice *blockdev_array_free(BlockDevice *devices, size_t n);
 

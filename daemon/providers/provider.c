@@ -28,6 +28,40 @@ ProviderStatus *provider_status_free(ProviderStatus *status, size_t n) {
         return NULL;
 }
 
+/* Providers added at run time (external providers, test fakes), looked up after the built-ins. */
+static const Provider *registered[32];
+static size_t n_registered;
+
+int provider_register(const Provider *p) {
+        if (provider_by_name(p->name))
+                return -EEXIST;
+        if (n_registered >= ELEMENTSOF(registered))
+                return -ENOSPC;
+        registered[n_registered++] = p;
+        return 0;
+}
+
+void provider_unregister(const Provider *p) {
+        for (size_t i = 0; i < n_registered; i++)
+                if (registered[i] == p) {
+                        registered[i] = registered[--n_registered];
+                        return;
+                }
+}
+
+const Provider *provider_by_name(const char *name) {
+        size_t n;
+        const Provider *const *all = provider_builtins(&n);
+
+        for (size_t i = 0; name && i < n; i++)
+                if (streq(all[i]->name, name))
+                        return all[i];
+        for (size_t i = 0; name && i < n_registered; i++)
+                if (streq(registered[i]->name, name))
+                        return registered[i];
+        return NULL;
+}
+
 static int probe_one(const Provider *p, ProviderStatus *ret) {
         char *reason = NULL;
         int r;

@@ -18,8 +18,11 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include <sys/types.h>
+
 #include "blockdev.h"
 #include "macro.h"
+#include "vss-error.h"
 
 /* snapset names the dm devices it creates (snapshots, COW stores) with UUIDs that start with
  * this, so that they are recognised, never snapshotted, and found again after a restart. */
@@ -38,11 +41,74 @@ typedef enum VolumeSupport {
         _VOLUME_SUPPORT_INVALID = -EINVAL,
 } VolumeSupport;
 
-/* Defined with the snapshot work: one volume's snapshot within a set in creation, the provider's
- * share of a set, and a query. Opaque here on purpose. */
-typedef struct ProviderSnapshot ProviderSnapshot;
-typedef struct ProviderSnapshotSet ProviderSnapshotSet;
-typedef struct ProviderQuery ProviderQuery;
+/* ---------------------------------------------------------------- snapshot methods
+ *
+ * The coordinator drives every provider through the same phases (architecture §2):
+ *
+ *   begin_prepare_snapshot × N, end_prepare_snapshots     nothing frozen: all slow work here
+ *   pre_commit_snapshots                                  nothing frozen: a last quick check
+ *   -- FIFREEZE of every filesystem of the set (the coordinator) --
+ *   hold_writes            suspend the provider's origins (dm: skip-lockfs, the fs is frozen)
+ *   commit_snapshots       the point in time: every origin of every provider is held
+ *   release_writes         resume the origins (committed: into the snapshot tables; not
+ *                          committed: discard any table loaded for the snapshot first)
+ *   -- FITHAW (the coordinator) --
+ *   post_commit_snapshots  writes flow again: verify, wait for udev, fill in device paths
+ *   abort_snapshots        from any phase: remove everything this set created, in reverse
+ *
+ * hold_writes/release_writes are not VSS methods: on Windows the kernel holds the writes; here
+ * each provider knows which devices to suspend. Between the first hold_writes and the last
+ * release_writes a method must not allocate, log, or touch any filesystem: it reports through
+ * the preallocated ProviderResult, which the coordinator logs after the thaw.
+ *
+ * Every method returns a VssCode. Only the codes of the architecture's provider table are
+ * valid; the coordinator translates anything else into VSS_E_UNEXPECTED_PROVIDER_ERROR and
+ * logs the original (never for abort_snapshots). VSS_E_PROVIDER_VETO must come with a message
+ * that tells the administrator how to resolve the problem. */
+
+typedef struct Snapshot Snapshot;
+typedef struct SnapshotSet SnapshotSet;
+
+/* What a method reports besides its code. Preallocated by the coordinator; methods only fill
+ * it, which is safe inside the window. */
+typedef struct ProviderResult {
+        uint32_t hresult;        /* the raw HRESULT, for codes outside the table (external providers) */
+        int error;               /* the errno behind a failure, 0 if none */
+        size_t failed;           /* index into ProviderSet.snapshots of the volume that failed, or SIZE_MAX */
+        char message[512];       /* what went wrong and, for a veto, how to resolve it */
+} ProviderResult;
+
+/* Settings the coordinator passes to providers (from snapsetd.conf). */
+typedef struct ProviderSettings {
+        const char *cow_directory;     /* where COW files are created */
+        uint64_t default_cow_size;     /* bytes, when neither the call nor the config says */
+        unsigned default_cow_percent;  /* if non-zero: percent of the origin's size instead */
+        const char *run_directory;     /* /run/snapset: never frozen */
+} ProviderSettings;
+
+/* One volume's snapshot in a set being created, as its provider sees it. */
+typedef struct ProviderSnapshot {
+        Snapshot *snapshot;            /* the model: ids, volume, device number, cow_size; the
+                                          provider sets ->device and ->provider_data */
+        const BlockDevice *volume;     /* the origin as found when it was added */
+        void *state;                   /* the provider's, between phases; freed by abort or post-commit */
+} ProviderSnapshot;
+
+/* One provider's share of a set in creation. */
+typedef struct ProviderSet {
+        const struct Provider *provider;
+        const SnapshotSet *set;
+        ProviderSnapshot **snapshots;
+        size_t n_snapshots;
+        const ProviderSettings *settings;
+        /* Device numbers of every volume in the whole set (all providers), so that a provider
+         * can refuse a COW store on a filesystem of the set. */
+        const dev_t *set_devices;
+        size_t n_set_devices;
+        void *state;                   /* the provider's, for the whole set */
+} ProviderSet;
+
+struct Provider;
 
 typedef struct ProviderOps {
         /* Whether the provider can work on this machine (the checks of OnLoad). Returns 1 if it
@@ -58,19 +124,30 @@ typedef struct ProviderOps {
          * consider whether the provider is usable here: that is probe()'s answer. */
         int (*is_volume_supported)(const BlockDevice *d, char **ret_reason);
 
-        /* The rest of the VSS provider interface, for the snapshot work; NULL until then. Their
-         * signatures are a sketch that the snapshot work settles. Each returns 0 or a negative
-         * errno, which the coordinator maps to a code of the provider table (architecture §1). */
-        int (*on_unload)(void);
-        int (*begin_prepare_snapshot)(ProviderSnapshotSet *set, ProviderSnapshot *snapshot);
-        int (*end_prepare_snapshots)(ProviderSnapshotSet *set);
-        int (*pre_commit_snapshots)(ProviderSnapshotSet *set);
-        int (*commit_snapshots)(ProviderSnapshotSet *set);
-        int (*post_commit_snapshots)(ProviderSnapshotSet *set);
-        int (*abort_snapshots)(ProviderSnapshotSet *set);
-        int (*delete_snapshots)(ProviderSnapshot *snapshot);
-        int (*query)(ProviderQuery *query);
+        /* The snapshot methods, in the order the coordinator calls them (see above). A provider
+         * that cannot take snapshots leaves them NULL, and is never selected for a set. */
+        VssCode (*begin_prepare_snapshot)(ProviderSet *ps, ProviderSnapshot *snap, ProviderResult *res);
+        VssCode (*end_prepare_snapshots)(ProviderSet *ps, ProviderResult *res);
+        VssCode (*pre_commit_snapshots)(ProviderSet *ps, ProviderResult *res);
+        VssCode (*hold_writes)(ProviderSet *ps, ProviderResult *res);
+        VssCode (*commit_snapshots)(ProviderSet *ps, ProviderResult *res);
+        VssCode (*release_writes)(ProviderSet *ps, bool committed, ProviderResult *res);
+        VssCode (*post_commit_snapshots)(ProviderSet *ps, ProviderResult *res);
+        VssCode (*abort_snapshots)(ProviderSet *ps, ProviderResult *res);
+
+        /* Outside set creation. delete_snapshot removes one finished snapshot (its devices and
+         * storage) using its provider_data. activate_snapshot brings a persistent snapshot back
+         * after a reboot (idempotent: nothing to do if it is active). recover undoes whatever an
+         * interrupted set creation left, from the provider_data recorded in /run/snapset before
+         * the window (idempotent: anything already gone is fine); it runs before the coordinator
+         * thaws the set's filesystems, which may still be frozen, so any suspend it does must
+         * skip lockfs. query refreshes the snapshot's status (COW usage, invalid). */
+        VssCode (*delete_snapshot)(Snapshot *snap, const ProviderSettings *settings, ProviderResult *res);
+        VssCode (*activate_snapshot)(Snapshot *snap, const ProviderSettings *settings, ProviderResult *res);
+        VssCode (*recover)(Snapshot *snap, const ProviderSettings *settings, ProviderResult *res);
+        VssCode (*query)(Snapshot *snap, ProviderResult *res);
 } ProviderOps;
+
 
 typedef struct Provider {
         const char *name;       /* "lvm", "dm-thin", "dm-snapshot" */
@@ -85,6 +162,11 @@ extern const Provider provider_dm_snapshot;
 
 /* The built-in providers, in priority order. */
 const Provider *const *provider_builtins(size_t *ret_n);
+/* The provider called name (built-in or registered), or NULL. */
+const Provider *provider_by_name(const char *name);
+/* Adds a provider that provider_by_name() finds (-EEXIST if the name is taken). */
+int provider_register(const Provider *p);
+void provider_unregister(const Provider *p);
 
 /* ---------------------------------------------------------------- probing and selection */
 

@@ -1,0 +1,718 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <sys/mman.h>
+#include <sys/sysmacros.h>
+#include <syslog.h>
+#include <time.h>
+
+#include "coordinator.h"
+#include "freeze.h"
+#include "inflight.h"
+#include "log.h"
+#include "set-events.h"
+
+struct SetCreation {
+        CoordinatorOptions options;
+        SnapshotSet *set;
+        SetPhase phase;
+        uint64_t started_usec;
+
+        /* Parallel to set->snapshots: each snapshot's provider view and its origin (owned). */
+        ProviderSnapshot **psnaps;
+        BlockDevice *volumes;
+        size_t n;
+
+        /* One share per provider, in the order providers were first used. */
+        ProviderSet **shares;
+        size_t n_shares;
+        dev_t *devices;            /* every volume's device number, for ProviderSet.set_devices */
+
+        FreezeSet *freeze;
+        bool memory_locked;
+        ProviderResult result;     /* preallocated: providers report into it inside the window */
+};
+
+static const char *const phase_names[_SET_PHASE_MAX] = {
+        [SET_PHASE_ADDING] = "adding",
+        [SET_PHASE_PREPARING] = "preparing",
+        [SET_PHASE_FLUSHING] = "flushing",
+        [SET_PHASE_HOLDING] = "holding",
+        [SET_PHASE_COMMITTING] = "committing",
+        [SET_PHASE_RELEASING] = "releasing",
+        [SET_PHASE_THAWING] = "thawing",
+        [SET_PHASE_FINISHING] = "finishing",
+        [SET_PHASE_DONE] = "done",
+        [SET_PHASE_ABORTED] = "aborted",
+};
+
+const char *set_phase_to_string(SetPhase p) {
+        return p >= 0 && p < _SET_PHASE_MAX ? phase_names[p] : NULL;
+}
+
+static uint64_t now_usec(clockid_t clock) {
+        struct timespec ts;
+
+        clock_gettime(clock, &ts);
+        return (uint64_t) ts.tv_sec * USEC_PER_SEC + (uint64_t) ts.tv_nsec / NSEC_PER_USEC;
+}
+
+/* ---------------------------------------------------------------- events and outcomes */
+
+static void emit(const SetCreation *c, const SetEvent *e) {
+        set_events_emit(e, c->options.sink, c->options.sink_userdata);
+}
+
+static void outcome_set(SetOutcome *out, VssCode code, int error, const char *volume,
+                        const char *snapshot_id, const char *provider, const char *method,
+                        const char *format, ...) _printf_(8, 9);
+
+static void outcome_set(SetOutcome *out, VssCode code, int error, const char *volume,
+                        const char *snapshot_id, const char *provider, const char *method,
+                        const char *format, ...) {
+        va_list ap;
+
+        if (!out)
+                return;
+        *out = (SetOutcome) { .code = code, .error = error };
+        snprintf(out->volume, sizeof out->volume, "%s", strempty(volume));
+        snprintf(out->snapshot_id, sizeof out->snapshot_id, "%s", strempty(snapshot_id));
+        snprintf(out->provider, sizeof out->provider, "%s", strempty(provider));
+        snprintf(out->method, sizeof out->method, "%s", strempty(method));
+        va_start(ap, format);
+        vsnprintf(out->message, sizeof out->message, format, ap);
+        va_end(ap);
+}
+
+/* Logs the outcome as a set event (queued if inside the window). */
+static void emit_outcome(const SetCreation *c, int priority, const SetOutcome *out) {
+        SetEvent e;
+
+        set_event_init(&e, priority, c->set->id, out->snapshot_id, out->volume, out->provider, out->method);
+        e.code = out->code;
+        e.error = out->error;
+        snprintf(e.message, sizeof e.message, "Snapshot set %s failed: %s", c->set->id, out->message);
+        emit(c, &e);
+}
+
+static const Snapshot *snapshot_of_result(const ProviderSet *ps, const ProviderResult *res) {
+        if (!ps || !res || res->failed >= ps->n_snapshots)
+                return NULL;
+        return ps->snapshots[res->failed]->snapshot;
+}
+
+VssCode coordinator_check_code(const char *provider, const char *method, VssCode code,
+                               const ProviderResult *res, const SnapshotSet *set,
+                               SetEventSink sink, void *userdata, SetOutcome *out) {
+        const char *name = vss_code_name(code);
+        uint32_t hresult = res && res->hresult ? res->hresult : vss_code_hresult(code);
+        const char *detail = res && res->message[0] ? res->message : NULL;
+        SetEvent e;
+
+        if (code == S_OK)
+                return S_OK;
+
+        set_event_init(&e, LOG_ERR, set ? set->id : NULL, NULL, NULL, provider, method);
+        e.code = code;
+        e.hresult = hresult;
+        e.error = res ? res->error : 0;
+
+        if (!vss_code_is_valid_provider_return(code)) {
+                /* Architecture §1.4: log what the provider really said, report the one catch-all. */
+                snprintf(e.message, sizeof e.message,
+                         "Provider '%s' returned %s (0x%08X) from %s, which a provider may not return; "
+                         "reporting VSS_E_UNEXPECTED_PROVIDER_ERROR%s%s",
+                         provider, name ?: "an unknown code", hresult, method,
+                         detail ? ": " : ".", strempty(detail));
+                set_events_emit(&e, sink, userdata);
+                outcome_set(out, VSS_E_UNEXPECTED_PROVIDER_ERROR, e.error, NULL, NULL, provider, method,
+                            "Provider '%s' failed unexpectedly in %s (it returned %s, 0x%08X)%s%s",
+                            provider, method, name ?: "an unknown code", hresult,
+                            detail ? ": " : ".", strempty(detail));
+                return VSS_E_UNEXPECTED_PROVIDER_ERROR;
+        }
+
+        snprintf(e.message, sizeof e.message, "Provider '%s' failed in %s with %s (0x%08X)%s%s",
+                 provider, method, name, hresult, detail ? ": " : ".", strempty(detail));
+        if (code == VSS_E_PROVIDER_VETO && !detail)
+                /* A veto must explain itself (§1.5); one that does not is a provider bug. */
+                strncat(e.message, " The provider gave no explanation of how to resolve this.",
+                        sizeof e.message - strlen(e.message) - 1);
+        set_events_emit(&e, sink, userdata);
+        outcome_set(out, code, e.error, NULL, NULL, provider, method, "%s",
+                    detail ?: vss_code_message(code));
+        return code;
+}
+
+/* Checks a provider's code and, on failure, names the volume it concerns in the outcome. */
+static VssCode check(SetCreation *c, const ProviderSet *ps, const char *method, VssCode code, SetOutcome *out) {
+        const Snapshot *snap;
+
+        code = coordinator_check_code(ps->provider->name, method, code, &c->result, c->set,
+                                      c->options.sink, c->options.sink_userdata, out);
+        if (code != S_OK && out && (snap = snapshot_of_result(ps, &c->result))) {
+                snprintf(out->volume, sizeof out->volume, "%s", snap->volume);
+                snprintf(out->snapshot_id, sizeof out->snapshot_id, "%s", snap->id);
+        }
+        return code;
+}
+
+static void result_reset(SetCreation *c) {
+        c->result = (ProviderResult) { .failed = SIZE_MAX };
+}
+
+/* ---------------------------------------------------------------- test hooks */
+
+/* Whether the test hooks make this phase fail for the share holding snapshot fail_index. */
+static bool hook_fails(const SetCreation *c, SetPhase phase, const ProviderSet *ps) {
+        const CoordinatorTestHooks *h = &c->options.hooks;
+
+        if (h->fail_phase != phase || h->fail_index >= c->n)
+                return false;
+        if (!ps)
+                return true;
+        for (size_t i = 0; i < ps->n_snapshots; i++)
+                if (ps->snapshots[i] == c->psnaps[h->fail_index])
+                        return true;
+        return false;
+}
+
+static VssCode hook_failure(SetCreation *c, const ProviderSet *ps) {
+        for (size_t i = 0; ps && i < ps->n_snapshots; i++)
+                if (ps->snapshots[i] == c->psnaps[c->options.hooks.fail_index])
+                        c->result.failed = i;
+        c->result.error = EIO;
+        snprintf(c->result.message, sizeof c->result.message,
+                 "failure injected by SNAPSETD_TEST_HOOKS in phase %s; nothing to resolve, this is a test",
+                 set_phase_to_string(c->phase));
+        return VSS_E_PROVIDER_VETO;
+}
+
+static void enter_phase(SetCreation *c, SetPhase phase) {
+        c->phase = phase;
+        if (c->options.hooks.kill_phase == phase)
+                raise(SIGKILL);
+}
+
+/* ---------------------------------------------------------------- life of the object */
+
+int set_creation_new(SetContext context, const CoordinatorOptions *options, SetCreation **ret) {
+        SetCreation *c;
+        int r;
+
+        assert(options);
+        assert(ret);
+
+        c = calloc(1, sizeof(SetCreation));
+        if (!c)
+                return -ENOMEM;
+        c->options = *options;
+        c->phase = SET_PHASE_ADDING;
+        c->started_usec = now_usec(CLOCK_REALTIME);
+        r = snapshot_set_new(context, &c->set);
+        if (r < 0) {
+                free(c);
+                return r;
+        }
+        *ret = c;
+        return 0;
+}
+
+static void provider_set_free(ProviderSet *ps) {
+        if (!ps)
+                return;
+        free(ps->snapshots);
+        free(ps);
+}
+
+SetCreation *set_creation_free(SetCreation *c) {
+        if (!c)
+                return NULL;
+        for (size_t i = 0; i < c->n; i++) {
+                free(c->psnaps[i]);
+                blockdev_done(&c->volumes[i]);
+        }
+        free(c->psnaps);
+        free(c->volumes);
+        for (size_t i = 0; i < c->n_shares; i++)
+                provider_set_free(c->shares[i]);
+        free(c->shares);
+        free(c->devices);
+        freeze_set_free(c->freeze);
+        snapshot_set_free(c->set);
+        free(c);
+        return NULL;
+}
+
+const SnapshotSet *set_creation_set(const SetCreation *c) {
+        return c->set;
+}
+
+SetPhase set_creation_phase(const SetCreation *c) {
+        return c->phase;
+}
+
+size_t set_creation_n_volumes(const SetCreation *c) {
+        return c->n;
+}
+
+const char *set_creation_volume(const SetCreation *c, size_t i) {
+        return i < c->n ? c->set->snapshots[i]->volume : NULL;
+}
+
+uint64_t set_creation_started_usec(const SetCreation *c) {
+        return c->started_usec;
+}
+
+SnapshotSet *set_creation_take_set(SetCreation *c) {
+        return TAKE_PTR(c->set);
+}
+
+/* ---------------------------------------------------------------- AddToSnapshotSet */
+
+static int share_for(SetCreation *c, const Provider *provider, ProviderSet **ret) {
+        ProviderSet *ps, **a;
+
+        for (size_t i = 0; i < c->n_shares; i++)
+                if (c->shares[i]->provider == provider) {
+                        *ret = c->shares[i];
+                        return 0;
+                }
+        ps = calloc(1, sizeof(ProviderSet));
+        a = reallocarray(c->shares, c->n_shares + 1, sizeof(ProviderSet *));
+        if (!ps || !a) {
+                free(ps);
+                if (a)
+                        c->shares = a;
+                return -ENOMEM;
+        }
+        c->shares = a;
+        *ps = (ProviderSet) {
+                .provider = provider,
+                .set = c->set,
+                .settings = c->options.settings,
+        };
+        c->shares[c->n_shares++] = ps;
+        *ret = ps;
+        return 0;
+}
+
+/* Makes room for one more snapshot in every parallel array. */
+static int grow(SetCreation *c, ProviderSet *ps) {
+        void *p;
+
+        p = reallocarray(c->psnaps, c->n + 1, sizeof(ProviderSnapshot *));
+        if (!p)
+                return -ENOMEM;
+        c->psnaps = p;
+        p = reallocarray(c->volumes, c->n + 1, sizeof(BlockDevice));
+        if (!p)
+                return -ENOMEM;
+        c->volumes = p;
+        p = reallocarray(c->devices, c->n + 1, sizeof(dev_t));
+        if (!p)
+                return -ENOMEM;
+        c->devices = p;
+        p = reallocarray(ps->snapshots, ps->n_snapshots + 1, sizeof(ProviderSnapshot *));
+        if (!p)
+                return -ENOMEM;
+        ps->snapshots = p;
+        return 0;
+}
+
+VssCode set_creation_add(SetCreation *c, const char *volume, const BlockDevice *device,
+                         const Provider *provider, uint64_t cow_size, Snapshot **ret, SetOutcome *out) {
+        ProviderSnapshot *psnap = NULL;
+        ProviderSet *ps;
+        Snapshot *snap;
+        VssCode code;
+        int r;
+
+        assert(c);
+        assert(device);
+        assert(provider);
+
+        if (c->phase != SET_PHASE_ADDING) {
+                outcome_set(out, VSS_E_BAD_STATE, 0, volume, NULL, NULL, NULL,
+                            "Snapshot set %s is %s; volumes can only be added before DoSnapshotSet",
+                            c->set->id, set_phase_to_string(c->phase));
+                return VSS_E_BAD_STATE;
+        }
+        if (!provider->ops->begin_prepare_snapshot) {
+                outcome_set(out, VSS_E_VOLUME_NOT_SUPPORTED_BY_PROVIDER, 0, volume, NULL, provider->name, NULL,
+                            "Provider '%s' cannot take snapshots yet", provider->name);
+                return VSS_E_VOLUME_NOT_SUPPORTED_BY_PROVIDER;
+        }
+
+        r = share_for(c, provider, &ps);
+        if (r >= 0)
+                r = grow(c, ps);
+        if (r >= 0 && !(psnap = calloc(1, sizeof(ProviderSnapshot))))
+                r = -ENOMEM;
+        if (r >= 0)
+                r = snapshot_set_add(c->set, volume, device->path, makedev(device->major, device->minor),
+                                     provider->name, &snap);
+        if (r < 0) {
+                free(psnap);
+                outcome_set(out, E_OUTOFMEMORY, -r, volume, NULL, NULL, NULL, "Out of memory adding '%s'", volume);
+                return E_OUTOFMEMORY;
+        }
+        snap->cow_size = cow_size;
+
+        /* The BlockDevice is copied field by field: the set keeps its own strings. */
+        c->volumes[c->n] = (BlockDevice) {};
+        r = blockdev_copy(device, &c->volumes[c->n]);
+        if (r < 0) {
+                free(psnap);
+                snapshot_set_remove(c->set, c->set->n_snapshots - 1);
+                outcome_set(out, E_OUTOFMEMORY, -r, volume, NULL, NULL, NULL, "Out of memory adding '%s'", volume);
+                return E_OUTOFMEMORY;
+        }
+        *psnap = (ProviderSnapshot) { .snapshot = snap, .volume = &c->volumes[c->n] };
+        c->psnaps[c->n] = psnap;
+        c->devices[c->n] = snap->volume_device;
+        c->n++;
+        ps->snapshots[ps->n_snapshots++] = psnap;
+        /* Arrays moved: every share sees the current ones. */
+        for (size_t i = 0; i < c->n; i++)
+                c->psnaps[i]->volume = &c->volumes[i];
+        for (size_t i = 0; i < c->n_shares; i++) {
+                c->shares[i]->set_devices = c->devices;
+                c->shares[i]->n_set_devices = c->n;
+        }
+
+        result_reset(c);
+        if (hook_fails(c, SET_PHASE_ADDING, ps))
+                code = hook_failure(c, ps);
+        else
+                code = provider->ops->begin_prepare_snapshot(ps, psnap, &c->result);
+        code = check(c, ps, "BeginPrepareSnapshot", code, out);
+        /* What the provider made is recorded at once, so that a crash from here on is undone. */
+        if (code == S_OK && (r = inflight_save(c->options.inflight_directory, c->set, NULL)) < 0) {
+                outcome_set(out, VSS_E_UNEXPECTED, -r, volume, snap->id, NULL, NULL,
+                            "Could not record the set in %s for crash recovery: %s",
+                            c->options.inflight_directory, strerror(-r));
+                code = VSS_E_UNEXPECTED;
+        }
+        if (code != S_OK) {
+                if (out) {
+                        snprintf(out->volume, sizeof out->volume, "%s", volume);
+                        snprintf(out->snapshot_id, sizeof out->snapshot_id, "%s", snap->id);
+                }
+                /* The provider undoes its part for this volume; the rest of the set stands,
+                 * as in VSS: a failed AddToSnapshotSet leaves the set as it was. */
+                {
+                        ProviderSet single = *ps;
+                        ProviderSnapshot *only[1] = { psnap };
+
+                        single.snapshots = only;
+                        single.n_snapshots = 1;
+                        result_reset(c);
+                        (void) provider->ops->abort_snapshots(&single, &c->result);
+                }
+                ps->n_snapshots--;
+                c->n--;
+                free(c->psnaps[c->n]);
+                blockdev_done(&c->volumes[c->n]);
+                snapshot_set_remove(c->set, c->set->n_snapshots - 1);
+                for (size_t i = 0; i < c->n_shares; i++)
+                        c->shares[i]->n_set_devices = c->n;
+                return code;
+        }
+        if (ret)
+                *ret = snap;
+        return S_OK;
+}
+
+/* ---------------------------------------------------------------- DoSnapshotSet */
+
+typedef VssCode (*ShareMethod)(ProviderSet *ps, ProviderResult *res);
+
+/* Calls one method on every share, in order; the first failure stops. */
+static VssCode call_all(SetCreation *c, SetPhase phase, const char *method, size_t offset, SetOutcome *out) {
+        for (size_t i = 0; i < c->n_shares; i++) {
+                ProviderSet *ps = c->shares[i];
+                ShareMethod m = *(ShareMethod *) ((const char *) ps->provider->ops + offset);
+                VssCode code;
+
+                if (ps->n_snapshots == 0)   /* its only volume failed to be added */
+                        continue;
+                result_reset(c);
+                if (hook_fails(c, phase, ps))
+                        code = hook_failure(c, ps);
+                else
+                        code = m ? m(ps, &c->result) : S_OK;
+                code = check(c, ps, method, code, out);
+                if (code != S_OK)
+                        return code;
+        }
+        return S_OK;
+}
+
+#define CALL_ALL(c, phase, method, field, out) \
+        call_all((c), (phase), (method), offsetof(ProviderOps, field), (out))
+
+/* Releases every share's hold. Inside the window: no allocation, no logging. A failure to
+ * resume is reported but every share is still tried: writes must flow again. */
+static VssCode release_all(SetCreation *c, bool committed, SetOutcome *out) {
+        VssCode first = S_OK;
+
+        for (size_t i = c->n_shares; i-- > 0;) {
+                ProviderSet *ps = c->shares[i];
+                VssCode code;
+
+                if (!ps->provider->ops->release_writes || ps->n_snapshots == 0)
+                        continue;
+                result_reset(c);
+                code = ps->provider->ops->release_writes(ps, committed, &c->result);
+                code = check(c, ps, "ReleaseWrites", code, first == S_OK ? out : NULL);
+                if (first == S_OK)
+                        first = code;
+        }
+        return first;
+}
+
+static void abort_all(SetCreation *c) {
+        /* AbortSnapshots is never translated and never changes the outcome (§1.4); what it
+         * reports is logged for the administrator. */
+        for (size_t i = c->n_shares; i-- > 0;) {
+                ProviderSet *ps = c->shares[i];
+                VssCode code;
+                SetEvent e;
+
+                if (!ps->provider->ops->abort_snapshots || ps->n_snapshots == 0)
+                        continue;
+                result_reset(c);
+                code = ps->provider->ops->abort_snapshots(ps, &c->result);
+                if (code == S_OK)
+                        continue;
+                set_event_init(&e, LOG_WARNING, c->set->id, NULL, NULL, ps->provider->name, "AbortSnapshots");
+                e.code = code;
+                e.error = c->result.error;
+                snprintf(e.message, sizeof e.message, "Provider '%s' could not undo everything of set %s: %s",
+                         ps->provider->name, c->set->id, c->result.message[0] ? c->result.message : strna(vss_code_name(code)));
+                emit(c, &e);
+        }
+}
+
+static VssCode freeze_failure(SetCreation *c, int r, SetOutcome *out) {
+        const FreezeTarget *t = c->freeze && c->freeze->failed_index < c->freeze->n_targets
+                                ? &c->freeze->targets[c->freeze->failed_index] : NULL;
+        const char *where = t ? t->mountpoint : "?";
+
+        if (r == -ETIMEDOUT) {
+                outcome_set(out, VSS_E_FLUSH_WRITES_TIMEOUT, -r, where, NULL, NULL, NULL,
+                            "Freezing the filesystems took longer than %llu ms (stuck at %s); "
+                            "heavy write activity? Retry later.",
+                            (unsigned long long) (c->options.flush_timeout_usec / USEC_PER_MSEC), where);
+                return VSS_E_FLUSH_WRITES_TIMEOUT;
+        }
+        if (r == -EBUSY) {
+                outcome_set(out, VSS_E_BAD_STATE, -r, where, NULL, NULL, NULL,
+                            "The filesystem at %s is already frozen by someone else; thaw it first "
+                            "('fsfreeze --unfreeze %s')", where, where);
+                return VSS_E_BAD_STATE;
+        }
+        if (r == -EOPNOTSUPP) {
+                outcome_set(out, VSS_E_VOLUME_NOT_SUPPORTED, -r, where, NULL, NULL, NULL,
+                            "The filesystem at %s cannot be frozen (no FIFREEZE support)", where);
+                return VSS_E_VOLUME_NOT_SUPPORTED;
+        }
+        outcome_set(out, VSS_E_UNEXPECTED, -r, where, NULL, NULL, NULL,
+                    "Could not freeze the filesystem at %s: %s", where, strerror(-r));
+        return VSS_E_UNEXPECTED;
+}
+
+/* Everything slow, before the window: the providers' last preparations, the mountpoints opened
+ * and synced, the record for crash recovery, memory locked. */
+static VssCode prepare_window(SetCreation *c, SetOutcome *out) {
+        VssCode code;
+        int r;
+
+        enter_phase(c, SET_PHASE_PREPARING);
+        code = CALL_ALL(c, SET_PHASE_PREPARING, "EndPrepareSnapshots", end_prepare_snapshots, out);
+        if (code == S_OK)
+                code = CALL_ALL(c, SET_PHASE_PREPARING, "PreCommitSnapshots", pre_commit_snapshots, out);
+        if (code != S_OK)
+                return code;
+
+        r = freeze_set_prepare(c->devices, c->n, c->options.mountinfo_path, &c->freeze);
+        if (r >= 0)
+                r = freeze_set_sync(c->freeze);
+        if (r < 0) {
+                outcome_set(out, vss_code_from_errno(r), -r, NULL, NULL, NULL, NULL,
+                            "Could not prepare the set's filesystems for freezing: %s", strerror(-r));
+                return out ? out->code : VSS_E_UNEXPECTED;
+        }
+
+        /* The record names every mountpoint that may end up frozen and every device that may
+         * end up suspended, so that a daemon killed inside the window can be undone at start. */
+        r = inflight_save(c->options.inflight_directory, c->set, c->freeze);
+        if (r < 0) {
+                outcome_set(out, VSS_E_UNEXPECTED, -r, NULL, NULL, NULL, NULL,
+                            "Could not record the set in %s for crash recovery: %s",
+                            c->options.inflight_directory, strerror(-r));
+                return VSS_E_UNEXPECTED;
+        }
+
+        /* Locked memory: a page fault inside the window could need a page from a frozen
+         * filesystem (our own binary, mapped files) and never be served. */
+        if (c->options.lock_memory) {
+                if (mlockall(MCL_CURRENT | MCL_FUTURE) < 0) {
+                        SetEvent e;
+
+                        set_event_init(&e, LOG_WARNING, c->set->id, NULL, NULL, NULL, NULL);
+                        e.error = errno;
+                        snprintf(e.message, sizeof e.message,
+                                 "Could not lock memory (%s); going on. Give snapsetd LimitMEMLOCK=infinity.",
+                                 strerror(errno));
+                        emit(c, &e);
+                } else
+                        c->memory_locked = true;
+        }
+        return S_OK;
+}
+
+static bool hold_expired(const SetCreation *c, uint64_t hold_start) {
+        return c->options.hold_timeout_usec > 0 &&
+               now_usec(CLOCK_MONOTONIC) - hold_start > c->options.hold_timeout_usec;
+}
+
+static VssCode hold_timeout(SetCreation *c, SetOutcome *out) {
+        outcome_set(out, VSS_E_HOLD_WRITES_TIMEOUT, ETIMEDOUT, NULL, NULL, NULL, NULL,
+                    "Holding writes took longer than %llu ms; everything was undone. Retry later.",
+                    (unsigned long long) (c->options.hold_timeout_usec / USEC_PER_MSEC));
+        return VSS_E_HOLD_WRITES_TIMEOUT;
+}
+
+/* The window itself. Nothing here allocates, logs or writes to a filesystem: events are queued
+ * (set_events_hold), outcomes go into preallocated structures. Returns with everything
+ * released and thawed, whatever happened. */
+static VssCode run_window(SetCreation *c, SetOutcome *out) {
+        uint64_t freeze_start, hold_start = 0, hold_end = 0, thaw_end;
+        bool held = false, committed = false;
+        VssCode code, released;
+        int r;
+
+        set_events_hold();
+        log_hold();
+
+        enter_phase(c, SET_PHASE_FLUSHING);
+        freeze_start = now_usec(CLOCK_MONOTONIC);
+        r = hook_fails(c, SET_PHASE_FLUSHING, NULL) ? -EIO : freeze_set_freeze(c->freeze, c->options.flush_timeout_usec);
+        if (r < 0) {
+                code = freeze_failure(c, r, out);
+                goto thawed;
+        }
+
+        /* Hold: every origin of every provider suspended before any commit, so that the point in
+         * time is one even for writers below the filesystems. */
+        enter_phase(c, SET_PHASE_HOLDING);
+        hold_start = now_usec(CLOCK_MONOTONIC);
+        held = true;
+        code = CALL_ALL(c, SET_PHASE_HOLDING, "HoldWrites", hold_writes, out);
+        if (code == S_OK && hold_expired(c, hold_start))
+                code = hold_timeout(c, out);
+
+        if (code == S_OK) {
+                enter_phase(c, SET_PHASE_COMMITTING);
+                code = CALL_ALL(c, SET_PHASE_COMMITTING, "CommitSnapshots", commit_snapshots, out);
+                if (code == S_OK && hold_expired(c, hold_start))
+                        code = hold_timeout(c, out);
+                committed = code == S_OK;
+        }
+
+        enter_phase(c, SET_PHASE_RELEASING);
+        released = release_all(c, committed, committed ? out : NULL);
+        hold_end = now_usec(CLOCK_MONOTONIC);
+        if (code == S_OK)
+                code = released;
+
+        enter_phase(c, SET_PHASE_THAWING);
+        r = freeze_set_thaw(c->freeze);
+        if (r < 0 && code == S_OK) {
+                const FreezeTarget *t = &c->freeze->targets[c->freeze->failed_index];
+                outcome_set(out, VSS_E_UNEXPECTED, -r, t->mountpoint, NULL, NULL, NULL,
+                            "Could not thaw %s: %s (run 'fsfreeze --unfreeze %s')",
+                            t->mountpoint, strerror(-r), t->mountpoint);
+                code = VSS_E_UNEXPECTED;
+        }
+thawed:
+        thaw_end = now_usec(CLOCK_MONOTONIC);
+        if (c->memory_locked) {
+                munlockall();
+                c->memory_locked = false;
+        }
+        c->set->freeze_window_usec = thaw_end - freeze_start;
+        c->set->hold_usec = held ? hold_end - hold_start : 0;
+
+        /* Writes flow again: what happened inside may now be written out. */
+        (void) log_release();
+        (void) set_events_release(c->options.sink, c->options.sink_userdata);
+        return code;
+}
+
+static void emit_created(const SetCreation *c) {
+        SetEvent e;
+
+        set_event_init(&e, LOG_INFO, c->set->id, NULL, NULL, NULL, NULL);
+        snprintf(e.message, sizeof e.message,
+                 "Snapshot set %s created: %zu volume(s), freeze window %llu us, writes held %llu us.",
+                 c->set->id, c->n, (unsigned long long) c->set->freeze_window_usec,
+                 (unsigned long long) c->set->hold_usec);
+        emit(c, &e);
+}
+
+VssCode set_creation_do(SetCreation *c, SetOutcome *out) {
+        VssCode code;
+
+        assert(c);
+
+        if (c->phase != SET_PHASE_ADDING) {
+                outcome_set(out, VSS_E_BAD_STATE, 0, NULL, NULL, NULL, NULL,
+                            "Snapshot set %s is %s; DoSnapshotSet runs once", c->set->id,
+                            set_phase_to_string(c->phase));
+                return VSS_E_BAD_STATE;
+        }
+        if (c->n == 0) {
+                outcome_set(out, E_INVALIDARG, 0, NULL, NULL, NULL, NULL,
+                            "Snapshot set %s has no volumes; add them with AddToSnapshotSet first", c->set->id);
+                return E_INVALIDARG;
+        }
+
+        code = prepare_window(c, out);
+        if (code == S_OK)
+                code = run_window(c, out);
+        if (code == S_OK) {
+                enter_phase(c, SET_PHASE_FINISHING);
+                code = CALL_ALL(c, SET_PHASE_FINISHING, "PostCommitSnapshots", post_commit_snapshots, out);
+        }
+
+        if (code != S_OK) {
+                /* No partial commit: whatever any provider made, committed or not, goes. */
+                if (out)
+                        emit_outcome(c, LOG_ERR, out);
+                abort_all(c);
+                inflight_remove(c->options.inflight_directory, c->set->id);
+                c->set->state = SET_STATE_ABORTED;
+                c->phase = SET_PHASE_ABORTED;
+                return code;
+        }
+
+        c->set->state = SET_STATE_CREATED;
+        c->phase = SET_PHASE_DONE;
+        inflight_remove(c->options.inflight_directory, c->set->id);
+        emit_created(c);
+        return S_OK;
+}
+
+void set_creation_abort(SetCreation *c) {
+        if (!c || c->phase == SET_PHASE_DONE || c->phase == SET_PHASE_ABORTED)
+                return;
+        abort_all(c);
+        inflight_remove(c->options.inflight_directory, c->set->id);
+        c->set->state = SET_STATE_ABORTED;
+        c->phase = SET_PHASE_ABORTED;
+}

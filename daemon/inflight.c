@@ -1,0 +1,175 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <linux/fs.h>
+#include <stdio.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
+#include <syslog.h>
+
+#include "inflight.h"
+#include "set-events.h"
+#include "store.h"
+#include "varlink.h"
+
+int inflight_save(const char *dir, const SnapshotSet *set, const FreezeSet *fs) {
+        _cleanup_(json_object_putp) json_object *j = NULL;
+        char name[NAME_MAX + 1];
+        const char *text;
+        size_t len;
+        int r;
+
+        if (!dir)
+                return 0;
+        if (mkdir(dir, 0700) < 0 && errno != EEXIST)
+                return -errno;
+
+        r = snapshot_set_to_json(set, /* private= */ true, &j);
+        if (r < 0)
+                return r;
+        if (fs) {
+                json_object *a = json_object_new_array();
+
+                if (!a || json_object_object_add(j, "mountpoints", a) < 0) {
+                        json_object_put(a);
+                        return -ENOMEM;
+                }
+                for (size_t i = 0; i < fs->n_targets; i++)
+                        if (json_object_array_add(a, json_object_new_string(fs->targets[i].mountpoint)) < 0)
+                                return -ENOMEM;
+        }
+        text = json_object_to_json_string_length(j, JSON_C_TO_STRING_PLAIN, &len);
+        if (!text)
+                return -ENOMEM;
+        snprintf(name, sizeof name, "%s.json", set->id);
+        return write_file_atomic(dir, name, text, len);
+}
+
+void inflight_remove(const char *dir, const char *set_id) {
+        char p[PATH_MAX];
+
+        if (!dir)
+                return;
+        snprintf(p, sizeof p, "%s/%s.json", dir, set_id);
+        (void) unlink(p);
+}
+
+static void event(SetEventSink sink, void *userdata, int priority, const SnapshotSet *set,
+                  const Snapshot *snap, const char *provider, const char *message) {
+        SetEvent e;
+
+        set_event_init(&e, priority, set ? set->id : NULL, snap ? snap->id : NULL,
+                       snap ? snap->volume : NULL, provider, provider ? "Recover" : NULL);
+        snprintf(e.message, sizeof e.message, "%s", message);
+        set_events_emit(&e, sink, userdata);
+}
+
+static void recover_snapshots(SnapshotSet *set, const ProviderSettings *settings,
+                              SetEventSink sink, void *userdata) {
+        for (size_t i = 0; i < set->n_snapshots; i++) {
+                Snapshot *snap = set->snapshots[i];
+                const Provider *p = provider_by_name(snap->provider);
+                ProviderResult res = { .failed = SIZE_MAX };
+                char msg[768];
+                VssCode code;
+
+                if (!p || !p->ops->recover) {
+                        snprintf(msg, sizeof msg, "Cannot undo snapshot %s of '%s' left by an interrupted run: "
+                                 "provider '%s' is not available; remove its devices by hand.",
+                                 snap->id, snap->volume, snap->provider);
+                        event(sink, userdata, LOG_ERR, set, snap, snap->provider, msg);
+                        continue;
+                }
+                code = p->ops->recover(snap, settings, &res);
+                if (code == S_OK)
+                        snprintf(msg, sizeof msg, "Undid snapshot %s of '%s' left by an interrupted run.",
+                                 snap->id, snap->volume);
+                else
+                        snprintf(msg, sizeof msg, "Could not fully undo snapshot %s of '%s' left by an "
+                                 "interrupted run (%s): %s", snap->id, snap->volume,
+                                 strna(vss_code_name(code)), res.message);
+                event(sink, userdata, code == S_OK ? LOG_NOTICE : LOG_ERR, set, snap, p->name, msg);
+        }
+}
+
+/* Thaws every recorded mountpoint. EINVAL from FITHAW means it was not frozen: fine. Opening a
+ * path on a frozen filesystem is safe: lookups only read. */
+static void thaw_mountpoints(json_object *record, const SnapshotSet *set, SetEventSink sink, void *userdata) {
+        json_object *a;
+
+        if (!json_object_object_get_ex(record, "mountpoints", &a) || !json_object_is_type(a, json_type_array))
+                return;
+        for (size_t i = 0; i < json_object_array_length(a); i++) {
+                const char *mp = json_object_get_string(json_object_array_get_idx(a, i));
+                _cleanup_close_ int fd = -EBADF;
+                char msg[600];
+
+                if (!mp)
+                        continue;
+                fd = open(mp, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+                if (fd < 0)
+                        continue;
+                if (ioctl(fd, FITHAW, 0) >= 0) {
+                        snprintf(msg, sizeof msg, "Thawed %s, left frozen by an interrupted run.", mp);
+                        event(sink, userdata, LOG_WARNING, set, NULL, NULL, msg);
+                } else if (errno != EINVAL) {
+                        snprintf(msg, sizeof msg, "Could not thaw %s: %s (run 'fsfreeze --unfreeze %s').",
+                                 mp, strerror(errno), mp);
+                        event(sink, userdata, LOG_ERR, set, NULL, NULL, msg);
+                }
+        }
+}
+
+static int recover_record(const char *dir, const char *name, const ProviderSettings *settings,
+                          SetEventSink sink, void *userdata) {
+        _cleanup_(json_object_putp) json_object *j = NULL;
+        _cleanup_(snapshot_set_freep) SnapshotSet *set = NULL;
+        char p[PATH_MAX + NAME_MAX + 2], msg[PATH_MAX + 200];
+        int r;
+
+        snprintf(p, sizeof p, "%s/%s", dir, name);
+        j = json_object_from_file(p);
+        r = j ? snapshot_set_from_json(j, &set) : -EBADMSG;
+        if (r < 0) {
+                snprintf(msg, sizeof msg, "Cannot read the record of an interrupted run %s; "
+                         "check for leftover snapset-* devices by hand ('dmsetup ls').", p);
+                event(sink, userdata, LOG_ERR, NULL, NULL, NULL, msg);
+                /* Thaw what it names, even if the rest is unreadable. */
+                if (j)
+                        thaw_mountpoints(j, NULL, sink, userdata);
+                (void) unlink(p);
+                return 0;
+        }
+
+        /* Providers first: a filesystem on a suspended device cannot be thawed (the thaw writes
+         * the superblock), so the devices are resumed before the thaw. */
+        recover_snapshots(set, settings, sink, userdata);
+        thaw_mountpoints(j, set, sink, userdata);
+        snprintf(msg, sizeof msg, "Snapshot set %s was interrupted (daemon stopped during its "
+                 "creation); it was undone and nothing of it is kept.", set->id);
+        event(sink, userdata, LOG_WARNING, set, NULL, NULL, msg);
+        (void) unlink(p);
+        return 0;
+}
+
+int inflight_recover(const char *dir, const ProviderSettings *settings, SetEventSink sink, void *userdata) {
+        DIR *d;
+        struct dirent *de;
+        int n = 0;
+
+        d = opendir(dir);
+        if (!d)
+                return errno == ENOENT ? 0 : -errno;
+        while ((de = readdir(d))) {
+                const char *dot = strrchr(de->d_name, '.');
+
+                if (de->d_name[0] == '.' || !dot || !streq(dot, ".json"))
+                        continue;
+                (void) recover_record(dir, de->d_name, settings, sink, userdata);
+                n++;
+        }
+        closedir(d);
+        return n;
+}
