@@ -13,6 +13,7 @@
 
 #include <errno.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 /* A connected process, as the kernel saw it when it connected (SO_PEERCRED, SO_PEERGROUPS). */
@@ -22,6 +23,7 @@ typedef struct Peer {
         gid_t gid;
         const gid_t *groups;     /* its supplementary groups; owned by whoever owns the Peer */
         size_t n_groups;
+        uint64_t connection_id;  /* which connection: sets in creation and backup sets belong to one */
 } Peer;
 
 typedef enum AccessLevel {

@@ -404,3 +404,24 @@ int inventory_list_volumes(json_object **ret_array) {
         provider_status_free(status, n);
         return r;
 }
+
+int inventory_find_device(dev_t devnum, BlockDevice *ret) {
+        BlockDevice *devices = NULL, *d;
+        size_t n = 0;
+        int r;
+
+        r = blockdev_enumerate(real_roots.sysfs, &devices, &n);
+        if (r < 0)
+                return r;
+        d = find_by_devnum(devices, n, devnum);
+        if (!d)
+                r = -ENODEV;
+        if (r >= 0)
+                r = add_mountpoints(&real_roots, devices, n);
+        if (r >= 0)
+                r = fill_device(&real_roots, d);
+        if (r >= 0)
+                r = blockdev_copy(d, ret);
+        blockdev_array_free(devices, n);
+        return r;
+}

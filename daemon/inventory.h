@@ -11,6 +11,7 @@
 #include <json-c/json.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <sys/types.h>
 
 #include "providers/provider.h"
 
@@ -18,6 +19,10 @@
 int inventory_list_providers(json_object **ret_array);
 /* JSON array of io.snapset.Manager Volume objects: every block device, with filesystems mounted on it and which provider would take it or why none. */
 int inventory_list_volumes(json_object **ret_array);
+
+/* The block device devnum with everything the providers decide on (dm table, LVM name, mountpoints,
+ * filesystem), into *ret (release with blockdev_done()). -ENODEV if there is none. */
+int inventory_find_device(dev_t devnum, BlockDevice *ret);
 
 /* ---------------------------------------------------------------- the parts, for tests */
 

@@ -18,6 +18,7 @@
 #include "log.h"
 #include "macro.h"
 #include "manager.h"
+#include "sets.h"
 #include "methods.h"
 #include "varlink.h"
 
@@ -140,6 +141,7 @@ Manager *manager_free(Manager *m) {
         free(m->config_path);
         free(m->state_directory);
         free(m->socket_path);
+        free(m->runtime_directory);
         free(m);
         return NULL;
 }
@@ -183,8 +185,9 @@ static void connection_close(Connection *c, int level, const char *reason) {
         m->closed = c;
         m->n_connections--;
 
-        /* The coordinator will hook in here: a set in creation (or a backup-context set) that
-         * belongs to this connection is aborted (or deleted) when it goes away. */
+        /* A set in creation, and backup-context sets, belong to the connection that made them:
+         * they go with it (architecture §1.1, §4). */
+        sets_connection_closed(m, c->id);
 }
 
 static int connection_send(void *userdata, json_object *msg) {
@@ -481,6 +484,7 @@ static int manager_add_connection(Manager *m, int fd, const Peer *peer) {
                 return r;
         }
         c->peer.groups = c->groups;
+        c->peer.connection_id = c->id;
 
         r = varlink_stream_new(TAKE_FD(fd_close), manager_max_message(m), &c->stream);
         if (r < 0) {
@@ -608,7 +612,9 @@ static uint64_t connection_deadline(const Connection *c) {
 
         if (varlink_stream_has_output(c->stream))
                 return c->last_write_usec + MANAGER_OUTPUT_STALL_USEC;
-        if (c->n_streaming > 0 || cfg->idle_timeout_sec == 0)
+        /* A backup script holds its connection open, idle, for as long as it reads its
+         * snapshots: closing it would delete its backup-context set under it. */
+        if (c->n_streaming > 0 || cfg->idle_timeout_sec == 0 || sets_connection_owns(c->manager, c->id))
                 return UINT64_MAX;
         return c->last_activity_usec + (uint64_t) cfg->idle_timeout_sec * USEC_PER_SEC;
 }
@@ -624,6 +630,8 @@ static void manager_arm_timer(Manager *m) {
         }
         if (m->accept_resume_usec > 0 && m->accept_resume_usec < next)
                 next = m->accept_resume_usec;
+        if (sets_idle_deadline(m) < next)
+                next = sets_idle_deadline(m);
 
         if (next != UINT64_MAX) {
                 /* An absolute time of 0 would disarm the timer. */
@@ -656,6 +664,7 @@ static void manager_handle_timer(Manager *m) {
 
         if (m->accept_resume_usec > 0 && m->accept_resume_usec <= now)
                 manager_listen_pause(m, false);
+        sets_check_idle(m, now);
 }
 
 /* ---------------------------------------------------------------- signals, watchdog, reload */
@@ -687,6 +696,8 @@ int manager_reload(Manager *m) {
                                     c.state_directory);
                 config_done(&m->config);
                 m->config = c;
+                /* The providers' settings point into the configuration: refresh them. */
+                (void) sets_apply_config(m);
                 c = (Config) {};
                 if (m->log_level_override < 0)
                         log_set_max_level(m->config.log_level);

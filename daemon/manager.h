@@ -70,6 +70,9 @@ typedef struct Manager {
         bool exiting;
         int exit_status;
 
+        struct SetRegistry *sets;     /* snapshot sets: finished ones, and the one in creation */
+        char *runtime_directory;      /* /run/snapset, or the socket's directory with --socket */
+
         RateLimit refuse_ratelimit;   /* "too many connections" warnings */
         RateLimit deny_ratelimit;     /* "access denied" notices */
         RateLimit protocol_ratelimit; /* protocol errors */

@@ -11,6 +11,8 @@
 #include "macro.h"
 #include "manager.h"
 #include "methods.h"
+#include "methods-sets.h"
+#include "sets.h"
 
 #define SNAPSET_URL "https://github.com/snapset/snapset"
 
@@ -52,17 +54,17 @@ static const Method method_table_entries[] = {
         { MGR, "GetStatus",               vl_method_get_status,                METHOD_READ_ONLY },
         { MGR, "ListProviders",           vl_method_list_providers,            METHOD_READ_ONLY },
         { MGR, "ListVolumes",             vl_method_list_volumes,              METHOD_READ_ONLY },
-        { MGR, "ListSnapshotSets",        NULL,                                METHOD_READ_ONLY | METHOD_STREAMS },
-        { MGR, "ListSnapshots",           NULL,                                METHOD_READ_ONLY | METHOD_STREAMS },
-        { MGR, "GetSnapshot",             NULL,                                METHOD_READ_ONLY },
+        { MGR, "ListSnapshotSets",        vl_method_list_snapshot_sets,                                METHOD_READ_ONLY | METHOD_STREAMS },
+        { MGR, "ListSnapshots",           vl_method_list_snapshots,                                METHOD_READ_ONLY | METHOD_STREAMS },
+        { MGR, "GetSnapshot",             vl_method_get_snapshot,                                METHOD_READ_ONLY },
         { MGR, "Monitor",                 vl_method_monitor,                   METHOD_READ_ONLY | METHOD_STREAMS },
 
-        { MGR, "StartSnapshotSet",        NULL,                                0 },
-        { MGR, "AddToSnapshotSet",        NULL,                                0 },
-        { MGR, "DoSnapshotSet",           NULL,                                0 },
-        { MGR, "AbortSnapshotSet",        NULL,                                0 },
-        { MGR, "CreateSnapshotSet",       NULL,                                0 },
-        { MGR, "DeleteSnapshots",         NULL,                                0 },
+        { MGR, "StartSnapshotSet",        vl_method_start_snapshot_set,                                0 },
+        { MGR, "AddToSnapshotSet",        vl_method_add_to_snapshot_set,                                0 },
+        { MGR, "DoSnapshotSet",           vl_method_do_snapshot_set,                                0 },
+        { MGR, "AbortSnapshotSet",        vl_method_abort_snapshot_set,                                0 },
+        { MGR, "CreateSnapshotSet",       vl_method_create_snapshot_set,                                0 },
+        { MGR, "DeleteSnapshots",         vl_method_delete_snapshots,                                0 },
         { MGR, "ExposeSnapshot",          NULL,                                0 },
         { MGR, "UnexposeSnapshot",        NULL,                                0 },
         { MGR, "RevertToSnapshot",        NULL,                                0 },
@@ -314,7 +316,7 @@ static int vl_method_get_interface_description(MethodCall *mc, json_object *para
 }
 
 static int vl_method_get_status(MethodCall *mc, json_object *parameters) {
-        _cleanup_(json_object_putp) json_object *reply = NULL, *limits = NULL;
+        _cleanup_(json_object_putp) json_object *reply = NULL, *limits = NULL, *in_progress = NULL;
         const Manager *m = mc->manager;
         const Config *c = &m->config;
         int r;
@@ -323,6 +325,9 @@ static int vl_method_get_status(MethodCall *mc, json_object *parameters) {
         if (r != 0)
                 return r < 0 ? r : 0;
 
+        r = sets_in_progress_json(m, &in_progress);
+        if (r < 0)
+                return r;
         limits = json_object_new_object();
         if (!limits ||
             add_int(limits, "maxVolumesPerSet", c->max_volumes_per_set) < 0 ||
@@ -340,10 +345,9 @@ static int vl_method_get_status(MethodCall *mc, json_object *parameters) {
         if (!reply ||
             add_string(reply, "version", SNAPSET_VERSION) < 0 ||
             add_int(reply, "uptimeUsec", (int64_t) (now_monotonic_usec() - m->start_usec)) < 0 ||
-            /* No set can be in creation before the coordinator exists. */
-            json_object_object_add(reply, "setInProgress", NULL) < 0 ||
-            add_int(reply, "sets", 0) < 0 ||
-            add_int(reply, "snapshots", 0) < 0 ||
+            json_object_object_add(reply, "setInProgress", TAKE_PTR(in_progress)) < 0 ||
+            add_int(reply, "sets", (int64_t) sets_count(m)) < 0 ||
+            add_int(reply, "snapshots", (int64_t) sets_count_snapshots(m)) < 0 ||
             add_int(reply, "connections", m->n_connections) < 0 ||
             add_string(reply, "stateDirectory", m->state_directory) < 0 ||
             json_object_object_add(reply, "limits", TAKE_PTR(limits)) < 0)

@@ -12,6 +12,7 @@
 #include "log.h"
 #include "macro.h"
 #include "manager.h"
+#include "sets.h"
 
 #define DEFAULT_SOCKET_PATH SNAPSET_RUNSTATEDIR "/snapset/io.snapset.Manager"
 
@@ -103,6 +104,14 @@ static int parse_argv(int argc, char *argv[]) {
         return 1;
 }
 
+static char *dirname_of(const char *path) {
+        const char *slash = strrchr(path, '/');
+
+        if (!slash || slash == path)
+                return strdup("/");
+        return strndup(path, (size_t) (slash - path));
+}
+
 /* The state directory must exist and be ours alone before anything is recorded there. */
 static int state_directory_prepare(const char *path) {
         struct stat st;
@@ -166,6 +175,20 @@ int main(int argc, char *argv[]) {
         if (r < 0)
                 return EXIT_FAILURE;
 
+        /* Runtime state (in-flight records) lives next to the socket: /run/snapset, or a test's
+         * private directory with --socket. */
+        m->runtime_directory = dirname_of(m->socket_path);
+        if (!m->runtime_directory) {
+                log_oom();
+                return EXIT_FAILURE;
+        }
+
+        /* Before anything else: undo what a killed predecessor left frozen or suspended, then
+         * load the recorded sets. */
+        r = sets_startup(m);
+        if (r < 0)
+                return EXIT_FAILURE;
+
         r = manager_startup(m);
         if (r < 0)
                 return EXIT_FAILURE;
@@ -175,6 +198,8 @@ int main(int argc, char *argv[]) {
         (void) sd_notify(false, "READY=1\nSTATUS=Processing requests...");
 
         r = manager_run(m);
+        /* A set in creation is aborted and backup sets are deleted: their clients go with us. */
+        sets_free(m);
 
         if (!m->exiting)
                 (void) sd_notify(false, "STOPPING=1\nSTATUS=Shutting down...");

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 
 #include <fcntl.h>
+#include <inttypes.h>
 #include <libdevmapper.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -367,4 +368,440 @@ int dm_lvm_name_split(const char *name, char **ret_vg, char **ret_lv, char **ret
         *ret_lv = TAKE_PTR(lv);
         *ret_layer = TAKE_PTR(layer);
         return 0;
+}
+
+/* ---------------------------------------------------------------- devices: create, load, swap */
+
+static int dm_task_new(int type, DmRef ref, struct dm_task **ret) {
+        _cleanup_(dm_task_destroyp) struct dm_task *dmt = NULL;
+
+        if (!dm_control_present())
+                return -ENODEV;
+        dm_init();
+        dmt = dm_task_create(type);
+        if (!dmt)
+                return -ENOMEM;
+        if (ref.name) {
+                if (!dm_task_set_name(dmt, ref.name))
+                        return -EINVAL;
+        } else if (ref.uuid) {
+                if (!dm_task_set_uuid(dmt, ref.uuid))
+                        return -EINVAL;
+        } else if (type != DM_DEVICE_LIST) {
+                if (!dm_task_set_major(dmt, (int) ref.major) || !dm_task_set_minor(dmt, (int) ref.minor))
+                        return -EINVAL;
+        }
+        *ret = TAKE_PTR(dmt);
+        return 0;
+}
+
+static uint16_t udev_flags_of(DmUdevRules rules) {
+        switch (rules) {
+        case DM_RULES_LOW_PRIORITY:
+                return DM_UDEV_LOW_PRIORITY_FLAG;
+        case DM_RULES_HIDDEN:
+                /* What LVM does for its private layers: 10-dm.rules still makes the node, but no
+                 * blkid (which would find the origin's filesystem twice), no by-* links, no
+                 * systemd device units. */
+                return DM_UDEV_DISABLE_SUBSYSTEM_RULES_FLAG | DM_UDEV_DISABLE_DISK_RULES_FLAG |
+                       DM_UDEV_DISABLE_OTHER_RULES_FLAG;
+        default:
+                return 0;
+        }
+}
+
+static int task_set_cookie(struct dm_task *dmt, DmUdevRules rules, uint32_t *cookie) {
+        if (!cookie)
+                return 0;
+        if (!dm_task_set_cookie(dmt, cookie, udev_flags_of(rules)))
+                return -ENOMEM;   /* a semaphore could not be created or incremented */
+        return 0;
+}
+
+static void info_copy(struct dm_task *dmt, const struct dm_info *i, DmInfo *ret) {
+        const char *name = dm_task_get_name(dmt), *uuid = dm_task_get_uuid(dmt);
+
+        *ret = (DmInfo) {
+                .suspended = i->suspended,
+                .live_table = i->live_table,
+                .inactive_table = i->inactive_table,
+                .major = i->major,
+                .minor = i->minor,
+                .open_count = i->open_count,
+        };
+        if (name)
+                snprintf(ret->name, sizeof(ret->name), "%s", name);
+        if (uuid)
+                snprintf(ret->uuid, sizeof(ret->uuid), "%s", uuid);
+}
+
+int dm_device_info(DmRef ref, DmInfo *ret) {
+        _cleanup_(dm_task_destroyp) struct dm_task *dmt = NULL;
+        struct dm_info info;
+        int r;
+
+        r = dm_task_new(DM_DEVICE_INFO, ref, &dmt);
+        if (r < 0)
+                return r;
+        if (!dm_task_run(dmt))
+                return dm_task_errno(dmt);
+        if (!dm_task_get_info(dmt, &info))
+                return -EIO;
+        if (!info.exists)
+                return -ENXIO;
+        info_copy(dmt, &info, ret);
+        return 0;
+}
+
+int dm_table_append(char **table, uint64_t start, uint64_t length, const char *type, const char *params) {
+        char *s;
+
+        if (asprintf(&s, "%s%" PRIu64 " %" PRIu64 " %s%s%s\n", strempty(*table), start, length, type,
+                     params && params[0] ? " " : "", strempty(params)) < 0)
+                return -ENOMEM;
+        free(*table);
+        *table = s;
+        return 0;
+}
+
+static int table_of_task(struct dm_task *dmt, char **ret) {
+        _cleanup_free_ char *table = NULL;
+        char *type, *params;
+        uint64_t start, length;
+        void *next = NULL;
+        int r;
+
+        table = strdup("");
+        if (!table)
+                return -ENOMEM;
+        do {
+                next = dm_get_next_target(dmt, next, &start, &length, &type, &params);
+                if (!type)
+                        continue;
+                r = dm_table_append(&table, start, length, type, params);
+                if (r < 0)
+                        return r;
+        } while (next);
+        *ret = TAKE_PTR(table);
+        return 0;
+}
+
+int dm_device_table(DmRef ref, bool inactive, char **ret_table) {
+        _cleanup_(dm_task_destroyp) struct dm_task *dmt = NULL;
+        struct dm_info info;
+        int r;
+
+        r = dm_task_new(DM_DEVICE_TABLE, ref, &dmt);
+        if (r < 0)
+                return r;
+        if (!dm_task_no_open_count(dmt))
+                return -ENOMEM;
+        if (inactive && !dm_task_query_inactive_table(dmt))
+                return -EOPNOTSUPP;
+        if (!dm_task_run(dmt))
+                return dm_task_errno(dmt);
+        if (!dm_task_get_info(dmt, &info) || !info.exists)
+                return -ENXIO;
+        if (!(inactive ? info.inactive_table : info.live_table)) {
+                char *empty = strdup("");
+
+                if (!empty)
+                        return -ENOMEM;
+                *ret_table = empty;
+                return 0;
+        }
+        return table_of_task(dmt, ret_table);
+}
+
+int dm_device_status(DmRef ref, char **ret_type, char **ret_params) {
+        _cleanup_(dm_task_destroyp) struct dm_task *dmt = NULL;
+        _cleanup_free_ char *t = NULL, *p = NULL;
+        struct dm_info info;
+        char *type = NULL, *params = NULL;
+        uint64_t start, length;
+        int r;
+
+        r = dm_task_new(DM_DEVICE_STATUS, ref, &dmt);
+        if (r < 0)
+                return r;
+        if (!dm_task_no_open_count(dmt))
+                return -ENOMEM;
+        if (!dm_task_run(dmt))
+                return dm_task_errno(dmt);
+        if (!dm_task_get_info(dmt, &info) || !info.exists)
+                return -ENXIO;
+        if (!info.live_table)
+                return -ENODATA;
+        (void) dm_get_next_target(dmt, NULL, &start, &length, &type, &params);
+        if (!type)
+                return -ENODATA;
+        t = strdup(type);
+        p = strdup(strempty(params));
+        if (!t || !p)
+                return -ENOMEM;
+        *ret_type = TAKE_PTR(t);
+        *ret_params = TAKE_PTR(p);
+        return 0;
+}
+
+int dm_table_line_parse(const char *line, size_t len, uint64_t *ret_start, uint64_t *ret_length,
+                        char **ret_type, char **ret_params) {
+        _cleanup_free_ char *buf = NULL, *type = NULL, *params = NULL;
+        unsigned long long start, length;
+        char *p, *end;
+
+        buf = strndup(line, len);
+        if (!buf)
+                return -ENOMEM;
+        p = buf + strspn(buf, " \t");
+        /* strtoull accepts a sign and leading blanks; a table does not. */
+        if (!(*p >= '0' && *p <= '9'))
+                return -EINVAL;
+        errno = 0;
+        start = strtoull(p, &end, 10);
+        if (errno != 0 || end == p || (*end != ' ' && *end != '\t'))
+                return -EINVAL;
+        p = end + strspn(end, " \t");
+        if (!(*p >= '0' && *p <= '9'))
+                return -EINVAL;
+        length = strtoull(p, &end, 10);
+        if (errno != 0 || end == p || (*end != ' ' && *end != '\t') || length == 0)
+                return -EINVAL;
+        p = end + strspn(end, " \t");
+        end = p + strcspn(p, " \t");
+        if (end == p)
+                return -EINVAL;
+        type = strndup(p, (size_t) (end - p));
+        if (!type)
+                return -ENOMEM;
+        p = end + strspn(end, " \t");
+        /* Trailing blanks (and a '\r') are not part of the parameters. */
+        end = p + strlen(p);
+        while (end > p && (end[-1] == ' ' || end[-1] == '\t' || end[-1] == '\r'))
+                end--;
+        params = strndup(p, (size_t) (end - p));
+        if (!params)
+                return -ENOMEM;
+
+        *ret_start = start;
+        *ret_length = length;
+        *ret_type = TAKE_PTR(type);
+        *ret_params = TAKE_PTR(params);
+        return 0;
+}
+
+/* Calls f for each non-empty line of table; stops at the first error. */
+static int table_for_each(const char *table, int (*f)(void *userdata, uint64_t start, uint64_t length,
+                                                      const char *type, const char *params),
+                          void *userdata) {
+        size_t n_targets = 0;
+
+        for (const char *l = table; *l; ) {
+                size_t len = strcspn(l, "\n");
+                _cleanup_free_ char *type = NULL, *params = NULL;
+                uint64_t start, length;
+                int r;
+
+                if (strspn(l, " \t\r") < len) {
+                        r = dm_table_line_parse(l, len, &start, &length, &type, &params);
+                        if (r < 0)
+                                return r;
+                        r = f(userdata, start, length, type, params);
+                        if (r < 0)
+                                return r;
+                        n_targets++;
+                }
+                l += len;
+                if (*l == '\n')
+                        l++;
+        }
+        return n_targets > 0 ? 0 : -EINVAL;
+}
+
+static int add_target(void *userdata, uint64_t start, uint64_t length, const char *type, const char *params) {
+        return dm_task_add_target(userdata, start, length, type, params) ? 0 : -ENOMEM;
+}
+
+static int sum_length(void *userdata, uint64_t start, uint64_t length, const char *type, const char *params) {
+        uint64_t *end = userdata;
+
+        if (start + length > *end)
+                *end = start + length;
+        return 0;
+}
+
+int dm_table_length(const char *table, uint64_t *ret_sectors) {
+        uint64_t end = 0;
+        int r;
+
+        r = table_for_each(table, sum_length, &end);
+        if (r < 0)
+                return r;
+        *ret_sectors = end;
+        return 0;
+}
+
+int dm_device_create(const char *name, const char *uuid, const char *table, DmUdevRules rules,
+                     uint32_t *cookie, DmInfo *ret_info) {
+        _cleanup_(dm_task_destroyp) struct dm_task *dmt = NULL;
+        struct dm_info info;
+        int r;
+
+        r = dm_task_new(DM_DEVICE_CREATE, DM_REF_NAME(name), &dmt);
+        if (r < 0)
+                return r;
+        if (uuid && !dm_task_set_uuid(dmt, uuid))
+                return -EINVAL;
+        if (table) {
+                r = table_for_each(table, add_target, dmt);
+                if (r < 0)
+                        return r;
+        }
+        r = task_set_cookie(dmt, rules, cookie);
+        if (r < 0)
+                return r;
+        if (!dm_task_run(dmt))
+                return dm_task_errno(dmt);
+        if (ret_info) {
+                if (!dm_task_get_info(dmt, &info) || !info.exists)
+                        return -EIO;
+                info_copy(dmt, &info, ret_info);
+        }
+        return 0;
+}
+
+int dm_device_load(DmRef ref, const char *table) {
+        _cleanup_(dm_task_destroyp) struct dm_task *dmt = NULL;
+        int r;
+
+        r = dm_task_new(DM_DEVICE_RELOAD, ref, &dmt);
+        if (r < 0)
+                return r;
+        r = table_for_each(table, add_target, dmt);
+        if (r < 0)
+                return r;
+        if (!dm_task_run(dmt))
+                return dm_task_errno(dmt);
+        return 0;
+}
+
+int dm_device_clear(DmRef ref) {
+        _cleanup_(dm_task_destroyp) struct dm_task *dmt = NULL;
+        int r;
+
+        r = dm_task_new(DM_DEVICE_CLEAR, ref, &dmt);
+        if (r < 0)
+                return r;
+        if (!dm_task_run(dmt))
+                return dm_task_errno(dmt);
+        return 0;
+}
+
+int dm_device_suspend(DmRef ref, bool skip_lockfs) {
+        _cleanup_(dm_task_destroyp) struct dm_task *dmt = NULL;
+        int r;
+
+        r = dm_task_new(DM_DEVICE_SUSPEND, ref, &dmt);
+        if (r < 0)
+                return r;
+        if (!dm_task_no_open_count(dmt))
+                return -ENOMEM;
+        if (skip_lockfs && !dm_task_skip_lockfs(dmt))
+                return -ENOMEM;
+        if (!dm_task_run(dmt))
+                return dm_task_errno(dmt);
+        return 0;
+}
+
+int dm_device_resume(DmRef ref, DmUdevRules rules, uint32_t *cookie) {
+        _cleanup_(dm_task_destroyp) struct dm_task *dmt = NULL;
+        int r;
+
+        r = dm_task_new(DM_DEVICE_RESUME, ref, &dmt);
+        if (r < 0)
+                return r;
+        if (!dm_task_no_open_count(dmt))
+                return -ENOMEM;
+        r = task_set_cookie(dmt, rules, cookie);
+        if (r < 0)
+                return r;
+        if (!dm_task_run(dmt))
+                return dm_task_errno(dmt);
+        return 0;
+}
+
+int dm_device_remove(DmRef ref, uint32_t *cookie) {
+        _cleanup_(dm_task_destroyp) struct dm_task *dmt = NULL;
+        int r;
+
+        r = dm_task_new(DM_DEVICE_REMOVE, ref, &dmt);
+        if (r < 0)
+                return r;
+        if (!dm_task_no_open_count(dmt))
+                return -ENOMEM;
+        /* udev's blkid may hold a new or changed device open for a moment: libdm then retries
+         * for a few seconds instead of failing with EBUSY. */
+        if (!dm_task_retry_remove(dmt))
+                return -ENOMEM;
+        r = task_set_cookie(dmt, DM_RULES_ALL, cookie);
+        if (r < 0)
+                return r;
+        if (!dm_task_run(dmt))
+                return dm_task_errno(dmt);
+        return 0;
+}
+
+int dm_device_list(char ***ret_names) {
+        _cleanup_(dm_task_destroyp) struct dm_task *dmt = NULL;
+        struct dm_names *n;
+        char **names;
+        int r;
+
+        r = dm_task_new(DM_DEVICE_LIST, (DmRef) {}, &dmt);
+        if (r < 0)
+                return r;
+        if (!dm_task_run(dmt))
+                return dm_task_errno(dmt);
+        names = calloc(1, sizeof(char *));
+        if (!names)
+                return -ENOMEM;
+        n = dm_task_get_names(dmt);
+        /* Packed like the versions: each entry gives the offset of the next, 0 for the last; an
+         * empty list has dev 0. */
+        if (n && n->dev)
+                for (;;) {
+                        r = blockdev_strv_push(&names, n->name);
+                        if (r < 0) {
+                                blockdev_strv_free(names);
+                                return r;
+                        }
+                        if (!n->next)
+                                break;
+                        n = (struct dm_names *) ((char *) n + n->next);
+                }
+        *ret_names = names;
+        return 0;
+}
+
+int dm_udev_cookie_new(uint32_t *ret_cookie) {
+        uint32_t cookie = 0;
+
+        if (!dm_control_present())
+                return -ENODEV;
+        dm_init();
+        if (!dm_udev_create_cookie(&cookie))
+                return -ENOMEM;   /* no semaphore: SysV IPC limits */
+        *ret_cookie = cookie;
+        return 0;
+}
+
+int dm_udev_cookie_wait(uint32_t *cookie) {
+        uint32_t c = *cookie;
+
+        *cookie = 0;
+        if (!dm_control_present())
+                return 0;
+        dm_init();
+        /* Also for cookie 0: that is when libdm makes or removes the nodes itself. */
+        return dm_udev_wait(c) ? 0 : -EIO;
 }

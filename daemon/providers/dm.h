@@ -10,7 +10,10 @@
  * first checks that the control node exists, and leaves libdm alone if it does not: on a kernel
  * without device-mapper, probing is a stat() and a readable reason, nothing more. */
 
+#include <errno.h>
 #include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
 
 #define DM_CONTROL_PATH "/dev/mapper/control"
 
@@ -35,3 +38,102 @@ int dm_device_get_targets(unsigned major, unsigned minor, char ***ret_targets);
  * parts (libdm's dm_split_lvm_name(); a pure string function, no kernel involved). *ret_layer is
  * NULL when there is no layer. -EINVAL if name is not of that form. */
 int dm_lvm_name_split(const char *name, char **ret_vg, char **ret_lv, char **ret_layer);
+
+/* ---------------------------------------------------------------- devices: create, load, swap
+ *
+ * What the snapshot providers need, each a thin wrapper around one libdm task. A device is named
+ * by a DmRef: by name if name is set, else by UUID if uuid is set, else by major:minor. Inside
+ * the freeze window, name devices by major:minor: libdm copies (and may mangle) names and UUIDs
+ * into the task, which allocates; the task itself (dm_task_create, the ioctl buffer in
+ * dm_task_run) still allocates, which libdm offers no way around: the daemon locks its memory
+ * (mlockall) so that this never waits on a page-in from a frozen filesystem. */
+
+typedef struct DmRef {
+        const char *name;
+        const char *uuid;
+        unsigned major, minor;
+} DmRef;
+
+#define DM_REF_NAME(n) ((DmRef) { .name = (n) })
+#define DM_REF_DEVNUM(ma, mi) ((DmRef) { .major = (ma), .minor = (mi) })
+
+/* dm names are at most 127 characters, UUIDs at most 128 (DM_NAME_LEN, DM_UUID_LEN with NUL). */
+#define DM_NAME_MAX 127
+#define DM_UUID_MAX 128
+
+typedef struct DmInfo {
+        bool suspended;
+        bool live_table;
+        bool inactive_table;
+        unsigned major, minor;
+        int open_count;
+        char name[DM_NAME_MAX + 1];
+        char uuid[DM_UUID_MAX + 1];
+} DmInfo;
+
+/* How udev should treat the uevents of a device we create or resume (the DM_UDEV_* flags that
+ * libdm passes along with the udev cookie). */
+typedef enum DmUdevRules {
+        DM_RULES_ALL,           /* an ordinary device */
+        DM_RULES_LOW_PRIORITY,  /* a snapshot: same filesystem UUID as its origin, whose
+                                   /dev/disk/by-uuid links must keep pointing at the origin */
+        DM_RULES_HIDDEN,        /* an internal layer (the origin's "real" device): no blkid, no
+                                   links, no systemd units; only the /dev/mapper node */
+        _DM_RULES_MAX,
+        _DM_RULES_INVALID = -EINVAL,
+} DmUdevRules;
+
+/* Info about a device: -ENXIO if there is no such device, -ENODEV without device-mapper. */
+int dm_device_info(DmRef ref, DmInfo *ret);
+
+/* The live (or, with inactive=true, the inactive) table in text form, one target a line,
+ * "START LENGTH TYPE PARAMS\n", as dmsetup table prints it; "" when there is no such table. */
+int dm_device_table(DmRef ref, bool inactive, char **ret_table);
+
+/* The status of the first target of the live table: *ret_type ("snapshot"), *ret_params (what
+ * follows the type in dmsetup status). -ENODATA if there is no live table. */
+int dm_device_status(DmRef ref, char **ret_type, char **ret_params);
+
+/* Creates a device. With a table: created, loaded and resumed (active) in one go, like dmsetup
+ * create --table. With table NULL: created without a table (load one with dm_device_load() and
+ * activate it with dm_device_resume()). ret_info (optional) gets the new device's info. The udev
+ * events join *cookie (see dm_udev_cookie_new()); wait for them with dm_udev_cookie_wait(). */
+int dm_device_create(const char *name, const char *uuid, const char *table, DmUdevRules rules,
+                     uint32_t *cookie, DmInfo *ret_info);
+/* Loads table as the device's inactive table (DM_DEVICE_RELOAD); it goes live on resume. */
+int dm_device_load(DmRef ref, const char *table);
+/* Drops the inactive table (DM_DEVICE_CLEAR). */
+int dm_device_clear(DmRef ref);
+/* Suspends the device, flushing in-flight I/O (never noflush: a snapshot must contain every
+ * write that was acknowledged). skip_lockfs: do not freeze the filesystem on it (it is already
+ * frozen with FIFREEZE, or its content does not change across the table swap). */
+int dm_device_suspend(DmRef ref, bool skip_lockfs);
+/* Resumes the device, swapping in its inactive table if it has one. cookie may be NULL: then no
+ * udev synchronisation at all for this resume (udev still sees the uevent). */
+int dm_device_resume(DmRef ref, DmUdevRules rules, uint32_t *cookie);
+/* Removes the device (retrying while udev's blkid holds it open for a moment). */
+int dm_device_remove(DmRef ref, uint32_t *cookie);
+/* The names of every device-mapper device, as a NULL-terminated array. */
+int dm_device_list(char ***ret_names);
+
+/* udev synchronisation (libdm's cookies, SysV semaphores). A cookie collects the uevents of many
+ * tasks; waiting on it waits for udev to have processed all of them, and then makes sure the
+ * /dev/mapper nodes are right. Without udev (not running, or DM_DISABLE_UDEV=1) the cookie is 0
+ * and libdm creates and removes the nodes itself, when the cookie is waited on. Create the cookie
+ * outside the freeze window; never wait on it while a device is suspended. */
+int dm_udev_cookie_new(uint32_t *ret_cookie);
+/* Waits and sets *cookie to 0; a no-op (but the node updates) for cookie 0. Always call it once
+ * for a cookie that was created, also on error paths, or the semaphore leaks. */
+int dm_udev_cookie_wait(uint32_t *cookie);
+
+/* ---------------------------------------------------------------- tables as text (pure) */
+
+/* Appends one target line, "START LENGTH TYPE PARAMS\n", to *table (allocated or NULL). */
+int dm_table_append(char **table, uint64_t start, uint64_t length, const char *type, const char *params);
+/* Parses one target line "START LENGTH TYPE PARAMS" (the first len characters of line, without
+ * its newline; PARAMS may be empty). *ret_type and *ret_params are allocated. -EINVAL if the
+ * line is malformed: numbers that do not parse, a zero length, no type. */
+int dm_table_line_parse(const char *line, size_t len, uint64_t *ret_start, uint64_t *ret_length,
+                        char **ret_type, char **ret_params);
+/* The total length in sectors of a table in text form (the end of its last target). */
+int dm_table_length(const char *table, uint64_t *ret_sectors);

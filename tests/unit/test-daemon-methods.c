@@ -233,9 +233,9 @@ START_TEST(test_unimplemented_method_for_root) {
         _cleanup_(manager_freep) Manager *m = test_manager(NULL);
         Capture cap = {};
 
-        ck_assert_int_eq(dispatch(m, &root_peer, "{\"method\":\"io.snapset.Manager.CreateSnapshotSet\",\"parameters\":{\"volumes\":[]}}", &cap), 0);
+        ck_assert_int_eq(dispatch(m, &root_peer, "{\"method\":\"io.snapset.Manager.BreakSnapshotSet\",\"parameters\":{\"setId\":\"x\"}}", &cap), 0);
         ck_assert_str_eq(reply_error(&cap), VARLINK_ERROR_METHOD_NOT_IMPLEMENTED);
-        ck_assert_str_eq(param_string(reply_parameters(&cap), "method"), "io.snapset.Manager.CreateSnapshotSet");
+        ck_assert_str_eq(param_string(reply_parameters(&cap), "method"), "io.snapset.Manager.BreakSnapshotSet");
         capture_done(&cap);
 }
 END_TEST

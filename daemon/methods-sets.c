@@ -1,0 +1,682 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+
+/* The snapshot-set methods of io.snapset.Manager: Start/Add/Do/Abort/CreateSnapshotSet,
+ * ListSnapshotSets, ListSnapshots, GetSnapshot, DeleteSnapshots. Each validates its input,
+ * applies the ownership rules of sets.h, drives the coordinator, and translates its outcome into
+ * the error table, once, here. */
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+
+#include "inventory.h"
+#include "json-dispatch.h"
+#include "log.h"
+#include "methods-sets.h"
+#include "ratelimit.h"
+#include "sets.h"
+
+/* ---------------------------------------------------------------- helpers */
+
+static int reply_outcome(MethodCall *mc, const SetOutcome *out, const char *set_id) {
+        return method_error_vss(mc, out->code,
+                                &(VssErrorFields) {
+                                        .volume = out->volume[0] ? out->volume : NULL,
+                                        .snapshot_id = out->snapshot_id[0] ? out->snapshot_id : NULL,
+                                        .set_id = set_id,
+                                        .provider = out->provider[0] ? out->provider : NULL,
+                                        .method = out->method[0] ? out->method : NULL,
+                                        .error = out->error,
+                                },
+                                "%s", out->message[0] ? out->message : vss_code_message(out->code));
+}
+
+/* Dispatches parameters; returns 0 if fine, 1 if InvalidParameter was replied, <0 on error. */
+static int dispatch(MethodCall *mc, json_object *parameters, const JsonDispatch *table, void *target) {
+        const char *bad = NULL;
+        int r;
+
+        r = json_dispatch(parameters, table, target, &bad);
+        if (r == -ENOMEM || (r < 0 && !bad))
+                return r;
+        if (r < 0) {
+                r = method_error_invalid_parameter(mc, bad);
+                return r < 0 ? r : 1;
+        }
+        return 0;
+}
+
+static int reply_with(MethodCall *mc, const char *key, json_object *value) {
+        _cleanup_(json_object_putp) json_object *reply = json_object_new_object();
+
+        if (!reply || !value || json_object_object_add(reply, key, value) < 0) {
+                json_object_put(value);
+                return -ENOMEM;
+        }
+        return method_reply(mc, reply);
+}
+
+static int check_id(MethodCall *mc, const char *id, const char *what) {
+        if (snapset_id_is_valid(id))
+                return 0;
+        return method_error_vss(mc, E_INVALIDARG, NULL, "'%s' is not a valid %s id (a UUID like "
+                                "0f1e2d3c-4b5a-6978-8695-a4b3c2d1e0f9).", id, what) ?: 1;
+}
+
+/* The set in creation named set_id, if the caller may use it. Replies the error otherwise and
+ * returns NULL. */
+static SetCreation *creation_of_caller(MethodCall *mc, const char *set_id) {
+        SetRegistry *r = mc->manager->sets;
+
+        if (check_id(mc, set_id, "snapshot set") != 0)
+                return NULL;
+        if (!r->creation || strcasecmp(set_creation_set(r->creation)->id, set_id) != 0) {
+                if (sets_find_set(mc->manager, set_id, NULL))
+                        (void) method_error_vss(mc, VSS_E_BAD_STATE, &(VssErrorFields) { .set_id = set_id },
+                                                "Snapshot set %s is already created; only a set in creation "
+                                                "takes AddToSnapshotSet and DoSnapshotSet.", set_id);
+                else
+                        (void) method_error_vss(mc, VSS_E_OBJECT_NOT_FOUND, &(VssErrorFields) { .set_id = set_id },
+                                                "No snapshot set %s is in creation.", set_id);
+                return NULL;
+        }
+        if (r->creation_owner != mc->peer->connection_id) {
+                (void) method_error_vss(mc, VSS_E_BAD_STATE, &(VssErrorFields) { .set_id = set_id },
+                                        "Snapshot set %s belongs to another connection (the one that "
+                                        "started it).", set_id);
+                return NULL;
+        }
+        r->creation_activity = now_monotonic_usec();
+        return r->creation;
+}
+
+/* ---------------------------------------------------------------- resolving a volume */
+
+typedef struct ResolvedVolume {
+        BlockDevice device;
+        const Provider *provider;
+} ResolvedVolume;
+
+static void resolved_volume_done(ResolvedVolume *v) {
+        blockdev_done(&v->device);
+}
+
+/* Finds the block device a volume names: a block device node, or a mounted filesystem's
+ * directory (then the device it is mounted from). Replies the error and returns 1 if it cannot. */
+static int resolve_device(MethodCall *mc, const char *volume, dev_t *ret) {
+        struct stat st;
+
+        if (!volume[0] || volume[0] != '/')
+                return method_error_vss(mc, E_INVALIDARG, &(VssErrorFields) { .volume = volume },
+                                        "Volume '%s' is not an absolute path: name a block device "
+                                        "(/dev/...) or a mounted filesystem.", volume) ?: 1;
+        if (stat(volume, &st) < 0)
+                return method_error_vss(mc, errno == ENOENT || errno == ENOTDIR ? VSS_E_OBJECT_NOT_FOUND : E_INVALIDARG,
+                                        &(VssErrorFields) { .volume = volume, .error = errno },
+                                        "Volume '%s' does not exist: %s.", volume, strerror(errno)) ?: 1;
+        if (S_ISBLK(st.st_mode)) {
+                *ret = st.st_rdev;
+                return 0;
+        }
+        if (S_ISDIR(st.st_mode) && major(st.st_dev) != 0) {
+                *ret = st.st_dev;
+                return 0;
+        }
+        return method_error_vss(mc, E_INVALIDARG, &(VssErrorFields) { .volume = volume },
+                                "Volume '%s' is neither a block device nor a directory on a "
+                                "block-device filesystem.", volume) ?: 1;
+}
+
+/* Chooses the provider: the named one (refusing → NOT_SUPPORTED_BY_PROVIDER), or the first
+ * usable one that supports the volume (none → VOLUME_NOT_SUPPORTED). */
+static int choose_provider(MethodCall *mc, const char *volume, const char *name, ResolvedVolume *v) {
+        _cleanup_free_ char *reason = NULL;
+        ProviderStatus *status = NULL;
+        size_t n = 0;
+        int r;
+
+        r = provider_probe_all(&status, &n);
+        if (r < 0)
+                return r;
+        if (name) {
+                const Provider *p = provider_by_name(name);
+                bool usable = false;
+
+                for (size_t i = 0; i < n; i++)
+                        if (status[i].provider == p) {
+                                usable = status[i].usable;
+                                if (!usable && status[i].reason)
+                                        reason = strdup(status[i].reason);
+                        }
+                provider_status_free(status, n);
+                if (!p)
+                        return method_error_vss(mc, VSS_E_PROVIDER_NOT_REGISTERED,
+                                                &(VssErrorFields) { .volume = volume, .provider = name },
+                                                "There is no provider '%s' ('snapsetctl providers' lists them).",
+                                                name) ?: 1;
+                if (usable) {
+                        r = p->ops->is_volume_supported(&v->device, &reason);
+                        if (r < 0)
+                                return r;
+                        usable = r == VOLUME_SUPPORTED;
+                }
+                if (!usable)
+                        return method_error_vss(mc, VSS_E_VOLUME_NOT_SUPPORTED_BY_PROVIDER,
+                                                &(VssErrorFields) { .volume = volume, .provider = name },
+                                                "Provider '%s' cannot snapshot '%s': %s.", name, volume,
+                                                reason ?: "it does not handle this kind of device") ?: 1;
+                v->provider = p;
+                return 0;
+        }
+
+        r = provider_select(status, n, &v->device, &v->provider, &reason);
+        provider_status_free(status, n);
+        if (r < 0)
+                return r;
+        if (r == 0)
+                return method_error_vss(mc, VSS_E_VOLUME_NOT_SUPPORTED, &(VssErrorFields) { .volume = volume },
+                                        "No provider can snapshot '%s': %s.", volume, strna(reason)) ?: 1;
+        return 0;
+}
+
+/* Everything AddToSnapshotSet checks before the provider sees the volume. */
+static int resolve_volume(MethodCall *mc, SetCreation *c, const char *volume, const char *provider,
+                          ResolvedVolume *v) {
+        const Config *cfg = &mc->manager->config;
+        const SnapshotSet *s = set_creation_set(c);
+        dev_t dev;
+        int r;
+
+        if (set_creation_n_volumes(c) >= cfg->max_volumes_per_set)
+                return method_error_vss(mc, VSS_E_MAXIMUM_NUMBER_OF_VOLUMES_REACHED,
+                                        &(VssErrorFields) { .volume = volume, .set_id = s->id },
+                                        "Snapshot set %s already has %u volumes, the most allowed "
+                                        "(MaxVolumesPerSet= in snapsetd.conf).", s->id, cfg->max_volumes_per_set) ?: 1;
+
+        r = resolve_device(mc, volume, &dev);
+        if (r != 0)
+                return r;
+        for (size_t i = 0; i < s->n_snapshots; i++)
+                if (s->snapshots[i]->volume_device == dev)
+                        return method_error_vss(mc, E_INVALIDARG, &(VssErrorFields) { .volume = volume, .set_id = s->id },
+                                                "Volume '%s' is already in the set (as '%s').", volume,
+                                                s->snapshots[i]->volume) ?: 1;
+        if (sets_count_snapshots_of(mc->manager, dev) >= cfg->max_snapshots_per_volume)
+                return method_error_vss(mc, VSS_E_MAXIMUM_NUMBER_OF_SNAPSHOTS_REACHED,
+                                        &(VssErrorFields) { .volume = volume },
+                                        "Volume '%s' already has %u snapshots, the most allowed "
+                                        "(MaxSnapshotsPerVolume=); delete old ones first ('snapsetctl delete --oldest %s').",
+                                        volume, cfg->max_snapshots_per_volume, volume) ?: 1;
+
+        r = inventory_find_device(dev, &v->device);
+        if (r == -ENODEV)
+                return method_error_vss(mc, VSS_E_OBJECT_NOT_FOUND, &(VssErrorFields) { .volume = volume },
+                                        "Volume '%s' (device %u:%u) is not a block device of this machine.",
+                                        volume, major(dev), minor(dev)) ?: 1;
+        if (r < 0)
+                return r;
+        return choose_provider(mc, volume, provider, v);
+}
+
+/* Adds one volume to the set in creation; replies the error itself when it fails (returns 1). */
+static int add_volume(MethodCall *mc, SetCreation *c, const char *volume, const char *provider,
+                      uint64_t cow_size, Snapshot **ret) {
+        _cleanup_(resolved_volume_done) ResolvedVolume v = {};
+        SetOutcome out = {};
+        VssCode code;
+        int r;
+
+        r = resolve_volume(mc, c, volume, provider, &v);
+        if (r != 0)
+                return r;
+        code = set_creation_add(c, volume, &v.device, v.provider, cow_size, ret, &out);
+        if (code != S_OK)
+                return reply_outcome(mc, &out, set_creation_set(c)->id) ?: 1;
+        return 0;
+}
+
+/* ---------------------------------------------------------------- Start, Add, Do, Abort */
+
+static int start_set(MethodCall *mc, const char *context_name, SetCreation **ret) {
+        SetRegistry *r = mc->manager->sets;
+        CoordinatorOptions options;
+        SetContext context = SET_CONTEXT_BACKUP;
+        int k;
+
+        /* VSS's default context is backup (auto-release); snapsetctl asks for persistent. */
+        if (context_name) {
+                context = set_context_from_string(context_name);
+                if (context < 0)
+                        return method_error_vss(mc, VSS_E_UNSUPPORTED_CONTEXT, NULL,
+                                                "Context '%s' is not supported; use 'backup' or 'persistent'.",
+                                                context_name) ?: 1;
+        }
+        if (r->creation)
+                return method_error_vss(mc, VSS_E_SNAPSHOT_SET_IN_PROGRESS,
+                                        &(VssErrorFields) { .set_id = set_creation_set(r->creation)->id },
+                                        "Snapshot set %s is being created (phase %s); only one set is "
+                                        "created at a time. Retry when it is done.",
+                                        set_creation_set(r->creation)->id,
+                                        set_phase_to_string(set_creation_phase(r->creation))) ?: 1;
+
+        sets_coordinator_options(mc->manager, &options);
+        k = set_creation_new(context, &options, &r->creation);
+        if (k < 0)
+                return k;
+        r->creation_owner = mc->peer->connection_id;
+        r->creation_activity = now_monotonic_usec();
+        *ret = r->creation;
+        return 0;
+}
+
+int vl_method_start_snapshot_set(MethodCall *mc, json_object *parameters) {
+        struct { char *context; } p = {};
+        static const JsonDispatch table[] = {
+                { "context", JSON_DISPATCH_STRING, 0, JSON_NULLABLE },
+                {}
+        };
+        SetCreation *c;
+        int r;
+
+        r = dispatch(mc, parameters, table, &p);
+        if (r == 0)
+                r = start_set(mc, p.context, &c);
+        json_dispatch_done(table, &p);
+        if (r != 0)
+                return r < 0 ? r : 0;
+        return reply_with(mc, "setId", json_object_new_string(set_creation_set(c)->id));
+}
+
+typedef struct AddParams {
+        char *set_id;
+        char *volume;
+        char *provider;
+        uint64_t cow_size;
+} AddParams;
+
+int vl_method_add_to_snapshot_set(MethodCall *mc, json_object *parameters) {
+        AddParams p = {};
+        static const JsonDispatch table[] = {
+                { "setId",        JSON_DISPATCH_STRING, offsetof(AddParams, set_id),   JSON_MANDATORY },
+                { "volume",       JSON_DISPATCH_STRING, offsetof(AddParams, volume),   JSON_MANDATORY },
+                { "provider",     JSON_DISPATCH_STRING, offsetof(AddParams, provider), JSON_NULLABLE },
+                { "cowSizeBytes", JSON_DISPATCH_UINT64, offsetof(AddParams, cow_size), JSON_NULLABLE },
+                {}
+        };
+        SetCreation *c;
+        Snapshot *snap = NULL;
+        int r;
+
+        r = dispatch(mc, parameters, table, &p);
+        if (r == 0)
+                r = (c = creation_of_caller(mc, p.set_id)) ? add_volume(mc, c, p.volume, p.provider, p.cow_size, &snap) : 1;
+        json_dispatch_done(table, &p);
+        if (r != 0)
+                return r < 0 ? r : 0;
+        return reply_with(mc, "snapshotId", json_object_new_string(snap->id));
+}
+
+/* Runs the set to the end, records it, and replies. The creation lock is released either way. */
+static int do_set(MethodCall *mc) {
+        Manager *m = mc->manager;
+        SetRegistry *r = m->sets;
+        _cleanup_(set_creation_freep) SetCreation *c = TAKE_PTR(r->creation);
+        _cleanup_(snapshot_set_freep) SnapshotSet *set = NULL;
+        json_object *j = NULL;
+        SetOutcome out = {};
+        VssCode code;
+        int k;
+
+        r->creation_owner = 0;
+        code = set_creation_do(c, &out);
+        if (code != S_OK) {
+                log_error("Snapshot set %s failed (%s): %s", set_creation_set(c)->id, vss_code_name(code), out.message);
+                return reply_outcome(mc, &out, set_creation_set(c)->id);
+        }
+
+        set = set_creation_take_set(c);
+        k = sets_add(m, set, mc->peer->connection_id);
+        if (k < 0)   /* sets_add deleted its snapshots again; the set object is freed here */
+                return method_error_vss(mc, VSS_E_UNEXPECTED, &(VssErrorFields) { .error = k },
+                                        "The snapshot set was created but could not be recorded in %s (%s); "
+                                        "its snapshots were deleted again.", m->state_directory, strerror(-k));
+        log_info("Snapshot set %s created (%s): %zu volume(s), freeze window %" PRIu64 " us, writes held %" PRIu64 " us.",
+                 set->id, set_context_to_string(set->context), set->n_snapshots, set->freeze_window_usec, set->hold_usec);
+        k = snapshot_set_to_json(set, /* private= */ false, &j);
+        TAKE_PTR(set);   /* owned by the registry now */
+        if (k < 0)
+                return k;
+        return reply_with(mc, "set", j);
+}
+
+int vl_method_do_snapshot_set(MethodCall *mc, json_object *parameters) {
+        struct { char *set_id; } p = {};
+        static const JsonDispatch table[] = {
+                { "setId", JSON_DISPATCH_STRING, 0, JSON_MANDATORY },
+                {}
+        };
+        int r;
+
+        r = dispatch(mc, parameters, table, &p);
+        if (r == 0)
+                r = creation_of_caller(mc, p.set_id) ? do_set(mc) : 1;
+        json_dispatch_done(table, &p);
+        return r < 0 ? r : 0;
+}
+
+int vl_method_abort_snapshot_set(MethodCall *mc, json_object *parameters) {
+        struct { char *set_id; } p = {};
+        static const JsonDispatch table[] = {
+                { "setId", JSON_DISPATCH_STRING, 0, JSON_MANDATORY },
+                {}
+        };
+        SetRegistry *reg = mc->manager->sets;
+        int r;
+
+        r = dispatch(mc, parameters, table, &p);
+        if (r == 0)
+                r = check_id(mc, p.set_id, "snapshot set");
+        if (r == 0 && (!reg->creation || strcasecmp(set_creation_set(reg->creation)->id, p.set_id) != 0))
+                r = method_error_vss(mc, sets_find_set(mc->manager, p.set_id, NULL) ? VSS_E_BAD_STATE : VSS_E_OBJECT_NOT_FOUND,
+                                     &(VssErrorFields) { .set_id = p.set_id },
+                                     sets_find_set(mc->manager, p.set_id, NULL)
+                                     ? "Snapshot set %s is already created; delete it with DeleteSnapshots."
+                                     : "No snapshot set %s is in creation.", p.set_id) ?: 1;
+        if (r == 0) {
+                /* Any root caller may abort: it is how an administrator frees a stuck lock. */
+                set_creation_abort(reg->creation);
+                reg->creation = set_creation_free(reg->creation);
+                reg->creation_owner = 0;
+                log_notice("Snapshot set %s aborted by %s.", p.set_id,
+                           manager_peer_to_string(mc->peer->pid, mc->peer->uid, (char[64]) {}, 64));
+        }
+        json_dispatch_done(table, &p);
+        if (r != 0)
+                return r < 0 ? r : 0;
+        return method_reply(mc, NULL);
+}
+
+/* ---------------------------------------------------------------- CreateSnapshotSet */
+
+static int dispatch_volume_request(json_object *v, AddParams *ret, const char **bad) {
+        static const JsonDispatch table[] = {
+                { "volume",       JSON_DISPATCH_STRING, offsetof(AddParams, volume),   JSON_MANDATORY },
+                { "provider",     JSON_DISPATCH_STRING, offsetof(AddParams, provider), JSON_NULLABLE },
+                { "cowSizeBytes", JSON_DISPATCH_UINT64, offsetof(AddParams, cow_size), JSON_NULLABLE },
+                {}
+        };
+        return json_dispatch(v, table, ret, bad);
+}
+
+static void add_params_done(AddParams *p) {
+        free(p->set_id);
+        free(p->volume);
+        free(p->provider);
+        *p = (AddParams) {};
+}
+
+int vl_method_create_snapshot_set(MethodCall *mc, json_object *parameters) {
+        struct { json_object *volumes; char *context; } p = {};
+        static const JsonDispatch table[] = {
+                { "volumes", JSON_DISPATCH_ARRAY,  0,                          JSON_MANDATORY },
+                { "context", JSON_DISPATCH_STRING, sizeof(json_object *),      JSON_NULLABLE },
+                {}
+        };
+        SetRegistry *reg = mc->manager->sets;
+        SetCreation *c = NULL;
+        const char *bad = NULL;
+        size_t n;
+        int r;
+
+        r = dispatch(mc, parameters, table, &p);
+        if (r != 0)
+                goto finish;
+        n = json_object_array_length(p.volumes);
+        if (n == 0) {
+                r = method_error_vss(mc, E_INVALIDARG, NULL, "No volumes given: name at least one.") ?: 1;
+                goto finish;
+        }
+        /* Every request is checked before anything starts, so a typo costs nothing. */
+        for (size_t i = 0; i < n; i++) {
+                AddParams a = {};
+
+                r = dispatch_volume_request(json_object_array_get_idx(p.volumes, i), &a, &bad);
+                add_params_done(&a);
+                if (r < 0) {
+                        r = method_error_invalid_parameter(mc, "volumes") ?: 1;
+                        goto finish;
+                }
+        }
+
+        r = start_set(mc, p.context, &c);
+        for (size_t i = 0; r == 0 && i < n; i++) {
+                AddParams a = {};
+
+                (void) dispatch_volume_request(json_object_array_get_idx(p.volumes, i), &a, &bad);
+                r = add_volume(mc, c, a.volume, a.provider, a.cow_size, NULL);
+                add_params_done(&a);
+        }
+        if (r != 0 && reg->creation == c && c) {
+                /* No partial set: a volume that cannot be added aborts the whole call. */
+                set_creation_abort(c);
+                reg->creation = set_creation_free(c);
+                reg->creation_owner = 0;
+        } else if (r == 0)
+                r = do_set(mc);
+finish:
+        free(p.context);
+        return r < 0 ? r : 0;
+}
+
+/* ---------------------------------------------------------------- queries */
+
+static int snapshot_json(Snapshot *snap, json_object **ret) {
+        const Provider *p = provider_by_name(snap->provider);
+
+        /* Fresh status (COW use, invalidated) where the provider can tell. */
+        if (p && p->ops->query) {
+                ProviderResult res = { .failed = SIZE_MAX };
+                (void) p->ops->query(snap, &res);
+        }
+        return snapshot_to_json(snap, /* private= */ false, ret);
+}
+
+int vl_method_list_snapshot_sets(MethodCall *mc, json_object *parameters) {
+        Manager *m = mc->manager;
+        size_t n = sets_count(m);
+        int r;
+
+        r = dispatch(mc, parameters, (const JsonDispatch[]) { {} }, NULL);
+        if (r != 0)
+                return r < 0 ? r : 0;
+        if (n == 0)
+                return method_reply(mc, NULL);
+        for (size_t i = 0; i < n; i++) {
+                _cleanup_(json_object_putp) json_object *reply = json_object_new_object();
+                json_object *j;
+
+                r = snapshot_set_to_json(m->sets->sets[i], false, &j);
+                if (r < 0)
+                        return r;
+                if (!reply || json_object_object_add(reply, "set", j) < 0)
+                        return -ENOMEM;
+                r = i + 1 < n ? method_notify(mc, reply) : method_reply(mc, reply);
+                if (r < 0)
+                        return r;
+        }
+        return 0;
+}
+
+static bool snapshot_matches_volume(const Snapshot *s, const char *volume, dev_t dev) {
+        return streq(s->volume, volume) || streq_ptr(s->volume_path, volume) || (dev && s->volume_device == dev);
+}
+
+int vl_method_list_snapshots(MethodCall *mc, json_object *parameters) {
+        struct { char *set_id; char *volume; } p = {};
+        static const JsonDispatch table[] = {
+                { "setId",  JSON_DISPATCH_STRING, 0,              JSON_NULLABLE },
+                { "volume", JSON_DISPATCH_STRING, sizeof(char *), JSON_NULLABLE },
+                {}
+        };
+        Manager *m = mc->manager;
+        json_object *pending = NULL;
+        struct stat st;
+        dev_t dev = 0;
+        int r;
+
+        r = dispatch(mc, parameters, table, &p);
+        if (r == 0 && p.set_id && (r = check_id(mc, p.set_id, "snapshot set")) == 0 && !sets_find_set(m, p.set_id, NULL))
+                r = method_error_vss(mc, VSS_E_OBJECT_NOT_FOUND, &(VssErrorFields) { .set_id = p.set_id },
+                                     "There is no snapshot set %s.", p.set_id) ?: 1;
+        if (r != 0)
+                goto finish;
+        if (p.volume && stat(p.volume, &st) >= 0)
+                dev = S_ISBLK(st.st_mode) ? st.st_rdev : st.st_dev;
+
+        /* One reply per snapshot; the last one is the final reply, so each is sent one step late. */
+        for (size_t i = 0; r >= 0 && i < sets_count(m); i++) {
+                SnapshotSet *set = m->sets->sets[i];
+
+                if (p.set_id && strcasecmp(set->id, p.set_id) != 0)
+                        continue;
+                for (size_t k = 0; r >= 0 && k < set->n_snapshots; k++) {
+                        json_object *j;
+
+                        if (p.volume && !snapshot_matches_volume(set->snapshots[k], p.volume, dev))
+                                continue;
+                        r = snapshot_json(set->snapshots[k], &j);
+                        if (r < 0)
+                                break;
+                        if (pending) {
+                                r = method_notify(mc, pending);
+                                json_object_put(pending);
+                        }
+                        pending = json_object_new_object();
+                        if (!pending || json_object_object_add(pending, "snapshot", j) < 0)
+                                r = -ENOMEM;
+                }
+        }
+        if (r >= 0)
+                r = method_reply(mc, pending);
+        json_object_put(pending);
+finish:
+        json_dispatch_done(table, &p);
+        return r < 0 ? r : 0;
+}
+
+int vl_method_get_snapshot(MethodCall *mc, json_object *parameters) {
+        struct { char *snapshot_id; } p = {};
+        static const JsonDispatch table[] = {
+                { "snapshotId", JSON_DISPATCH_STRING, 0, JSON_MANDATORY },
+                {}
+        };
+        Snapshot *snap = NULL;
+        json_object *j;
+        int r;
+
+        r = dispatch(mc, parameters, table, &p);
+        if (r == 0)
+                r = check_id(mc, p.snapshot_id, "snapshot");
+        if (r == 0 && !(snap = sets_find_snapshot(mc->manager, p.snapshot_id, NULL)))
+                r = method_error_vss(mc, VSS_E_OBJECT_NOT_FOUND, &(VssErrorFields) { .snapshot_id = p.snapshot_id },
+                                     "There is no snapshot %s.", p.snapshot_id) ?: 1;
+        json_dispatch_done(table, &p);
+        if (r != 0)
+                return r < 0 ? r : 0;
+        r = snapshot_json(snap, &j);
+        if (r < 0)
+                return r;
+        return reply_with(mc, "snapshot", j);
+}
+
+/* ---------------------------------------------------------------- DeleteSnapshots */
+
+/* The oldest snapshot of a volume (by path as given, resolved path or device). */
+static Snapshot *oldest_of(Manager *m, const char *volume, SnapshotSet **ret_set) {
+        Snapshot *best = NULL;
+        struct stat st;
+        dev_t dev = 0;
+
+        if (stat(volume, &st) >= 0)
+                dev = S_ISBLK(st.st_mode) ? st.st_rdev : st.st_dev;
+        for (size_t i = 0; i < sets_count(m); i++)
+                for (size_t k = 0; k < m->sets->sets[i]->n_snapshots; k++) {
+                        Snapshot *s = m->sets->sets[i]->snapshots[k];
+                        if (snapshot_matches_volume(s, volume, dev) && (!best || s->created_usec < best->created_usec)) {
+                                best = s;
+                                *ret_set = m->sets->sets[i];
+                        }
+                }
+        return best;
+}
+
+static int delete_and_collect(MethodCall *mc, SnapshotSet *set, Snapshot *snap, json_object *deleted) {
+        char id[SNAPSET_ID_LENGTH + 1];
+        SetOutcome out;
+
+        memcpy(id, snap->id, sizeof id);
+        if (sets_delete_snapshot(mc->manager, set, snap, &out) != S_OK)
+                return reply_outcome(mc, &out, NULL) ?: 1;
+        return json_object_array_add(deleted, json_object_new_string(id)) < 0 ? -ENOMEM : 0;
+}
+
+int vl_method_delete_snapshots(MethodCall *mc, json_object *parameters) {
+        struct { char *snapshot_id; char *set_id; char *oldest; } p = {};
+        static const JsonDispatch table[] = {
+                { "snapshotId",     JSON_DISPATCH_STRING, 0,                  JSON_NULLABLE },
+                { "setId",          JSON_DISPATCH_STRING, sizeof(char *),     JSON_NULLABLE },
+                { "oldestOfVolume", JSON_DISPATCH_STRING, 2 * sizeof(char *), JSON_NULLABLE },
+                {}
+        };
+        _cleanup_(json_object_putp) json_object *deleted = json_object_new_array();
+        Manager *m = mc->manager;
+        SnapshotSet *set = NULL;
+        Snapshot *snap = NULL;
+        int r;
+
+        if (!deleted)
+                return -ENOMEM;
+        r = dispatch(mc, parameters, table, &p);
+        if (r != 0)
+                goto finish;
+        if (!!p.snapshot_id + !!p.set_id + !!p.oldest != 1) {
+                r = method_error_vss(mc, E_INVALIDARG, NULL, "Name exactly one of snapshotId, setId and "
+                                     "oldestOfVolume.") ?: 1;
+                goto finish;
+        }
+
+        if (p.snapshot_id) {
+                r = check_id(mc, p.snapshot_id, "snapshot");
+                if (r == 0 && !(snap = sets_find_snapshot(m, p.snapshot_id, &set)))
+                        r = method_error_vss(mc, VSS_E_OBJECT_NOT_FOUND, &(VssErrorFields) { .snapshot_id = p.snapshot_id },
+                                             "There is no snapshot %s.", p.snapshot_id) ?: 1;
+                if (r == 0)
+                        r = delete_and_collect(mc, set, snap, deleted);
+        } else if (p.set_id) {
+                r = check_id(mc, p.set_id, "snapshot set");
+                if (r == 0 && m->sets->creation && strcasecmp(set_creation_set(m->sets->creation)->id, p.set_id) == 0)
+                        r = method_error_vss(mc, VSS_E_BAD_STATE, &(VssErrorFields) { .set_id = p.set_id },
+                                             "Snapshot set %s is still in creation; abort it with AbortSnapshotSet.",
+                                             p.set_id) ?: 1;
+                if (r == 0 && !(set = sets_find_set(m, p.set_id, NULL)))
+                        r = method_error_vss(mc, VSS_E_OBJECT_NOT_FOUND, &(VssErrorFields) { .set_id = p.set_id },
+                                             "There is no snapshot set %s.", p.set_id) ?: 1;
+                /* The set is freed with its last snapshot: count first. */
+                for (size_t n = set ? set->n_snapshots : 0; r == 0 && n > 0; n--)
+                        r = delete_and_collect(mc, set, set->snapshots[0], deleted);
+        } else {
+                snap = oldest_of(m, p.oldest, &set);
+                if (!snap)
+                        r = method_error_vss(mc, VSS_E_OBJECT_NOT_FOUND, &(VssErrorFields) { .volume = p.oldest },
+                                             "Volume '%s' has no snapshots.", p.oldest) ?: 1;
+                else
+                        r = delete_and_collect(mc, set, snap, deleted);
+        }
+        if (r == 0)
+                r = reply_with(mc, "deleted", TAKE_PTR(deleted));
+finish:
+        json_dispatch_done(table, &p);
+        return r < 0 ? r : 0;
+}

@@ -1,0 +1,457 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+
+#include <inttypes.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <syslog.h>
+
+#include "inflight.h"
+#include "log.h"
+#include "methods.h"
+#include "ratelimit.h"
+#include "set-events.h"
+#include "sets.h"
+#include "store.h"
+#include "varlink.h"
+
+/* ---------------------------------------------------------------- events */
+
+/* The daemon's event sink: the journal, with structured fields, and every Monitor client. */
+static void daemon_sink(const SetEvent *e, void *userdata) {
+        Manager *m = userdata;
+
+        set_event_journal_sink(e, NULL);
+        if (m)
+                manager_send_event(m, e->priority <= LOG_WARNING ? "error" : "info",
+                                   e->set_id[0] ? e->set_id : NULL, e->snapshot_id[0] ? e->snapshot_id : NULL,
+                                   e->volume[0] ? e->volume : NULL, e->message);
+}
+
+static void set_event(Manager *m, int priority, const char *type, const SnapshotSet *set,
+                      const Snapshot *snap, const char *format, ...) _printf_(6, 7);
+
+/* An event outside the window: journal + Monitor, with its own type. */
+static void set_event(Manager *m, int priority, const char *type, const SnapshotSet *set,
+                      const Snapshot *snap, const char *format, ...) {
+        SetEvent e;
+        va_list ap;
+
+        set_event_init(&e, priority, set ? set->id : NULL, snap ? snap->id : NULL,
+                       snap ? snap->volume : NULL, snap ? snap->provider : NULL, NULL);
+        va_start(ap, format);
+        vsnprintf(e.message, sizeof e.message, format, ap);
+        va_end(ap);
+        set_event_journal_sink(&e, NULL);
+        manager_send_event(m, type, set ? set->id : NULL, snap ? snap->id : NULL, snap ? snap->volume : NULL,
+                           e.message);
+}
+
+/* ---------------------------------------------------------------- configuration */
+
+/* SNAPSETD_TEST_HOOKS="fail=PHASE:INDEX" or "kill=PHASE": lets the test suites make a phase
+ * fail on the nth volume, or kill the daemon inside the window. Ignored (with a warning) when
+ * malformed; never set in production units. */
+static void parse_test_hooks(CoordinatorTestHooks *h) {
+        const char *e = getenv("SNAPSETD_TEST_HOOKS");
+        char phase[32];
+        unsigned index = 0;
+
+        *h = (CoordinatorTestHooks) { .fail_phase = _SET_PHASE_INVALID, .kill_phase = _SET_PHASE_INVALID };
+        if (!e || !*e)
+                return;
+        for (SetPhase p = 0; p < _SET_PHASE_MAX; p++) {
+                snprintf(phase, sizeof phase, "fail=%s:", set_phase_to_string(p));
+                if (startswith(e, phase) && sscanf(e + strlen(phase), "%u", &index) == 1) {
+                        h->fail_phase = p;
+                        h->fail_index = index;
+                }
+                snprintf(phase, sizeof phase, "kill=%s", set_phase_to_string(p));
+                if (streq(e, phase))
+                        h->kill_phase = p;
+        }
+        if (h->fail_phase < 0 && h->kill_phase < 0)
+                log_warning("SNAPSETD_TEST_HOOKS=%s not understood; ignoring it.", e);
+        else
+                log_warning("SNAPSETD_TEST_HOOKS=%s is set: snapshot sets will fail on purpose. "
+                            "This is for the test suites only.", e);
+}
+
+int sets_apply_config(Manager *m) {
+        SetRegistry *r = m->sets;
+
+        r->settings = (ProviderSettings) {
+                .cow_directory = m->config.cow_directory,
+                .default_cow_size = m->config.default_cow_size_bytes,
+                .default_cow_percent = m->config.default_cow_size_percent,
+                .run_directory = m->runtime_directory,
+        };
+        return 0;
+}
+
+void sets_coordinator_options(const Manager *m, CoordinatorOptions *ret) {
+        const SetRegistry *r = m->sets;
+
+        *ret = (CoordinatorOptions) {
+                .flush_timeout_usec = (uint64_t) m->config.flush_timeout_sec * USEC_PER_SEC,
+                .hold_timeout_usec = (uint64_t) m->config.hold_timeout_sec * USEC_PER_SEC,
+                .settings = &r->settings,
+                .inflight_directory = r->inflight_directory,
+                .lock_memory = true,
+                .sink = daemon_sink,
+                .sink_userdata = (void *) m,
+                .hooks = r->hooks,
+        };
+}
+
+/* ---------------------------------------------------------------- the registry */
+
+static int registry_append(SetRegistry *r, SnapshotSet *set, uint64_t owner) {
+        SnapshotSet **s = reallocarray(r->sets, r->n_sets + 1, sizeof(SnapshotSet *));
+        uint64_t *o;
+
+        if (!s)
+                return -ENOMEM;
+        r->sets = s;
+        o = reallocarray(r->owners, r->n_sets + 1, sizeof(uint64_t));
+        if (!o)
+                return -ENOMEM;
+        r->owners = o;
+        r->sets[r->n_sets] = set;
+        r->owners[r->n_sets] = owner;
+        r->n_sets++;
+        return 0;
+}
+
+static void registry_remove(SetRegistry *r, size_t i) {
+        snapshot_set_free(r->sets[i]);
+        memmove(r->sets + i, r->sets + i + 1, (r->n_sets - i - 1) * sizeof(SnapshotSet *));
+        memmove(r->owners + i, r->owners + i + 1, (r->n_sets - i - 1) * sizeof(uint64_t));
+        r->n_sets--;
+}
+
+SnapshotSet *sets_find_set(const Manager *m, const char *set_id, size_t *ret_index) {
+        const SetRegistry *r = m->sets;
+
+        for (size_t i = 0; set_id && i < r->n_sets; i++)
+                if (strcasecmp(r->sets[i]->id, set_id) == 0) {
+                        if (ret_index)
+                                *ret_index = i;
+                        return r->sets[i];
+                }
+        return NULL;
+}
+
+Snapshot *sets_find_snapshot(const Manager *m, const char *snapshot_id, SnapshotSet **ret_set) {
+        const SetRegistry *r = m->sets;
+
+        for (size_t i = 0; snapshot_id && i < r->n_sets; i++) {
+                Snapshot *s = snapshot_set_find(r->sets[i], snapshot_id);
+                if (s) {
+                        if (ret_set)
+                                *ret_set = r->sets[i];
+                        return s;
+                }
+        }
+        return NULL;
+}
+
+size_t sets_count(const Manager *m) {
+        return m->sets ? m->sets->n_sets : 0;
+}
+
+size_t sets_count_snapshots(const Manager *m) {
+        size_t n = 0;
+
+        for (size_t i = 0; i < sets_count(m); i++)
+                n += m->sets->sets[i]->n_snapshots;
+        return n;
+}
+
+size_t sets_count_snapshots_of(const Manager *m, dev_t device) {
+        size_t n = 0;
+
+        for (size_t i = 0; i < sets_count(m); i++)
+                for (size_t j = 0; j < m->sets->sets[i]->n_snapshots; j++)
+                        n += m->sets->sets[i]->snapshots[j]->volume_device == device;
+        return n;
+}
+
+int sets_in_progress_json(const Manager *m, json_object **ret) {
+        _cleanup_(json_object_putp) json_object *o = NULL, *vols = NULL;
+        const SetCreation *c = m->sets ? m->sets->creation : NULL;
+        const SnapshotSet *s;
+
+        if (!c) {
+                *ret = NULL;
+                return 0;
+        }
+        s = set_creation_set(c);
+        o = json_object_new_object();
+        vols = json_object_new_array();
+        if (!o || !vols)
+                return -ENOMEM;
+        for (size_t i = 0; i < set_creation_n_volumes(c); i++)
+                if (json_object_array_add(vols, json_object_new_string(set_creation_volume(c, i))) < 0)
+                        return -ENOMEM;
+        if (json_object_object_add(o, "id", json_object_new_string(s->id)) < 0 ||
+            json_object_object_add(o, "context", json_object_new_string(set_context_to_string(s->context))) < 0 ||
+            json_object_object_add(o, "volumes", TAKE_PTR(vols)) < 0 ||
+            json_object_object_add(o, "phase", json_object_new_string(set_phase_to_string(set_creation_phase(c)))) < 0 ||
+            json_object_object_add(o, "startedUsec", json_object_new_int64((int64_t) set_creation_started_usec(c))) < 0)
+                return -ENOMEM;
+        *ret = TAKE_PTR(o);
+        return 0;
+}
+
+/* ---------------------------------------------------------------- deleting */
+
+static VssCode delete_through_provider(Manager *m, Snapshot *snap, SetOutcome *out) {
+        const Provider *p = provider_by_name(snap->provider);
+        ProviderResult res = { .failed = SIZE_MAX };
+        VssCode code;
+
+        if (!p || !p->ops->delete_snapshot) {
+                snprintf(out->message, sizeof out->message,
+                         "Provider '%s' of snapshot %s is not available here; its devices stay.",
+                         snap->provider, snap->id);
+                out->code = VSS_E_PROVIDER_NOT_REGISTERED;
+                return out->code;
+        }
+        code = p->ops->delete_snapshot(snap, &m->sets->settings, &res);
+        return coordinator_check_code(p->name, "DeleteSnapshots", code, &res, NULL, daemon_sink, m, out);
+}
+
+VssCode sets_delete_snapshot(Manager *m, SnapshotSet *set, Snapshot *snap, SetOutcome *out) {
+        SetRegistry *r = m->sets;
+        size_t set_index, snap_index = SIZE_MAX;
+        VssCode code;
+        int k;
+
+        *out = (SetOutcome) {};
+        code = delete_through_provider(m, snap, out);
+        if (code != S_OK) {
+                snprintf(out->volume, sizeof out->volume, "%s", snap->volume);
+                snprintf(out->snapshot_id, sizeof out->snapshot_id, "%s", snap->id);
+                return code;
+        }
+        set_event(m, LOG_INFO, "snapshot-deleted", set, snap, "Snapshot %s of '%s' (set %s) deleted.",
+                  snap->id, snap->volume, set->id);
+
+        for (size_t i = 0; i < set->n_snapshots; i++)
+                if (set->snapshots[i] == snap)
+                        snap_index = i;
+        snapshot_set_remove(set, snap_index);
+        (void) sets_find_set(m, set->id, &set_index);
+
+        if (set->n_snapshots > 0) {
+                k = store_save_set(m->state_directory, set);
+                if (k < 0)
+                        log_warning_errno(k, "Failed to update the record of set %s: %m", set->id);
+                return S_OK;
+        }
+        k = store_remove_set(m->state_directory, set->id);
+        if (k < 0 && k != -ENOENT)
+                log_warning_errno(k, "Failed to remove the record of set %s: %m", set->id);
+        registry_remove(r, set_index);
+        return S_OK;
+}
+
+/* Deletes every snapshot of the set at index i (used for backup sets going with their client). */
+static void delete_whole_set(Manager *m, size_t i, const char *why) {
+        SnapshotSet *set = m->sets->sets[i];
+        char id[SNAPSET_ID_LENGTH + 1];
+
+        memcpy(id, set->id, sizeof id);
+        log_info("Deleting backup set %s: %s.", id, why);
+        while (set->n_snapshots > 0) {
+                SetOutcome out;
+                size_t n = set->n_snapshots;
+
+                if (sets_delete_snapshot(m, set, set->snapshots[0], &out) != S_OK) {
+                        log_error("Could not delete snapshot %s of backup set %s: %s", set->snapshots[0]->id,
+                                  id, out.message);
+                        break;
+                }
+                if (n == 1)
+                        return;   /* the set is gone with its last snapshot */
+        }
+}
+
+/* ---------------------------------------------------------------- ownership */
+
+static void abort_creation(Manager *m, const char *why) {
+        SetRegistry *r = m->sets;
+        const SnapshotSet *s = set_creation_set(r->creation);
+
+        log_notice("Aborting snapshot set %s in creation: %s.", s->id, why);
+        set_event(m, LOG_NOTICE, "set-aborted", s, NULL, "Snapshot set %s aborted: %s.", s->id, why);
+        set_creation_abort(r->creation);
+        r->creation = set_creation_free(r->creation);
+        r->creation_owner = 0;
+}
+
+void sets_connection_closed(Manager *m, uint64_t connection_id) {
+        SetRegistry *r = m->sets;
+
+        if (!r || connection_id == 0)
+                return;
+        if (r->creation && r->creation_owner == connection_id)
+                abort_creation(m, "its client disconnected before DoSnapshotSet");
+        for (size_t i = r->n_sets; i-- > 0;)
+                if (r->owners[i] == connection_id)
+                        delete_whole_set(m, i, "the client that created it (backup context) disconnected");
+}
+
+bool sets_connection_owns(const Manager *m, uint64_t connection_id) {
+        const SetRegistry *r = m->sets;
+
+        if (!r)
+                return false;
+        if (r->creation && r->creation_owner == connection_id)
+                return true;
+        for (size_t i = 0; i < r->n_sets; i++)
+                if (r->owners[i] == connection_id)
+                        return true;
+        return false;
+}
+
+uint64_t sets_idle_deadline(const Manager *m) {
+        const SetRegistry *r = m->sets;
+
+        if (!r || !r->creation || m->config.set_idle_timeout_sec == 0)
+                return UINT64_MAX;
+        return r->creation_activity + (uint64_t) m->config.set_idle_timeout_sec * USEC_PER_SEC;
+}
+
+void sets_check_idle(Manager *m, uint64_t now) {
+        char why[128];
+
+        if (sets_idle_deadline(m) > now)
+                return;
+        snprintf(why, sizeof why, "no call for %u s (SetIdleTimeoutSec=)", m->config.set_idle_timeout_sec);
+        abort_creation(m, why);
+}
+
+/* ---------------------------------------------------------------- adding */
+
+int sets_add(Manager *m, SnapshotSet *set, uint64_t owner) {
+        int r;
+
+        r = store_save_set(m->state_directory, set);
+        if (r >= 0)
+                r = registry_append(m->sets, set, set->context == SET_CONTEXT_BACKUP ? owner : 0);
+        if (r < 0) {
+                /* Unrecorded snapshots would be invisible to every later call: undo them. */
+                log_error_errno(r, "Failed to record snapshot set %s in %s, deleting its snapshots: %m",
+                                set->id, m->state_directory);
+                for (size_t i = 0; i < set->n_snapshots; i++) {
+                        SetOutcome out = {};
+                        (void) delete_through_provider(m, set->snapshots[i], &out);
+                }
+                (void) store_remove_set(m->state_directory, set->id);
+                return r;
+        }
+        set_event(m, LOG_INFO, "set-created", set, NULL, "Snapshot set %s recorded (%s, %zu snapshots).",
+                  set->id, set_context_to_string(set->context), set->n_snapshots);
+        return 0;
+}
+
+/* ---------------------------------------------------------------- startup */
+
+static int load_one(SnapshotSet *set, void *userdata) {
+        Manager *m = userdata;
+        int r;
+
+        r = registry_append(m->sets, set, 0);
+        if (r < 0)
+                snapshot_set_free(set);
+        return r;
+}
+
+static void load_bad(const char *path, int error, void *userdata) {
+        log_error_errno(error, "Ignoring the unreadable record %s: %m. Its snapshots, if any, are not "
+                        "managed until it is repaired or removed.", path);
+}
+
+/* Brings every persistent snapshot's devices back (after a reboot they are gone). */
+static void activate_all(Manager *m) {
+        SetRegistry *r = m->sets;
+
+        for (size_t i = 0; i < r->n_sets; i++)
+                for (size_t j = 0; j < r->sets[i]->n_snapshots; j++) {
+                        Snapshot *snap = r->sets[i]->snapshots[j];
+                        const Provider *p = provider_by_name(snap->provider);
+                        ProviderResult res = { .failed = SIZE_MAX };
+                        SetOutcome out = {};
+                        VssCode code;
+
+                        if (!p || !p->ops->activate_snapshot)
+                                continue;
+                        code = p->ops->activate_snapshot(snap, &r->settings, &res);
+                        code = coordinator_check_code(p->name, "ActivateSnapshot", code, &res, r->sets[i],
+                                                      daemon_sink, m, &out);
+                        if (code != S_OK)
+                                log_error("Snapshot %s of '%s' could not be activated: %s", snap->id,
+                                          snap->volume, out.message);
+                }
+}
+
+int sets_startup(Manager *m) {
+        SetRegistry *r;
+        int k;
+
+        r = calloc(1, sizeof(SetRegistry));
+        if (!r)
+                return log_oom();
+        m->sets = r;
+        if (asprintf(&r->inflight_directory, "%s/inflight", m->runtime_directory) < 0)
+                return log_oom();
+        (void) sets_apply_config(m);
+        parse_test_hooks(&r->hooks);
+
+        /* First: whatever a killed daemon left frozen or suspended. */
+        k = inflight_recover(r->inflight_directory, &r->settings, daemon_sink, NULL);
+        if (k < 0)
+                log_warning_errno(k, "Failed to look for interrupted snapshot sets in %s: %m", r->inflight_directory);
+        else if (k > 0)
+                log_warning("Undid %i snapshot set(s) interrupted by a previous run.", k);
+
+        k = store_open(m->state_directory);
+        if (k < 0)
+                return log_error_errno(k, "Failed to open the state directory %s: %m", m->state_directory);
+        k = store_load_sets(m->state_directory, load_one, load_bad, m);
+        if (k < 0)
+                return log_error_errno(k, "Failed to read the snapshot sets in %s: %m", m->state_directory);
+
+        /* Backup sets outlive nobody: their clients' connections died with the previous run. */
+        for (size_t i = r->n_sets; i-- > 0;)
+                if (r->sets[i]->context == SET_CONTEXT_BACKUP)
+                        delete_whole_set(m, i, "its client's connection ended with the previous run of snapsetd");
+
+        activate_all(m);
+        if (r->n_sets > 0)
+                log_info("%zu snapshot set(s) with %zu snapshot(s) loaded from %s.", r->n_sets,
+                         sets_count_snapshots(m), m->state_directory);
+        return 0;
+}
+
+void sets_free(Manager *m) {
+        SetRegistry *r = m->sets;
+
+        if (!r)
+                return;
+        if (r->creation)
+                abort_creation(m, "snapsetd is stopping");
+        /* Backup sets go with their clients, whose connections end now. */
+        for (size_t i = r->n_sets; i-- > 0;)
+                if (r->sets[i]->context == SET_CONTEXT_BACKUP)
+                        delete_whole_set(m, i, "snapsetd is stopping");
+        for (size_t i = 0; i < r->n_sets; i++)
+                snapshot_set_free(r->sets[i]);
+        free(r->sets);
+        free(r->owners);
+        free(r->inflight_directory);
+        free(r);
+        m->sets = NULL;
+}

@@ -1,0 +1,69 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+/* The daemon's snapshot sets: the finished ones (persistent and backup context), kept in memory
+ * and in the state directory, and the one set in creation with its owner. This is where the VSS
+ * rules about ownership live: one creation at a time (the lock), a set in creation is aborted
+ * when its connection goes or it idles past SetIdleTimeoutSec, and a backup-context set is
+ * deleted when the connection that created it closes. */
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "coordinator.h"
+#include "manager.h"
+
+typedef struct SetRegistry {
+        SnapshotSet **sets;           /* finished sets, oldest first */
+        uint64_t *owners;             /* parallel: the connection of a backup set, 0 for persistent */
+        size_t n_sets;
+
+        SetCreation *creation;        /* the set in creation, or NULL: the one lock */
+        uint64_t creation_owner;      /* its connection */
+        uint64_t creation_activity;   /* CLOCK_MONOTONIC of its last call, for SetIdleTimeoutSec */
+
+        ProviderSettings settings;    /* from the configuration */
+        char *inflight_directory;
+        CoordinatorTestHooks hooks;   /* SNAPSETD_TEST_HOOKS, for the test suites only */
+} SetRegistry;
+
+/* At start, before anything else is done: undoes what an interrupted run left (in-flight
+ * records), loads the state directory, deletes backup-context sets left by a previous run (their
+ * connections are gone), and re-activates persistent snapshots (after a reboot). Logs what it
+ * does. Returns negative errno only if the daemon cannot work at all. */
+int sets_startup(Manager *m);
+void sets_free(Manager *m);
+
+/* The configuration changed (SIGHUP): providers get the new storage settings. */
+int sets_apply_config(Manager *m);
+
+void sets_connection_closed(Manager *m, uint64_t connection_id);
+/* True if the connection owns the set in creation or a backup set (it must not idle out). */
+bool sets_connection_owns(const Manager *m, uint64_t connection_id);
+/* When the set in creation idles out (CLOCK_MONOTONIC), or UINT64_MAX. */
+uint64_t sets_idle_deadline(const Manager *m);
+void sets_check_idle(Manager *m, uint64_t now);
+
+/* Counts, for GetStatus. */
+size_t sets_count(const Manager *m);
+size_t sets_count_snapshots(const Manager *m);
+/* The set in creation as the API's SetInProgress object, or NULL (JSON null) when there is none. */
+int sets_in_progress_json(const Manager *m, json_object **ret);
+
+/* Finding things. */
+SnapshotSet *sets_find_set(const Manager *m, const char *set_id, size_t *ret_index);
+Snapshot *sets_find_snapshot(const Manager *m, const char *snapshot_id, SnapshotSet **ret_set);
+/* Snapshots of the volume with this device number, across all finished sets. */
+size_t sets_count_snapshots_of(const Manager *m, dev_t device);
+
+/* Takes a finished set into the registry and the state directory (backup sets are recorded too,
+ * so that a daemon restart can clean them up). On failure to record it, the set's snapshots are
+ * deleted again and the error returned: a snapshot nobody knows about must not exist. */
+int sets_add(Manager *m, SnapshotSet *set, uint64_t owner);
+
+/* Deletes one snapshot of a finished set through its provider; the set goes when its last
+ * snapshot does. Fills out on failure. */
+VssCode sets_delete_snapshot(Manager *m, SnapshotSet *set, Snapshot *snap, SetOutcome *out);
+
+/* Coordinator options for a new set in creation, from the configuration. */
+void sets_coordinator_options(const Manager *m, CoordinatorOptions *ret);
