@@ -488,7 +488,7 @@ int vl_method_list_snapshot_sets(MethodCall *mc, json_object *parameters) {
         size_t n = sets_count(m);
         int r;
 
-        r = dispatch(mc, parameters, (const JsonDispatch[]) { {} }, NULL);
+        r = dispatch(mc, parameters, (const JsonDispatch[]) { {} }, &(char) {0});
         if (r != 0)
                 return r < 0 ? r : 0;
         if (n == 0)
