@@ -89,27 +89,30 @@ $(B)/gen/%.varlink.inc: common/%.varlink tools/embed-text
 	@mkdir -p $(@D)
 	$(call quiet,EMBED,$@) tools/embed-text $< > $@.tmp && mv $@.tmp $@
 
-$(B)/common/%.o: common/%.c | $(IDL_INC)
+$(B)/common/%.o: common/%.c $(B)/flags | $(IDL_INC)
 	@mkdir -p $(@D)
 	$(call quiet,CC,$@) $(CC) $(CPPFLAGS) $(CFLAGS) $(call pc_cflags,$(LIBS_COMMON)) -c -o $@ $<
 
-$(B)/daemon/%.o: daemon/%.c | $(IDL_INC)
+$(B)/daemon/%.o: daemon/%.c $(B)/flags | $(IDL_INC)
 	@mkdir -p $(@D)
 	$(call quiet,CC,$@) $(CC) $(CPPFLAGS) $(CFLAGS) -Idaemon $(call pc_cflags,$(LIBS_DAEMON)) -c -o $@ $<
 
-$(B)/client/%.o: client/%.c | $(IDL_INC)
+$(B)/client/%.o: client/%.c $(B)/flags | $(IDL_INC)
 	@mkdir -p $(@D)
 	$(call quiet,CC,$@) $(CC) $(CPPFLAGS) $(CFLAGS) -Iclient $(call pc_cflags,$(LIBS_CLIENT)) -c -o $@ $<
 
-$(B)/tests/unit/%.o: tests/unit/%.c $(B)/gen/suites.h | $(IDL_INC)
+$(B)/tests/unit/%.o: tests/unit/%.c $(B)/gen/suites.h $(B)/flags | $(IDL_INC)
 	@mkdir -p $(@D)
 	$(call quiet,CC,$@) $(CC) $(CPPFLAGS) $(CFLAGS) -Wno-missing-prototypes -Idaemon -Iclient -Itests/unit \
 		$(call pc_cflags,check $(LIBS_DAEMON)) -c -o $@ $<
 
 # Each archive also depends on a file holding its member list, rewritten only when the list
 # changes, so that removing a source file rebuilds the archive without the stale object.
-objlist = @mkdir -p $(B); echo '$(2)' | cmp -s - $(1) || echo '$(2)' > $(1)
+shell_quote = '$(subst ','\'',$(1))'
+objlist = @mkdir -p $(B); printf '%s\n' $(call shell_quote,$(2)) | cmp -s - $(1) || printf '%s\n' $(call shell_quote,$(2)) > $(1)
 $(B)/common.objs: FORCE ; $(call objlist,$@,$(COMMON_OBJ))
+# Objects are rebuilt when the compiler or its flags change (e.g. SANITIZE=1 into the same BUILDDIR).
+$(B)/flags: FORCE ; $(call objlist,$@,$(CC) $(CPPFLAGS) $(CFLAGS) $(LDFLAGS))
 $(B)/daemon.objs: FORCE ; $(call objlist,$@,$(DAEMON_OBJ))
 $(B)/client.objs: FORCE ; $(call objlist,$@,$(CLIENT_OBJ))
 
