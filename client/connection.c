@@ -1,20 +1,24 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 
+#include <fcntl.h>
 #include <inttypes.h>
+#include <limits.h>
+#include <poll.h>
 #include <stdio.h>
+#include <time.h>
 
 #include "connection.h"
 #include "log.h"
 #include "output.h"
+#include "parse.h"
 #include "snapsetctl.h"
 #include "vss-error.h"
 
 #define VARLINK_SERVICE_PREFIX "org.varlink.service."
 
-static void varlink_reply_donep(VarlinkReply *r) {
+void varlink_reply_donep(VarlinkReply *r) {
         varlink_reply_done(r);
 }
-#define _cleanup_reply_ _cleanup_(varlink_reply_donep)
 
 int exit_status_from_varlink_error(const char *error) {
         VssCode code = vss_code_from_varlink_error(error);
@@ -174,7 +178,7 @@ static void report_snapset_error(const char *error, json_object *p) {
                 log_error_escaped(objects);
 }
 
-static int report_error_reply(const char *method, const VarlinkReply *reply) {
+int connection_report_error(const char *method, const VarlinkReply *reply) {
         int status = exit_status_from_varlink_error(reply->error);
         _cleanup_free_ char *description = NULL;
 
@@ -208,9 +212,23 @@ static int report_error_reply(const char *method, const VarlinkReply *reply) {
         return status;
 }
 
+/* "30 s", "0.5 s" */
+static void format_seconds(char *buf, size_t size, uint64_t usec) {
+        snprintf(buf, size, "%g s", (double) usec / (double) USEC_PER_SEC);
+}
+
 /* The call itself failed: no reply, or one that is not varlink. */
-static int report_exchange_failure(const char *method, int r) {
+static int report_exchange_failure(const char *method, int r, uint64_t timeout) {
+        char seconds[32];
+
         switch (r) {
+        case -ETIMEDOUT:
+                /* The daemon got the call and may still carry it out: say so, and how to look. */
+                format_seconds(seconds, sizeof seconds, timeout);
+                log_error("snapsetd did not answer %s within %s.", method, seconds);
+                log_error("It may be busy or hung, and may still complete the call: see 'snapsetctl status' "
+                          "and 'journalctl -u snapsetd.service'. --timeout=SEC waits longer, 0 without limit.");
+                return SNAPSETCTL_EXIT_TIMEOUT;
         case -ECONNRESET:
         case -EPIPE:
                 log_error("snapsetd closed the connection without answering %s: it may have been "
@@ -235,17 +253,149 @@ static int report_exchange_failure(const char *method, int r) {
         }
 }
 
+bool connection_reply_is(const VarlinkReply *reply, VssCode code) {
+        return reply->error && streq_ptr(reply->error, vss_code_varlink_error(code));
+}
+
+bool connection_error_names(const VarlinkReply *reply, const char *text) {
+        static const char *const keys[] = { "volume", "snapshotId", "setId" };
+        const char *message = reply_get_string(reply->parameters, "message");
+
+        if (message && strstr(message, text))
+                return true;
+        for (size_t i = 0; i < ELEMENTSOF(keys); i++)
+                if (streq_ptr(reply_get_string(reply->parameters, keys[i]), text))
+                        return true;
+        return false;
+}
+
+json_object *parameters_new_string(const char *key, const char *value) {
+        _cleanup_(json_object_putp) json_object *p = json_object_new_object();
+        json_object *v = json_object_new_string(value);
+
+        if (!p || !v || json_object_object_add(p, key, v) < 0) {
+                json_object_put(v);
+                return NULL;
+        }
+        return TAKE_PTR(p);
+}
+
+/* ---------------------------------------------------------------- the exchange, bounded in time */
+
+/* The varlink client of common/ waits without limit; snapsetctl does its own waiting, with poll()
+ * and a deadline, on a non-blocking socket, and uses only the framing and message layers. */
+
+static uint64_t now_monotonic_usec(void) {
+        struct timespec ts;
+
+        (void) clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (uint64_t) ts.tv_sec * USEC_PER_SEC + (uint64_t) ts.tv_nsec / NSEC_PER_USEC;
+}
+
+static uint64_t timeout_for(const char *method) {
+        return arg_timeout_usec != USEC_INFINITY ? arg_timeout_usec : method_default_timeout_usec(method);
+}
+
+/* 0 for no limit, else the monotonic time by which the next reply must have come. */
+static uint64_t deadline_after(uint64_t timeout) {
+        return timeout == 0 ? 0 : now_monotonic_usec() + timeout;
+}
+
+/* Waits until fd is ready for events (or has hung up: the read or write that follows says how),
+ * or until deadline (0: none). Returns 0, -ETIMEDOUT, or a negative errno. */
+static int fd_wait_until(int fd, short events, uint64_t deadline) {
+        for (;;) {
+                struct pollfd p = { .fd = fd, .events = events };
+                int timeout_ms = -1, k;
+
+                if (deadline > 0) {
+                        uint64_t now = now_monotonic_usec(), left;
+
+                        if (now >= deadline)
+                                return -ETIMEDOUT;
+                        left = (deadline - now + USEC_PER_MSEC - 1) / USEC_PER_MSEC;
+                        timeout_ms = left > INT_MAX ? INT_MAX : (int) left;
+                }
+                k = poll(&p, 1, timeout_ms);
+                if (k < 0 && errno != EINTR)
+                        return -errno;
+                if (k > 0)
+                        return 0;
+                /* Interrupted, or poll's timeout: look at the clock again. */
+        }
+}
+
+static int exchange_send(VarlinkStream *s, const char *method, json_object *parameters,
+                         bool oneway, bool more, uint64_t deadline) {
+        _cleanup_(json_object_putp) json_object *msg = NULL;
+        int r;
+
+        if (parameters && !json_object_is_type(parameters, json_type_object))
+                return -EINVAL;
+        msg = varlink_message_call(method, parameters, oneway, more);
+        if (!msg)
+                return -ENOMEM;
+        r = varlink_stream_enqueue(s, msg);
+        if (r < 0)
+                return r;
+
+        for (;;) {
+                r = varlink_stream_flush(s);
+                if (r != 0)
+                        return r < 0 ? r : 0;
+                r = fd_wait_until(varlink_stream_fd(s), POLLOUT, deadline);
+                if (r < 0)
+                        return r;
+        }
+}
+
+/* Waits for one reply. continues is accepted only in the replies of a "more" call. */
+static int exchange_receive(VarlinkStream *s, bool more, uint64_t deadline, VarlinkReply *ret) {
+        _cleanup_(json_object_putp) json_object *msg = NULL;
+        VarlinkReply reply;
+        int r;
+
+        for (;;) {
+                r = varlink_stream_next(s, &msg);
+                if (r == -EBADMSG)
+                        return -EPROTO;
+                if (r < 0)
+                        return r;
+                if (r > 0)
+                        break;
+
+                r = fd_wait_until(varlink_stream_fd(s), POLLIN, deadline);
+                if (r < 0)
+                        return r;
+                r = varlink_stream_read(s);
+                if (r == 0)
+                        return -ECONNRESET;
+                if (r < 0 && r != -EAGAIN)
+                        return r;
+        }
+
+        r = varlink_reply_parse(msg, &reply);
+        if (r < 0)
+                return r;
+        if (reply.continues && !more) {
+                varlink_reply_done(&reply);
+                return -EPROTO;
+        }
+        *ret = reply;
+        return 0;
+}
+
 /* ---------------------------------------------------------------- calls */
 
 int connection_open(VarlinkStream **ret) {
         const VssCodeInfo *denied = vss_code_info(E_ACCESSDENIED);
-        int r;
+        _cleanup_(varlink_stream_freep) VarlinkStream *s = NULL;
+        int r, flags;
 
-        r = varlink_client_connect(arg_socket, ret);
-        if (r >= 0)
-                return 0;
-
+        r = varlink_client_connect(arg_socket, &s);
         switch (r) {
+        case 0:
+                break;
         case -EACCES:
         case -EPERM:
                 log_code_line(denied);
@@ -263,18 +413,41 @@ int connection_open(VarlinkStream **ret) {
                 log_error_errno(r, "cannot reach snapsetd at %s: %m", arg_socket);
                 return SNAPSET_EXIT_UNAVAILABLE;
         }
+
+        /* Non-blocking, so that no read or write can outlast the timeout. */
+        flags = fcntl(varlink_stream_fd(s), F_GETFL);
+        if (flags < 0 || fcntl(varlink_stream_fd(s), F_SETFL, flags | O_NONBLOCK) < 0) {
+                log_error_errno(errno, "Cannot make the connection to snapsetd non-blocking: %m");
+                return SNAPSET_EXIT_FAILURE;
+        }
+
+        *ret = TAKE_PTR(s);
+        return 0;
+}
+
+int connection_call_reply(VarlinkStream *s, const char *method, json_object *parameters,
+                          VarlinkReply *ret_reply) {
+        uint64_t timeout = timeout_for(method), deadline = deadline_after(timeout);
+        int r;
+
+        r = exchange_send(s, method, parameters, false, false, deadline);
+        if (r >= 0)
+                r = exchange_receive(s, false, deadline, ret_reply);
+        if (r < 0)
+                return report_exchange_failure(method, r, timeout);
+        return 0;
 }
 
 int connection_call(VarlinkStream *s, const char *method, json_object *parameters,
                     json_object **ret_parameters) {
         _cleanup_reply_ VarlinkReply reply = {};
-        int r;
+        int status;
 
-        r = varlink_client_call(s, method, parameters, false, &reply);
-        if (r < 0)
-                return report_exchange_failure(method, r);
+        status = connection_call_reply(s, method, parameters, &reply);
+        if (status != 0)
+                return status;
         if (reply.error)
-                return report_error_reply(method, &reply);
+                return connection_report_error(method, &reply);
 
         *ret_parameters = json_object_get(reply.parameters);
         return 0;
@@ -292,33 +465,36 @@ int connection_call_once(const char *method, json_object *parameters, json_objec
 
 int connection_call_more(VarlinkStream *s, const char *method, json_object *parameters,
                          ReplyHandler on_reply, void *userdata) {
-        _cleanup_reply_ VarlinkReply reply = {};
+        uint64_t timeout = timeout_for(method);
         int r;
 
-        r = varlink_client_call(s, method, parameters, true, &reply);
+        r = exchange_send(s, method, parameters, false, true, deadline_after(timeout));
+        if (r < 0)
+                return report_exchange_failure(method, r, timeout);
+
         for (;;) {
+                _cleanup_reply_ VarlinkReply reply = {};
                 int status;
 
+                /* The limit is for each reply: a long list keeps coming as long as replies do. */
+                r = exchange_receive(s, true, deadline_after(timeout), &reply);
                 if (r < 0)
-                        return report_exchange_failure(method, r);
+                        return report_exchange_failure(method, r, timeout);
                 if (reply.error)
-                        return report_error_reply(method, &reply);
+                        return connection_report_error(method, &reply);
 
-                status = on_reply(reply.parameters, userdata);
+                status = on_reply(reply.parameters, reply.continues, userdata);
                 if (status != 0 || !reply.continues)
                         return status;
-
-                varlink_reply_done(&reply);
-                reply = (VarlinkReply) {};
-                r = varlink_client_next(s, &reply);
         }
 }
 
 int connection_send_oneway(VarlinkStream *s, const char *method, json_object *parameters) {
+        uint64_t timeout = timeout_for(method);
         int r;
 
-        r = varlink_client_send_oneway(s, method, parameters);
+        r = exchange_send(s, method, parameters, true, false, deadline_after(timeout));
         if (r < 0)
-                return report_exchange_failure(method, r);
+                return report_exchange_failure(method, r, timeout);
         return 0;
 }

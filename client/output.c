@@ -106,6 +106,30 @@ char *format_timestamp(char *buf, size_t size, uint64_t usec) {
         return buf;
 }
 
+char *format_msec(char *buf, size_t size, uint64_t usec) {
+        snprintf(buf, size, "%" PRIu64 ".%03" PRIu64 " ms", usec / USEC_PER_MSEC, usec % USEC_PER_MSEC);
+        return buf;
+}
+
+char *format_timestamp_ago(char *buf, size_t size, uint64_t usec, uint64_t now) {
+        char when[FORMAT_TIMESTAMP_MAX], ago[FORMAT_DURATION_MAX];
+
+        if (!format_timestamp(when, sizeof when, usec))
+                return NULL;
+        if (usec <= now)
+                snprintf(buf, size, "%s (%s ago)", when, format_duration(ago, sizeof ago, now - usec));
+        else
+                snprintf(buf, size, "%s", when);
+        return buf;
+}
+
+uint64_t now_realtime_usec(void) {
+        struct timespec ts;
+
+        (void) clock_gettime(CLOCK_REALTIME, &ts);
+        return (uint64_t) ts.tv_sec * USEC_PER_SEC + (uint64_t) ts.tv_nsec / NSEC_PER_USEC;
+}
+
 char *escape_for_terminal(const char *s) {
         size_t n = 0;
         char *r, *p;
@@ -160,6 +184,7 @@ struct Table {
         size_t allocated;
         char **cells;
         bool *right;          /* per column */
+        size_t indent;
 };
 
 Table *table_free(Table *t) {
@@ -223,6 +248,10 @@ Table *table_new(size_t n_columns, ...) {
         return TAKE_PTR(t);
 }
 
+void table_set_indent(Table *t, size_t indent) {
+        t->indent = indent;
+}
+
 void table_align_right(Table *t, size_t column) {
         if (column < t->n_columns)
                 t->right[column] = true;
@@ -272,7 +301,9 @@ int table_print(const Table *t, FILE *f) {
                 size_t pad = widths[c] - text_width(t->cells[i]);
                 bool last = c + 1 == t->n_columns;
 
-                if (c > 0)
+                if (c == 0)
+                        print_padding(f, t->indent);
+                else
                         fputs("  ", f);
                 if (t->right[c])
                         print_padding(f, pad);
@@ -307,6 +338,22 @@ void output_field(unsigned indent, const char *label, const char *format, ...) {
                 printf("%*s%s\n", (int) indent, "", label);
         else
                 printf("%*s%-*s%s\n", (int) indent, "", (int) width, label, escaped ?: value);
+}
+
+void output_line(const char *format, ...) {
+        _cleanup_free_ char *text = NULL, *escaped = NULL;
+        va_list ap;
+        int r;
+
+        va_start(ap, format);
+        r = vasprintf(&text, format, ap);
+        va_end(ap);
+        if (r < 0) {
+                text = NULL;
+                return;
+        }
+        escaped = escape_for_terminal(text);
+        puts(escaped ?: text);
 }
 
 /* ---------------------------------------------------------------- JSON */

@@ -28,6 +28,18 @@ char *format_duration(char *buf, size_t size, uint64_t usec);
 #define FORMAT_TIMESTAMP_MAX 64
 char *format_timestamp(char *buf, size_t size, uint64_t usec);
 
+/* "12.345 ms": milliseconds with the microseconds, for the freeze window of a set. */
+#define FORMAT_MSEC_MAX 32
+char *format_msec(char *buf, size_t size, uint64_t usec);
+
+/* "2024-05-01 12:00:01 CEST (3h 2min ago)" if usec is before now, else the time alone; NULL if
+ * usec cannot be converted. */
+#define FORMAT_TIMESTAMP_AGO_MAX (FORMAT_TIMESTAMP_MAX + FORMAT_DURATION_MAX + 8)
+char *format_timestamp_ago(char *buf, size_t size, uint64_t usec, uint64_t now);
+
+/* The current time of the realtime clock, in microseconds since the epoch. */
+uint64_t now_realtime_usec(void);
+
 /* A copy of s that is safe to print on a terminal: control characters become \xNN. NULL on
  * allocation failure. */
 char *escape_for_terminal(const char *s);
@@ -44,6 +56,9 @@ typedef struct Table Table;
 Table *table_new(size_t n_columns, ...);
 Table *table_free(Table *t);
 DEFINE_TRIVIAL_CLEANUP_FUNC(Table *, table_free);
+
+/* Starts every line of the table with indent spaces (a table that belongs to the line above). */
+void table_set_indent(Table *t, size_t indent);
 
 /* Right-aligns a column (numbers, sizes). */
 void table_align_right(Table *t, size_t column);
@@ -62,6 +77,9 @@ int table_print(const Table *t, FILE *f);
 /* Prints "Label:" padded to a common width, then the value, escaped for the terminal:
  * indent 0 for top-level fields, 2 for fields that belong to the one above. */
 void output_field(unsigned indent, const char *label, const char *format, ...) _printf_(3, 4);
+
+/* Prints one line, escaped for the terminal. */
+void output_line(const char *format, ...) _printf_(1, 2);
 
 /* ---------------------------------------------------------------- JSON */
 

@@ -4,12 +4,14 @@
  * options and the dispatcher; each verb lives in its own client/verb-NAME.c. */
 
 #include <errno.h>
+#include <inttypes.h>
 #include <locale.h>
 #include <stdarg.h>
 #include <stdio.h>
 
 #include "log.h"
 #include "output.h"
+#include "parse.h"
 #include "snapsetctl.h"
 #include "vss-error.h"
 
@@ -17,6 +19,7 @@
 
 const char *arg_socket = DEFAULT_SOCKET;
 JsonMode arg_json = JSON_OFF;
+uint64_t arg_timeout_usec = USEC_INFINITY;
 
 #define SNAPSETCTL_VERB_ENTRY(name) &verb_##name,
 static const Verb *const verbs[] = {
@@ -29,7 +32,8 @@ static const Verb *const verbs[] = {
         { "help",    no_argument,       NULL, 'h' },                    \
         { "version", no_argument,       NULL, ARG_VERSION },            \
         { "json",    optional_argument, NULL, ARG_JSON },               \
-        { "socket",  required_argument, NULL, ARG_SOCKET }
+        { "socket",  required_argument, NULL, ARG_SOCKET },             \
+        { "timeout", required_argument, NULL, ARG_TIMEOUT }
 
 static const struct option global_options[] = {
         GLOBAL_OPTIONS,
@@ -63,8 +67,11 @@ static void print_global_options(FILE *f) {
                 "     --json[=short|pretty]  Print the reply as JSON, on one line (short, the\n"
                 "                            default) or indented (pretty)\n"
                 "     --socket=PATH          Talk to snapsetd at PATH (default: $SNAPSET_SOCKET,\n"
-                "                            or %s)\n",
-                DEFAULT_SOCKET);
+                "                            or %s)\n"
+                "     --timeout=SEC          Wait at most SEC seconds for each reply of snapsetd\n"
+                "                            (default: %" PRIu64 " for create, %" PRIu64 " for the rest;\n"
+                "                            0: no limit)\n",
+                DEFAULT_SOCKET, TIMEOUT_CREATE_USEC / USEC_PER_SEC, TIMEOUT_DEFAULT_USEC / USEC_PER_SEC);
 }
 
 void help_print(const Verb *verb, FILE *f) {
@@ -157,6 +164,14 @@ static int parse_global_option(const Verb *verb, int c, const char *arg) {
                         return usage_error(verb, "The socket path must not be empty.");
                 arg_socket = arg;
                 return 0;
+        case ARG_TIMEOUT: {
+                int r = parse_seconds(arg, &arg_timeout_usec);
+                if (r == -ERANGE)
+                        return usage_error(verb, "The timeout '%s' is too long (at most a year; 0 for no limit).", arg);
+                if (r < 0)
+                        return usage_error(verb, "The timeout '%s' is not a number of seconds (0 for no limit).", arg);
+                return 0;
+        }
         default:
                 return -ENOENT;
         }

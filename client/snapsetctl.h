@@ -15,6 +15,7 @@
 #include <errno.h>
 #include <getopt.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 
 #include "macro.h"
@@ -38,6 +39,11 @@ typedef struct Verb {
         X(status)           \
         X(providers)        \
         X(volumes)          \
+        X(create)           \
+        X(list)             \
+        X(show)             \
+        X(delete)           \
+        X(abort)            \
         X(call)             \
         X(help)
 
@@ -51,6 +57,7 @@ enum {
         ARG_VERSION = 0x100,
         ARG_JSON,
         ARG_SOCKET,
+        ARG_TIMEOUT,
         ARG_VERB_FIRST = 0x200,
 };
 
@@ -62,9 +69,15 @@ typedef enum JsonMode {
         _JSON_MODE_INVALID = -EINVAL,
 } JsonMode;
 
+/* snapsetctl's own exit status for a call that got no reply in time (EX_TEMPFAIL of sysexits.h):
+ * unlike 69, the daemon was reached, and it may still carry the call out. The other statuses are
+ * in vss-error.h. */
+#define SNAPSETCTL_EXIT_TIMEOUT 75
+
 /* The global options. */
 extern const char *arg_socket;
 extern JsonMode arg_json;
+extern uint64_t arg_timeout_usec;   /* USEC_INFINITY (parse.h): each method's default */
 
 const Verb *verb_find(const char *name);
 

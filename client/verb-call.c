@@ -151,7 +151,7 @@ static int parameters_from_argument(const char *arg, json_object **ret) {
         return parameters_from_text(text, size, "on standard input", ret);
 }
 
-static int print_reply(json_object *parameters, void *userdata) {
+static int print_reply(json_object *parameters, bool continues, void *userdata) {
         /* Flushed at once: a stream (Monitor) may run for hours, and a pipe reader wants each event
          * as it happens. */
         if (output_json(stdout, parameters, arg_json) < 0 || fflush(stdout) != 0) {
@@ -178,7 +178,7 @@ static int call_send(const char *method, json_object *parameters) {
         status = connection_call(s, method, parameters, &reply);
         if (status != 0)
                 return status;
-        return print_reply(reply, NULL);
+        return print_reply(reply, false, NULL);
 }
 
 static int call_run(int argc, char *argv[]) {

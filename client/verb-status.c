@@ -2,8 +2,6 @@
 
 /* snapsetctl status: GetStatus, as "Label: value" lines. */
 
-#include <time.h>
-
 #include "connection.h"
 #include "log.h"
 #include "output.h"
@@ -41,23 +39,14 @@ static void print_bytes(unsigned indent, const char *label, json_object *o, cons
                 output_field(indent, label, "n/a");
 }
 
-static uint64_t now_realtime_usec(void) {
-        struct timespec ts;
-
-        (void) clock_gettime(CLOCK_REALTIME, &ts);
-        return (uint64_t) ts.tv_sec * USEC_PER_SEC + (uint64_t) ts.tv_nsec / NSEC_PER_USEC;
-}
-
 /* "2024-05-01 12:00:01 CEST (12s ago)" */
 static void print_start_time(unsigned indent, const char *label, json_object *o, const char *key) {
-        char when[FORMAT_TIMESTAMP_MAX], ago[FORMAT_DURATION_MAX];
-        uint64_t now = now_realtime_usec();
+        char when[FORMAT_TIMESTAMP_AGO_MAX];
         int64_t v;
 
-        if (!reply_get_int(o, key, &v) || v < 0 || !format_timestamp(when, sizeof when, (uint64_t) v))
+        if (!reply_get_int(o, key, &v) || v < 0 ||
+            !format_timestamp_ago(when, sizeof when, (uint64_t) v, now_realtime_usec()))
                 output_field(indent, label, "n/a");
-        else if ((uint64_t) v <= now)
-                output_field(indent, label, "%s (%s ago)", when, format_duration(ago, sizeof ago, now - (uint64_t) v));
         else
                 output_field(indent, label, "%s", when);
 }

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 
 #include "macro.h"
+#include "snapsetctl.h"
 #include "vss-error.h"
 
 #ifndef SNAPSETCTL_MAN
@@ -27,7 +28,7 @@ typedef struct ManRow {
 
 static const int client_statuses[] = {
         SNAPSET_EXIT_SUCCESS, SNAPSET_EXIT_FAILURE, SNAPSET_EXIT_USAGE,
-        SNAPSET_EXIT_UNAVAILABLE, SNAPSET_EXIT_PROTOCOL,
+        SNAPSET_EXIT_UNAVAILABLE, SNAPSETCTL_EXIT_TIMEOUT, SNAPSET_EXIT_PROTOCOL,
 };
 
 static void chomp(char *line) {

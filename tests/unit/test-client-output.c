@@ -4,10 +4,10 @@
 
 #include <check.h>
 #include <stdio.h>
+#include <time.h>
 
-/* check-unit links the daemon and common code, not the client's objects; output.c depends on
- * nothing else of the client, so it is compiled into this test directly. */
 #include "output.h"
+#include "set-print.h"
 #include "varlink.h"
 
 static const char *bytes(uint64_t n) {
@@ -55,6 +55,48 @@ START_TEST(test_durations_read_like_systemd_timespans) {
 }
 END_TEST
 
+START_TEST(test_freeze_windows_print_in_milliseconds_to_the_microsecond) {
+        char buf[FORMAT_MSEC_MAX];
+
+        ck_assert_str_eq(format_msec(buf, sizeof buf, 0), "0.000 ms");
+        ck_assert_str_eq(format_msec(buf, sizeof buf, 850), "0.850 ms");
+        ck_assert_str_eq(format_msec(buf, sizeof buf, 12345), "12.345 ms");
+        ck_assert_str_eq(format_msec(buf, sizeof buf, 10 * USEC_PER_SEC + 7), "10000.007 ms");
+}
+END_TEST
+
+static char *freeze_window_of(const char *json) {
+        _cleanup_(json_object_putp) json_object *set = json_tokener_parse(json);
+
+        ck_assert_ptr_nonnull(set);
+        return set_freeze_window_text(set);
+}
+
+START_TEST(test_a_set_shows_its_freeze_window_and_the_time_writes_were_held) {
+        _cleanup_free_ char *both = freeze_window_of("{\"freezeWindowUsec\": 12345, \"holdUsec\": 3210}");
+        _cleanup_free_ char *window = freeze_window_of("{\"freezeWindowUsec\": 850, \"holdUsec\": null}");
+        _cleanup_free_ char *none = freeze_window_of("{\"holdUsec\": 3210}");
+
+        ck_assert_str_eq(both, "12.345 ms (writes held 3.210 ms)");
+        ck_assert_str_eq(window, "0.850 ms");
+        ck_assert_ptr_null(none);
+}
+END_TEST
+
+START_TEST(test_timestamps_say_how_long_ago) {
+        char buf[FORMAT_TIMESTAMP_AGO_MAX];
+        uint64_t t = UINT64_C(1714557601) * USEC_PER_SEC;
+
+        setenv("TZ", "UTC", 1);
+        tzset();
+        ck_assert_str_eq(format_timestamp_ago(buf, sizeof buf, t, t + 185 * USEC_PER_SEC),
+                         "2024-05-01 10:00:01 UTC (3min 5s ago)");
+        ck_assert_str_eq(format_timestamp_ago(buf, sizeof buf, t, t), "2024-05-01 10:00:01 UTC (0s ago)");
+        /* A clock that is behind the daemon's: no "ago" in the future. */
+        ck_assert_str_eq(format_timestamp_ago(buf, sizeof buf, t, t - 1), "2024-05-01 10:00:01 UTC");
+}
+END_TEST
+
 START_TEST(test_control_characters_are_escaped_for_the_terminal) {
         _cleanup_free_ char *a = escape_for_terminal("/dev/x\x1b[31mred\tend\x7f");
         _cleanup_free_ char *b = escape_for_terminal("/dev/vg0/root");
@@ -92,6 +134,20 @@ START_TEST(test_tables_align_columns_and_leave_no_trailing_blanks) {
                          "NAME         PRIORITY  REASON\n"
                          "lvm               100  -\n"
                          "dm-snapshot         5  no device-mapper\n");
+}
+END_TEST
+
+START_TEST(test_an_indented_table_indents_every_line) {
+        _cleanup_(table_freep) Table *t = table_new(2, "VOLUME", "STATUS");
+        _cleanup_free_ char *out = NULL;
+
+        ck_assert_ptr_nonnull(t);
+        table_set_indent(t, 2);
+        ck_assert_int_eq(table_add_row(t, "/dev/vg0/root", "valid"), 0);
+        out = print_table(t);
+        ck_assert_str_eq(out,
+                         "  VOLUME         STATUS\n"
+                         "  /dev/vg0/root  valid\n");
 }
 END_TEST
 
@@ -149,8 +205,12 @@ Suite *suite_client_output(void) {
         tcase_add_test(tc, test_sizes_print_in_powers_of_1024_with_one_decimal);
         tcase_add_test(tc, test_sizes_that_round_up_to_1024_move_to_the_next_unit);
         tcase_add_test(tc, test_durations_read_like_systemd_timespans);
+        tcase_add_test(tc, test_freeze_windows_print_in_milliseconds_to_the_microsecond);
+        tcase_add_test(tc, test_a_set_shows_its_freeze_window_and_the_time_writes_were_held);
+        tcase_add_test(tc, test_timestamps_say_how_long_ago);
         tcase_add_test(tc, test_control_characters_are_escaped_for_the_terminal);
         tcase_add_test(tc, test_tables_align_columns_and_leave_no_trailing_blanks);
+        tcase_add_test(tc, test_an_indented_table_indents_every_line);
         tcase_add_test(tc, test_table_cells_are_escaped);
         tcase_add_test(tc, test_reply_fields_of_the_wrong_type_read_as_missing);
         tcase_add_test(tc, test_json_modes_parse);
