@@ -108,8 +108,16 @@ START_TEST(test_builtin_providers_are_lvm_dm_thin_dm_snapshot_in_ascending_prior
                 ck_assert_str_eq(p[i]->kind, "builtin");
                 ck_assert_ptr_nonnull(p[i]->ops->probe);
                 ck_assert_ptr_nonnull(p[i]->ops->is_volume_supported);
-                /* Nothing may pretend to snapshot before the snapshot work exists. */
-                ck_assert_ptr_null(p[i]->ops->commit_snapshots);
+                /* A provider takes snapshots completely or not at all: no half-implemented
+                 * interface that pretends to work. */
+                {
+                        const ProviderOps *o = p[i]->ops;
+                        bool any = o->begin_prepare_snapshot || o->commit_snapshots || o->abort_snapshots ||
+                                   o->release_writes || o->delete_snapshot || o->recover;
+                        bool all = o->begin_prepare_snapshot && o->commit_snapshots && o->abort_snapshots &&
+                                   o->release_writes && o->delete_snapshot && o->recover;
+                        ck_assert_msg(any == all, "%s implements only part of the snapshot methods", p[i]->name);
+                }
                 if (i > 0)
                         ck_assert_int_lt(p[i - 1]->priority, p[i]->priority);
         }
