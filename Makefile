@@ -113,6 +113,8 @@ objlist = @mkdir -p $(B); printf '%s\n' $(call shell_quote,$(2)) | cmp -s - $(1)
 $(B)/common.objs: FORCE ; $(call objlist,$@,$(COMMON_OBJ))
 # Objects are rebuilt when the compiler or its flags change (e.g. SANITIZE=1 into the same BUILDDIR).
 $(B)/flags: FORCE ; $(call objlist,$@,$(CC) $(CPPFLAGS) $(CFLAGS) $(LDFLAGS))
+# The units name installed paths: rebuilt when PREFIX and friends change.
+$(B)/paths: FORCE ; $(call objlist,$@,$(SBINDIR) $(BINDIR) $(RUNSTATEDIR) $(SYSCONFDIR) $(LOCALSTATEDIR))
 $(B)/daemon.objs: FORCE ; $(call objlist,$@,$(DAEMON_OBJ))
 $(B)/client.objs: FORCE ; $(call objlist,$@,$(CLIENT_OBJ))
 
@@ -139,7 +141,7 @@ $(B)/gen/suites.h: $(wildcard tests/unit/test-*.c) Makefile
 $(B)/check-unit: $(UNIT_OBJ) $(B)/libsnapsetd.a $(B)/libsnapsetctl.a $(B)/libsnapset-common.a
 	$(call quiet,LD,$@) $(CC) $(LDFLAGS) -o $@ $^ $(call pc_libs,check $(LIBS_DAEMON))
 
-$(B)/systemd/%: systemd/%.in Makefile
+$(B)/systemd/%: systemd/%.in Makefile $(B)/paths
 	@mkdir -p $(@D)
 	$(call quiet,GEN,$@) sed -e 's|@SBINDIR@|$(SBINDIR)|g' -e 's|@BINDIR@|$(BINDIR)|g' \
 		-e 's|@RUNSTATEDIR@|$(RUNSTATEDIR)|g' -e 's|@SYSCONFDIR@|$(SYSCONFDIR)|g' \

@@ -1,6 +1,7 @@
 #!/bin/bash
 # The VM is what the other tests assume: Debian's kernel, real systemd/udev,
 # device-mapper available, the scratch disks attached and empty.
+# shellcheck source-path=SCRIPTDIR/.. source=lib.sh
 . "$(dirname "$0")/../lib.sh"
 
 step "kernel $(uname -r)"
@@ -15,7 +16,8 @@ udevadm settle
 step "ok: /dev/mapper/control exists"
 assert_success dmsetup version
 
-n=$(ls /dev/vd? | wc -l)
+disks=(/dev/vd?)
+n=${#disks[@]}
 ((n >= 4)) || fail "expected at least 4 scratch disks, found $n: $(ls /dev/vd? 2>&1)"
 step "ok: $n scratch disks"
 for d in /dev/vd?; do

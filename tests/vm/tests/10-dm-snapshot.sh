@@ -7,12 +7,13 @@
 #   then the origin, FITHAW;
 #   overwrite the data in the origin: the snapshot must still show the old data,
 #   the origin the new.
+# shellcheck source-path=SCRIPTDIR/.. source=lib.sh
 . "$(dirname "$0")/../lib.sh"
 
 modprobe dm-snapshot
 
 round_trip() {
-	local fs=$1 data cow base real snap mnt smnt size old new
+	local fs=$1 data cow base real mnt smnt size old new
 	local name=snaptest-$fs
 	step "--- $fs ---"
 	data=$(loop_create 512M)

@@ -3,6 +3,7 @@
 # on loop devices, a thin volume with ext4 and data; FIFREEZE, suspend the thin
 # volume with --nolockfs, "create_snap" on the pool, resume, FITHAW; overwrite
 # the origin; the thin snapshot must show the old data, the origin the new.
+# shellcheck source-path=SCRIPTDIR/.. source=lib.sh
 . "$(dirname "$0")/../lib.sh"
 
 require_cmd mkfs.ext4 fsfreeze dmsetup

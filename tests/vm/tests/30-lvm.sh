@@ -2,6 +2,7 @@
 # LVM on the VM's scratch disks: a classic snapshot LV and a thin snapshot LV,
 # each checked to hold the data of the moment it was taken while the origin
 # moves on. Uses /dev/vda and /dev/vdb and wipes them afterwards.
+# shellcheck source-path=SCRIPTDIR/.. source=lib.sh
 . "$(dirname "$0")/../lib.sh"
 
 require_cmd lvm mkfs.ext4
@@ -57,7 +58,7 @@ step "classic-snap COW use: $pct%"
 
 step "--- thin snapshot ---"
 lvcreate -qq -y --type thin-pool -L 300M -n pool "$vg"
-lvcreate -qq -y -V 1G --thin -n thin "$vg/pool"
+lvcreate -qq -y -V 200M --thin -n thin "$vg/pool"
 mkfs.ext4 -q "/dev/$vg/thin"
 # Thin snapshots are created with the activation-skip flag: -K activates anyway.
 check_snapshot thin thin-snap "lvcreate -qq -s -n thin-snap $vg/thin && lvchange -qq -ay -K $vg/thin-snap"
