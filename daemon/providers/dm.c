@@ -657,9 +657,14 @@ int dm_device_create(const char *name, const char *uuid, const char *table, DmUd
                 if (r < 0)
                         return r;
         }
-        r = task_set_cookie(dmt, rules, cookie);
-        if (r < 0)
-                return r;
+        /* Only with a table: libdm then resumes the device, and the resume's uevent releases the
+         * cookie. A device created without a table sends no uevent that carries the cookie, and
+         * a wait on it would never end. Its node comes with its first resume. */
+        if (table) {
+                r = task_set_cookie(dmt, rules, cookie);
+                if (r < 0)
+                        return r;
+        }
         if (!dm_task_run(dmt))
                 return dm_task_errno(dmt);
         if (ret_info) {
@@ -748,6 +753,20 @@ int dm_device_remove(DmRef ref, uint32_t *cookie) {
                 return r;
         if (!dm_task_run(dmt))
                 return dm_task_errno(dmt);
+        return 0;
+}
+
+int dm_device_mknodes(DmRef ref) {
+        _cleanup_(dm_task_destroyp) struct dm_task *dmt = NULL;
+        int r;
+
+        r = dm_task_new(DM_DEVICE_MKNODES, ref, &dmt);
+        if (r < 0)
+                return r;
+        if (!dm_task_run(dmt))
+                return dm_task_errno(dmt);
+        /* libdm stacks node operations; do them now. */
+        dm_task_update_nodes();
         return 0;
 }
 

@@ -97,7 +97,8 @@ int dm_device_status(DmRef ref, char **ret_type, char **ret_params);
 /* Creates a device. With a table: created, loaded and resumed (active) in one go, like dmsetup
  * create --table. With table NULL: created without a table (load one with dm_device_load() and
  * activate it with dm_device_resume()). ret_info (optional) gets the new device's info. The udev
- * events join *cookie (see dm_udev_cookie_new()); wait for them with dm_udev_cookie_wait(). */
+ * events join *cookie (see dm_udev_cookie_new()); wait for them with dm_udev_cookie_wait(). A
+ * device without a table sends no event with a cookie: it is not added to *cookie. */
 int dm_device_create(const char *name, const char *uuid, const char *table, DmUdevRules rules,
                      uint32_t *cookie, DmInfo *ret_info);
 /* Loads table as the device's inactive table (DM_DEVICE_RELOAD); it goes live on resume. */
@@ -113,6 +114,11 @@ int dm_device_suspend(DmRef ref, bool skip_lockfs);
 int dm_device_resume(DmRef ref, DmUdevRules rules, uint32_t *cookie);
 /* Removes the device (retrying while udev's blkid holds it open for a moment). */
 int dm_device_remove(DmRef ref, uint32_t *cookie);
+/* Makes sure /dev/mapper/NAME exists and is right (DM_DEVICE_MKNODES; ref must name the device
+ * by name). Needed after a resume by major:minor without udev: libdm only makes a node on a
+ * resume that names the device, and udev is not there to do it. With udev, a no-op once udev is
+ * done. */
+int dm_device_mknodes(DmRef ref);
 /* The names of every device-mapper device, as a NULL-terminated array. */
 int dm_device_list(char ***ret_names);
 

@@ -19,19 +19,25 @@ modprobe loop
 
 # --- the driver ---------------------------------------------------------------
 
-# The source tree: the VM's root is the host's, so the tree is where the harness ran from.
+# The source tree and a build of it: the VM's root is the host's, so the tree is where the
+# harness ran from. SNAPSET_VM_SRC/SNAPSET_VM_BUILD, else SRC=/BUILD= in the harness's config
+# (BUILD: a directory with libsnapsetd.a, libsnapset-common.a and gen/, visible in the VM;
+# default $SRC/build, i.e. "make" in the tree).
 src=${SNAPSET_VM_SRC:-}
-if [[ -z $src && -r /run/snapset-vm/config ]]; then
-	src=$(. /run/snapset-vm/config && echo "${SRC:-}")
+build=${SNAPSET_VM_BUILD:-}
+if [[ -r /run/snapset-vm/config ]]; then
+	[[ -n $src ]] || src=$(. /run/snapset-vm/config && echo "${SRC:-}")
+	[[ -n $build ]] || build=$(. /run/snapset-vm/config && echo "${BUILD:-}")
 fi
-[[ -n $src && -f $src/build/libsnapsetd.a ]] ||
-	skip "needs the built source tree (SNAPSET_VM_SRC, or SRC= in the harness's config; build with make first)"
+[[ -n $build ]] || build=$src/build
+[[ -n $src && -f $src/tests/vm/provider-driver.c && -f $build/libsnapsetd.a ]] ||
+	skip "needs the source tree and a build of it (SNAPSET_VM_SRC/SNAPSET_VM_BUILD, or SRC=/BUILD= in the harness's config)"
 driver=$SNAPSET_VM_TMP/provider-driver
-step "building the provider driver from $src"
+step "building the provider driver from $src against $build"
 # shellcheck disable=SC2046
 gcc -std=gnu11 -D_GNU_SOURCE -O1 -Wall -I"$src/common" -I"$src/daemon" -I"$src/daemon/providers" \
-	-I"$src/build/gen" "$src/tests/vm/provider-driver.c" "$src/build/libsnapsetd.a" \
-	"$src/build/libsnapset-common.a" $(pkg-config --cflags --libs json-c devmapper uuid mount blkid libsystemd) \
+	-I"$build/gen" "$src/tests/vm/provider-driver.c" "$build/libsnapsetd.a" \
+	"$build/libsnapset-common.a" $(pkg-config --cflags --libs json-c devmapper uuid mount blkid libsystemd) \
 	-o "$driver"
 
 # --- helpers -------------------------------------------------------------------
@@ -39,9 +45,10 @@ gcc -std=gnu11 -D_GNU_SOURCE -O1 -Wall -I"$src/common" -I"$src/daemon" -I"$src/d
 disk=$(scratch_disk 2)
 scratch_wipe "$disk"
 defer "scratch_wipe $disk"
-# Two origins on the scratch disk: A (600 MiB, a filesystem) and B (the rest, raw data).
+# Two origins on the scratch disk: A (600 MiB, a filesystem) and B (64 MiB of raw data; small,
+# because hashing it under TCG is slow).
 a_len=$((600 * 2048))
-b_len=$(($(sectors "$disk") - a_len))
+b_len=$((64 * 2048))
 A=$(dm_create t40a "0 $a_len linear $disk 0")
 B=$(dm_create t40b "0 $b_len linear $disk $a_len")
 table_a=$(dmsetup table t40a)
@@ -53,6 +60,8 @@ mkfs.ext4 -q "$cowdev"
 cowmnt=$(mount_tmp "$cowdev")
 cowdir=$cowmnt/cow
 state=$SNAPSET_VM_TMP/state.json
+
+suspended() { [[ $(dmsetup info "$1") == *"State:"*SUSPENDED* ]]; }
 
 # Nothing of snapset left: no snapset-* dm device, no loop device on a COW file, no COW file,
 # and the origins' tables as they were.
@@ -66,8 +75,9 @@ assert_clean() {
 	[[ -z $left ]] || fail "$what: COW files left: $left"
 	[[ $(dmsetup table t40a) == "$table_a" ]] || fail "$what: table of t40a changed: $(dmsetup table t40a)"
 	[[ $(dmsetup table t40b) == "$table_b" ]] || fail "$what: table of t40b changed: $(dmsetup table t40b)"
-	[[ -z $(dmsetup info -c --noheadings -o name,attr t40a t40b | awk '$2 ~ /s/') ]] ||
+	if suspended t40a || suspended t40b; then
 		fail "$what: an origin is left suspended"
+	fi
 	step "ok: $what: no snapset device, loop device or COW file left; origin tables unchanged"
 }
 
@@ -165,7 +175,7 @@ step "--- abort after every phase (a set of two: ext4 on t40a, raw data on t40b)
 make_fs ext4
 mnt=$(mount_tmp "$A")
 random_file "$mnt/data" 4
-dd if=/dev/urandom of="$B" bs=1M count=16 oflag=direct status=none
+dd if=/dev/urandom of="$B" bs=1M count=64 oflag=direct status=none
 sum_a=$(sha "$mnt/data")
 sum_b=$(sha "$B")
 for phase in begin_prepare end_prepare pre_commit freeze hold commit release post_commit; do
@@ -210,8 +220,7 @@ for phase in end_prepare hold commit; do
 	assert_eq "$rc" 3 "driver crashed after $phase"
 	case $phase in
 	hold | commit)
-		[[ -n $(dmsetup info -c --noheadings -o name,attr t40a | awk '$2 ~ /s/') ]] ||
-			fail "t40a should be left suspended by a crash in the window"
+		suspended t40a || fail "t40a should be left suspended by a crash in the window"
 		step "ok: crash after $phase left t40a suspended"
 		;;
 	esac
