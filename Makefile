@@ -52,7 +52,7 @@ CFLAGS += -std=gnu11 -Wall -Wextra -Wshadow -Wformat=2 -Wno-unused-parameter -Wn
 	-MMD -MP -Icommon -I$(B)/gen $(SANITIZE_FLAGS)
 CPPFLAGS += -D_GNU_SOURCE -DSNAPSET_VERSION='"$(VERSION)"' \
 	-DSNAPSET_SYSCONFDIR='"$(SYSCONFDIR)"' -DSNAPSET_RUNSTATEDIR='"$(RUNSTATEDIR)"' \
-	-DSNAPSET_LOCALSTATEDIR='"$(LOCALSTATEDIR)"'
+	-DSNAPSET_LOCALSTATEDIR='"$(LOCALSTATEDIR)"' -DSNAPSET_LIBDIR='"$(PREFIX)/lib"'
 LDFLAGS += $(SANITIZE_FLAGS)
 
 pc_cflags = $(shell $(PKG_CONFIG) --cflags $(1))
@@ -72,7 +72,7 @@ CLIENT_OBJ := $(filter-out $(B)/$(CLIENT_MAIN:.c=.o),$(CLIENT_SRC:%.c=$(B)/%.o))
 UNIT_OBJ := $(UNIT_SRC:%.c=$(B)/%.o)
 
 # The interface definitions are embedded into the programs at build time.
-IDL := common/io.snapset.Manager.varlink common/org.varlink.service.varlink
+IDL := common/io.snapset.Manager.varlink common/org.varlink.service.varlink common/io.snapset.Provider.varlink
 IDL_INC := $(IDL:common/%=$(B)/gen/%.inc)
 
 PROGRAMS := $(B)/snapsetd $(B)/snapsetctl
@@ -187,7 +187,9 @@ install: all
 	install -Dm0644 systemd/snapset.tmpfiles "$(DESTDIR)$(TMPFILESDIR)/snapset.conf"
 	install -Dm0644 -t "$(DESTDIR)$(MANDIR)/man8" man/snapsetd.8 man/snapsetctl.8
 	install -Dm0644 -t "$(DESTDIR)$(MANDIR)/man5" man/snapsetd.conf.5
-	install -Dm0644 -t "$(DESTDIR)$(VARLINKDIR)" common/io.snapset.Manager.varlink
+	install -Dm0644 -t "$(DESTDIR)$(MANDIR)/man7" man/snapset-provider.7
+	install -Dm0644 -t "$(DESTDIR)$(VARLINKDIR)" common/io.snapset.Manager.varlink common/io.snapset.Provider.varlink
+	install -dm0755 "$(DESTDIR)$(PREFIX)/lib/snapset/providers.d" "$(DESTDIR)$(SYSCONFDIR)/snapset/providers.d"
 	install -Dm0644 systemd/snapsetd.conf "$(DESTDIR)$(SYSCONFDIR)/snapset/snapsetd.conf.example"
 
 uninstall:
@@ -195,8 +197,8 @@ uninstall:
 		"$(DESTDIR)$(SYSTEMDUNITDIR)/snapsetd.service" "$(DESTDIR)$(SYSTEMDUNITDIR)/snapsetd.socket" \
 		"$(DESTDIR)$(TMPFILESDIR)/snapset.conf" \
 		"$(DESTDIR)$(MANDIR)/man8/snapsetd.8" "$(DESTDIR)$(MANDIR)/man8/snapsetctl.8" \
-		"$(DESTDIR)$(MANDIR)/man5/snapsetd.conf.5" \
-		"$(DESTDIR)$(VARLINKDIR)/io.snapset.Manager.varlink" \
+		"$(DESTDIR)$(MANDIR)/man5/snapsetd.conf.5" "$(DESTDIR)$(MANDIR)/man7/snapset-provider.7" \
+		"$(DESTDIR)$(VARLINKDIR)/io.snapset.Manager.varlink" "$(DESTDIR)$(VARLINKDIR)/io.snapset.Provider.varlink" \
 		"$(DESTDIR)$(SYSCONFDIR)/snapset/snapsetd.conf.example"
 
 clean:

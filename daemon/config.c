@@ -31,6 +31,7 @@ static int parse_group(const ConfigKey *k, const char *value, Config *c, char *r
 static int parse_log_level(const ConfigKey *k, const char *value, Config *c, char *reason, size_t n);
 static int parse_path(const ConfigKey *k, const char *value, Config *c, char *reason, size_t n);
 static int parse_cow_size(const ConfigKey *k, const char *value, Config *c, char *reason, size_t n);
+static int parse_paths(const ConfigKey *k, const char *value, Config *c, char *reason, size_t n);
 
 #define F(field) offsetof(Config, field)
 
@@ -38,6 +39,7 @@ static const ConfigKey config_keys[] = {
         { "Daemon",  "ReadGroup",             parse_group,      F(read_group),      0, 0 },
         { "Daemon",  "LogLevel",              parse_log_level,  F(log_level),       0, 0 },
         { "Daemon",  "StateDirectory",        parse_path,       F(state_directory), 0, 0 },
+        { "Daemon",  "ProviderDirectory",     parse_paths,      F(provider_directories), 0, 0 },
 
         { "Limits",  "MaxVolumesPerSet",      parse_uint,       F(max_volumes_per_set),      1, CONFIG_MAX_VOLUMES_PER_SET_MAX },
         { "Limits",  "MaxSnapshotsPerVolume", parse_uint,       F(max_snapshots_per_volume), 1, CONFIG_MAX_SNAPSHOTS_PER_VOLUME_MAX },
@@ -73,7 +75,8 @@ int config_init(Config *c) {
         };
         c->state_directory = strdup(CONFIG_DEFAULT_STATE_DIRECTORY);
         c->cow_directory = strdup(CONFIG_DEFAULT_COW_DIRECTORY);
-        if (!c->state_directory || !c->cow_directory) {
+        c->provider_directories = strdup(CONFIG_DEFAULT_PROVIDER_DIRECTORIES);
+        if (!c->state_directory || !c->cow_directory || !c->provider_directories) {
                 config_done(c);
                 return -ENOMEM;
         }
@@ -84,6 +87,7 @@ void config_done(Config *c) {
         free(c->read_group);
         free(c->state_directory);
         free(c->cow_directory);
+        free(c->provider_directories);
         *c = (Config) {};
 }
 
@@ -266,6 +270,26 @@ static int parse_path(const ConfigKey *k, const char *value, Config *c, char *re
         return 0;
 }
 
+/* A list of absolute paths separated by blanks, kept as written (blanks normalised). */
+static int parse_paths(const ConfigKey *k, const char *value, Config *c, char *reason, size_t n) {
+        _cleanup_free_ char *copy = strdup(value), *out = NULL;
+        size_t used = 0;
+        char *save = NULL;
+
+        if (!copy || !(out = calloc(1, strlen(value) + 1)))
+                return -ENOMEM;
+        for (char *w = strtok_r(copy, " \t", &save); w; w = strtok_r(NULL, " \t", &save)) {
+                if (w[0] != '/' || strlen(w) >= PATH_MAX) {
+                        snprintf(reason, n, "'%s' is not an absolute path", w);
+                        return -EINVAL;
+                }
+                used += (size_t) sprintf(out + used, "%s%s", used > 0 ? " " : "", w);
+        }
+        free(*FIELD(c, k, char *));
+        *FIELD(c, k, char *) = TAKE_PTR(out);
+        return 0;
+}
+
 /* An empty value ("Key=") resets the key to its default, as in systemd's unit files. */
 static int config_reset_key(const ConfigKey *k, Config *c) {
         _cleanup_(config_done) Config defaults = {};
@@ -278,7 +302,7 @@ static int config_reset_key(const ConfigKey *k, Config *c) {
         if (k->parse == parse_cow_size) {
                 c->default_cow_size_bytes = defaults.default_cow_size_bytes;
                 c->default_cow_size_percent = defaults.default_cow_size_percent;
-        } else if (k->parse == parse_group || k->parse == parse_path) {
+        } else if (k->parse == parse_group || k->parse == parse_path || k->parse == parse_paths) {
                 free(*FIELD(c, k, char *));
                 *FIELD(c, k, char *) = TAKE_PTR(*FIELD(&defaults, k, char *));
         } else if (k->parse == parse_size_field)

@@ -13,6 +13,9 @@
 #define CONFIG_DEFAULT_PATH SNAPSET_SYSCONFDIR "/snapset/snapsetd.conf"
 #define CONFIG_DEFAULT_STATE_DIRECTORY SNAPSET_LOCALSTATEDIR "/lib/snapset"
 #define CONFIG_DEFAULT_COW_DIRECTORY SNAPSET_LOCALSTATEDIR "/lib/snapset/cow"
+/* Where external provider files (NAME.provider) are looked for, earliest first: the
+ * administrator's directory overrides the vendors' (snapset-provider(7)). */
+#define CONFIG_DEFAULT_PROVIDER_DIRECTORIES SNAPSET_SYSCONFDIR "/snapset/providers.d " SNAPSET_LIBDIR "/snapset/providers.d"
 
 #define CONFIG_DEFAULT_MAX_VOLUMES_PER_SET      64U
 #define CONFIG_DEFAULT_MAX_SNAPSHOTS_PER_VOLUME 64U
@@ -38,6 +41,7 @@ typedef struct Config {
         char *read_group;               /* NULL: only root may call anything */
         int log_level;                  /* LOG_* */
         char *state_directory;
+        char *provider_directories;     /* absolute paths separated by blanks, earliest first */
 
         /* [Limits] */
         unsigned max_volumes_per_set;

@@ -119,6 +119,18 @@ VssCode coordinator_check_code(const char *provider, const char *method, VssCode
         e.hresult = hresult;
         e.error = res ? res->error : 0;
 
+        if (code == VSS_E_UNEXPECTED_PROVIDER_ERROR && detail) {
+                /* No code came back: the daemon's own verdict on an external provider that
+                 * crashed, hung or broke the protocol. Name what happened instead of a code. */
+                snprintf(e.message, sizeof e.message,
+                         "Provider '%s' failed in %s: it %s; reporting VSS_E_UNEXPECTED_PROVIDER_ERROR.",
+                         provider, method, detail);
+                set_events_emit(&e, sink, userdata);
+                outcome_set(out, VSS_E_UNEXPECTED_PROVIDER_ERROR, e.error, NULL, NULL, provider, method,
+                            "Provider '%s' failed unexpectedly in %s: it %s.", provider, method, detail);
+                return VSS_E_UNEXPECTED_PROVIDER_ERROR;
+        }
+
         if (!vss_code_is_valid_provider_return(code)) {
                 /* Architecture §1.4: log what the provider really said, report the one catch-all. */
                 snprintf(e.message, sizeof e.message,

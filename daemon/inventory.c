@@ -11,6 +11,7 @@
 #include "log.h"
 #include "macro.h"
 #include "providers/dm.h"
+#include "providers/external.h"
 #include "varlink.h"
 
 static const InventoryRoots real_roots = {
@@ -67,6 +68,7 @@ static json_object *json_string_array(char *const *l) {
 
 static int provider_to_json(const ProviderStatus *s, json_object **ret) {
         _cleanup_(json_object_putp) json_object *o = json_object_new_object();
+        const char *executable, *state;
         int r;
 
         if (!o)
@@ -80,6 +82,11 @@ static int provider_to_json(const ProviderStatus *s, json_object **ret) {
                 r = json_add(o, "usable", json_object_new_boolean(s->usable));
         if (r >= 0 && !s->usable)
                 r = json_add_string_nullable(o, "reason", s->reason);
+        if (r >= 0 && external_provider_info(s->provider, &executable, &state)) {
+                r = json_add_string_nullable(o, "executable", executable);
+                if (r >= 0)
+                        r = json_add_string_nullable(o, "state", state);
+        }
         if (r < 0)
                 return r;
         *ret = TAKE_PTR(o);

@@ -20,6 +20,7 @@
 #include "manager.h"
 #include "sets.h"
 #include "methods.h"
+#include "providers/external.h"
 #include "varlink.h"
 
 /* How many connections one wake-up of the listening socket accepts, so that a flood of
@@ -86,6 +87,7 @@ int manager_new(Config *config, Manager **ret) {
                 .signal_source = { EVENT_SOURCE_SIGNAL },
                 .watchdog_source = { EVENT_SOURCE_WATCHDOG },
                 .timer_source = { EVENT_SOURCE_TIMER },
+                .providers_source = { EVENT_SOURCE_PROVIDERS },
                 .start_usec = now_monotonic_usec(),
                 .refuse_ratelimit = RATELIMIT_INIT(10 * USEC_PER_SEC, 5),
                 .deny_ratelimit = RATELIMIT_INIT(10 * USEC_PER_SEC, 10),
@@ -1017,6 +1019,13 @@ int manager_startup(Manager *m) {
         manager_raise_fd_limit(m);
         manager_check_read_group(m);
 
+        /* What external providers write is logged as it comes (sets_startup() loaded them). */
+        if (external_providers_event_fd() >= 0) {
+                r = manager_epoll_add(m, external_providers_event_fd(), EPOLLIN, &m->providers_source);
+                if (r < 0)
+                        return log_error_errno(r, "Failed to add the providers' output to the epoll set: %m");
+        }
+
         r = manager_listen_activated(m);
         if (r < 0)
                 return r;
@@ -1078,6 +1087,9 @@ int manager_run(Manager *m) {
                                 break;
                         case EVENT_SOURCE_TIMER:
                                 manager_handle_timer(m);
+                                break;
+                        case EVENT_SOURCE_PROVIDERS:
+                                external_providers_dispatch();
                                 break;
                         default:
                                 break;

@@ -26,6 +26,7 @@ typedef enum EventSourceType {
         EVENT_SOURCE_SIGNAL,
         EVENT_SOURCE_WATCHDOG,
         EVENT_SOURCE_TIMER,
+        EVENT_SOURCE_PROVIDERS,       /* external providers wrote to their stderr */
         _EVENT_SOURCE_TYPE_MAX,
         _EVENT_SOURCE_TYPE_INVALID = -EINVAL,
 } EventSourceType;
@@ -55,7 +56,7 @@ typedef struct Manager {
         int signal_fd;
         int watchdog_fd;
         int timer_fd;
-        EventSource listen_source, signal_source, watchdog_source, timer_source;
+        EventSource listen_source, signal_source, watchdog_source, timer_source, providers_source;
         bool listening;               /* listen_fd is in the epoll set (paused after EMFILE) */
         uint64_t accept_resume_usec;  /* when to listen again after EMFILE, or 0 */
 

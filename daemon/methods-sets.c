@@ -16,6 +16,7 @@
 #include "log.h"
 #include "methods-sets.h"
 #include "ratelimit.h"
+#include "set-events.h"
 #include "sets.h"
 
 /* ---------------------------------------------------------------- helpers */
@@ -157,9 +158,17 @@ static int choose_provider(MethodCall *mc, const char *volume, const char *name,
                                                 "There is no provider '%s' ('snapsetctl providers' lists them).",
                                                 name) ?: 1;
                 if (usable) {
-                        r = p->ops->is_volume_supported(&v->device, &reason);
+                        r = provider_is_volume_supported(p, &v->device, &reason);
                         if (r < 0)
                                 return r;
+                        if (r == VOLUME_PROVIDER_FAILED)
+                                /* It could not answer (an external provider that crashed, hung or
+                                 * broke the protocol): the event is logged, the caller gets the
+                                 * catch-all. */
+                                return method_error_vss(mc, VSS_E_UNEXPECTED_PROVIDER_ERROR,
+                                                        &(VssErrorFields) { .volume = volume, .provider = name,
+                                                                            .method = "IsVolumeSupported" },
+                                                        "%s", strna(reason)) ?: 1;
                         usable = r == VOLUME_SUPPORTED;
                 }
                 if (!usable)
@@ -478,7 +487,12 @@ static int snapshot_json(Snapshot *snap, json_object **ret) {
         /* Fresh status (COW use, invalidated) where the provider can tell. */
         if (p && p->ops->query) {
                 ProviderResult res = { .failed = SIZE_MAX };
-                (void) p->ops->query(snap, &res);
+                SetOutcome out = {};
+                VssCode code = p->ops->query(snap, &res);
+
+                /* Validated like every provider call (logged if it failed); the listing goes on
+                 * with the status as it was. */
+                (void) coordinator_check_code(p->name, "Query", code, &res, NULL, set_event_journal_sink, NULL, &out);
         }
         return snapshot_to_json(snap, /* private= */ false, ret);
 }

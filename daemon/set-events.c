@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <systemd/sd-journal.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "log.h"
 #include "set-events.h"
@@ -72,21 +73,25 @@ unsigned set_events_release(SetEventSink sink, void *userdata) {
 
 void set_event_journal_sink(const SetEvent *e, void *userdata) {
         const char *vss = vss_code_name(e->code);
-        int r;
+        int r = -ENOENT;
 
-        r = sd_journal_send("MESSAGE=%s", e->message,
-                            "PRIORITY=%i", e->priority,
-                            "SYSLOG_IDENTIFIER=snapsetd",
-                            "SNAPSET_SET_ID=%s", e->set_id,
-                            "SNAPSET_SNAPSHOT_ID=%s", e->snapshot_id,
-                            "SNAPSET_VOLUME=%s", e->volume,
-                            "SNAPSET_PROVIDER=%s", e->provider,
-                            "SNAPSET_METHOD=%s", e->method,
-                            "SNAPSET_VSS_NAME=%s", vss ?: "",
-                            "SNAPSET_HRESULT=0x%08X", e->hresult ? e->hresult : vss_code_hresult(e->code),
-                            "SNAPSET_ERRNO=%i", e->error,
-                            "SNAPSET_EVENT_USEC=%llu", (unsigned long long) e->realtime_usec,
-                            NULL);
+        /* sd_journal_send() reports success when there is no journald at all (its socket is
+         * missing: a container, the host test tier): look for the socket ourselves. /run is never
+         * frozen, and events reach the sink only outside the window anyway. */
+        if (access("/run/systemd/journal/socket", F_OK) >= 0)
+                r = sd_journal_send("MESSAGE=%s", e->message,
+                                    "PRIORITY=%i", e->priority,
+                                    "SYSLOG_IDENTIFIER=snapsetd",
+                                    "SNAPSET_SET_ID=%s", e->set_id,
+                                    "SNAPSET_SNAPSHOT_ID=%s", e->snapshot_id,
+                                    "SNAPSET_VOLUME=%s", e->volume,
+                                    "SNAPSET_PROVIDER=%s", e->provider,
+                                    "SNAPSET_METHOD=%s", e->method,
+                                    "SNAPSET_VSS_NAME=%s", vss ?: "",
+                                    "SNAPSET_HRESULT=0x%08X", e->hresult ? e->hresult : vss_code_hresult(e->code),
+                                    "SNAPSET_ERRNO=%i", e->error,
+                                    "SNAPSET_EVENT_USEC=%llu", (unsigned long long) e->realtime_usec,
+                                    NULL);
         /* No journal (a test run by hand, a container): the message still goes somewhere. */
         if (r < 0)
                 log_full(e->priority, "%s", e->message);

@@ -9,6 +9,7 @@
 #include "inflight.h"
 #include "log.h"
 #include "methods.h"
+#include "providers/external.h"
 #include "ratelimit.h"
 #include "set-events.h"
 #include "sets.h"
@@ -85,7 +86,10 @@ int sets_apply_config(Manager *m) {
                 .default_cow_size = m->config.default_cow_size_bytes,
                 .default_cow_percent = m->config.default_cow_size_percent,
                 .run_directory = m->runtime_directory,
+                .hold_timeout_usec = (uint64_t) m->config.hold_timeout_sec * USEC_PER_SEC,
         };
+        /* A reload gives external providers unloaded after repeated failures another chance. */
+        external_providers_reset();
         return 0;
 }
 
@@ -410,6 +414,11 @@ int sets_startup(Manager *m) {
         (void) sets_apply_config(m);
         parse_test_hooks(&r->hooks);
 
+        /* External providers before anything that may need one: recovery, activation. */
+        k = external_providers_load(m->config.provider_directories, &r->settings);
+        if (k < 0)
+                return log_error_errno(k, "Failed to load the external providers: %m");
+
         /* First: whatever a killed daemon left frozen or suspended. */
         k = inflight_recover(r->inflight_directory, &r->settings, daemon_sink, NULL);
         if (k < 0)
@@ -449,6 +458,8 @@ void sets_free(Manager *m) {
                         delete_whole_set(m, i, "snapsetd is stopping");
         for (size_t i = 0; i < r->n_sets; i++)
                 snapshot_set_free(r->sets[i]);
+        /* Last: deleting the backup sets above may have needed them. */
+        external_providers_unload();
         free(r->sets);
         free(r->owners);
         free(r->inflight_directory);

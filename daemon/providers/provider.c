@@ -62,11 +62,27 @@ const Provider *provider_by_name(const char *name) {
         return NULL;
 }
 
+int provider_probe(const Provider *p, char **ret_reason) {
+        if (p->ops->probe_instance)
+                return p->ops->probe_instance(p, ret_reason);
+        if (p->ops->probe)
+                return p->ops->probe(ret_reason);
+        return 1;
+}
+
+int provider_is_volume_supported(const Provider *p, const BlockDevice *d, char **ret_reason) {
+        if (p->ops->is_volume_supported_instance)
+                return p->ops->is_volume_supported_instance(p, d, ret_reason);
+        if (p->ops->is_volume_supported)
+                return p->ops->is_volume_supported(d, ret_reason);
+        return VOLUME_NOT_HANDLED;
+}
+
 static int probe_one(const Provider *p, ProviderStatus *ret) {
         char *reason = NULL;
         int r;
 
-        r = p->ops->probe(&reason);
+        r = provider_probe(p, &reason);
         if (r > 0) {
                 *ret = (ProviderStatus) { .provider = p, .usable = true };
                 return 0;
@@ -84,21 +100,33 @@ static int probe_one(const Provider *p, ProviderStatus *ret) {
 }
 
 int provider_probe_all(ProviderStatus **ret_status, size_t *ret_n) {
+        const Provider *all[ELEMENTSOF(builtins) + ELEMENTSOF(registered)];
+        size_t n = 0;
         ProviderStatus *status;
         int r;
 
-        status = calloc(ELEMENTSOF(builtins), sizeof(ProviderStatus));
+        /* Insertion sort by priority; stable, so built-ins come first among equals. */
+        for (size_t i = 0; i < ELEMENTSOF(builtins) + n_registered; i++) {
+                const Provider *p = i < ELEMENTSOF(builtins) ? builtins[i] : registered[i - ELEMENTSOF(builtins)];
+                size_t j = n++;
+
+                for (; j > 0 && all[j - 1]->priority > p->priority; j--)
+                        all[j] = all[j - 1];
+                all[j] = p;
+        }
+
+        status = calloc(n, sizeof(ProviderStatus));
         if (!status)
                 return -ENOMEM;
-        for (size_t i = 0; i < ELEMENTSOF(builtins); i++) {
-                r = probe_one(builtins[i], status + i);
+        for (size_t i = 0; i < n; i++) {
+                r = probe_one(all[i], status + i);
                 if (r < 0) {
                         provider_status_free(status, i);
                         return r;
                 }
         }
         *ret_status = status;
-        *ret_n = ELEMENTSOF(builtins);
+        *ret_n = n;
         return 0;
 }
 
@@ -167,7 +195,7 @@ int provider_select(const ProviderStatus *status, size_t n, const BlockDevice *d
                 const Provider *p = status[i].provider;
                 char *why = NULL;
 
-                r = p->ops->is_volume_supported(d, &why);
+                r = provider_is_volume_supported(p, d, &why);
                 if (r < 0)
                         break;
                 if (r == VOLUME_SUPPORTED && status[i].usable) {
@@ -177,7 +205,8 @@ int provider_select(const ProviderStatus *status, size_t n, const BlockDevice *d
                 }
                 if (r == VOLUME_SUPPORTED && !reasons.unusable)
                         reasons.unusable = status + i;
-                if (r == VOLUME_NOT_SUPPORTED && !reasons.not_supported)
+                /* A provider that could not answer explains as well as one that refused. */
+                if ((r == VOLUME_NOT_SUPPORTED || r == VOLUME_PROVIDER_FAILED) && !reasons.not_supported)
                         reasons.not_supported = TAKE_PTR(why);
                 free(why);
         }

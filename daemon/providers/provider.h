@@ -37,6 +37,11 @@ typedef enum VolumeSupport {
         VOLUME_NOT_SUPPORTED,
         /* Not the provider's kind of device at all (another provider's, or nobody's). */
         VOLUME_NOT_HANDLED,
+        /* The provider could not answer (an external provider that crashed, hung or sent a
+         * malformed reply); the reason says what happened, and the event was logged. Selection
+         * passes over it like VOLUME_NOT_HANDLED; a caller that named the provider gets
+         * VSS_E_UNEXPECTED_PROVIDER_ERROR. */
+        VOLUME_PROVIDER_FAILED,
         _VOLUME_SUPPORT_MAX,
         _VOLUME_SUPPORT_INVALID = -EINVAL,
 } VolumeSupport;
@@ -84,6 +89,8 @@ typedef struct ProviderSettings {
         uint64_t default_cow_size;     /* bytes, when neither the call nor the config says */
         unsigned default_cow_percent;  /* if non-zero: percent of the origin's size instead */
         const char *run_directory;     /* /run/snapset: never frozen */
+        uint64_t hold_timeout_usec;    /* HoldTimeoutSec=: bounds what an external provider may
+                                          take for hold, commit and release */
 } ProviderSettings;
 
 /* One volume's snapshot in a set being created, as its provider sees it. */
@@ -124,6 +131,12 @@ typedef struct ProviderOps {
          * consider whether the provider is usable here: that is probe()'s answer. */
         int (*is_volume_supported)(const BlockDevice *d, char **ret_reason);
 
+        /* The same two for providers with per-instance state (external providers: one set of ops
+         * for every provider file), given the provider itself. Used instead of the two above when
+         * set; call them through provider_probe() and provider_is_volume_supported(). */
+        int (*probe_instance)(const struct Provider *p, char **ret_reason);
+        int (*is_volume_supported_instance)(const struct Provider *p, const BlockDevice *d, char **ret_reason);
+
         /* The snapshot methods, in the order the coordinator calls them (see above). A provider
          * that cannot take snapshots leaves them NULL, and is never selected for a set. */
         VssCode (*begin_prepare_snapshot)(ProviderSet *ps, ProviderSnapshot *snap, ProviderResult *res);
@@ -151,7 +164,7 @@ typedef struct ProviderOps {
 
 typedef struct Provider {
         const char *name;       /* "lvm", "dm-thin", "dm-snapshot" */
-        const char *kind;       /* "builtin"; "external" comes with external providers */
+        const char *kind;       /* "builtin" or "external" */
         int priority;           /* ascending: lower is tried first */
         const ProviderOps *ops;
 } Provider;
@@ -177,8 +190,14 @@ typedef struct ProviderStatus {
         char *reason;           /* why it is not usable; NULL when usable */
 } ProviderStatus;
 
-/* Probes every built-in provider, in priority order. A probe that fails (negative errno) makes
- * its provider unusable with the error as reason, rather than failing the whole list. */
+/* The probe and IsVolumeSupported of one provider, whichever form its ops have. A provider
+ * without a probe is usable; one without is_volume_supported handles nothing. */
+int provider_probe(const Provider *p, char **ret_reason);
+int provider_is_volume_supported(const Provider *p, const BlockDevice *d, char **ret_reason);
+
+/* Probes every provider, built-in and registered, in priority order (built-ins first among
+ * equals). A probe that fails (negative errno) makes its provider unusable with the error as
+ * reason, rather than failing the whole list. */
 int provider_probe_all(ProviderStatus **ret_status, size_t *ret_n);
 /* Accepts NULL; returns NULL. */
 ProviderStatus *provider_status_free(ProviderStatus *status, size_t n);

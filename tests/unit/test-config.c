@@ -348,7 +348,7 @@ START_TEST(test_shipped_example_file_uncommented_parses_to_the_defaults) {
         fclose(in);
         fclose(out);
 
-        ck_assert_uint_eq(keys, 14);
+        ck_assert_uint_eq(keys, 15);
         ck_assert_msg(parse_text(text, &c, &m) == 0, "%s", strna(m));
         assert_defaults(&c);
         config_done(&c);

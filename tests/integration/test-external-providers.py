@@ -1,0 +1,474 @@
+#!/usr/bin/python3
+"""External providers against the real daemon, with the scriptable test provider
+(tests/provider/snapset-test-provider, installed by tests/integration/run as provider 'test',
+Priority=50, Timeout=1, taking nothing until its control file says so) on loop devices.
+
+For every provider method the coordinator calls, and every outcome a provider can produce (each
+valid code, S_FALSE, E_FAIL, E_UNEXPECTED, E_ABORT, an unknown HRESULT, a crash, a hang past the
+timeout, a reply that is not JSON): the caller gets the code itself or
+VSS_E_UNEXPECTED_PROVIDER_ERROR; the daemon's log (tests/integration/run writes it to
+$SNAPSET_TEST_DIR/snapsetd.log; there is no journald on the host, so events fall back to it) has
+the event naming provider and method, or for AbortSnapshots no translation at all; and the set is
+rolled back: the provider was asked to abort every snapshot it prepared, and no set exists."""
+
+import json
+import os
+import re
+import signal
+import subprocess
+import tempfile
+import time
+import unittest
+
+from snapsettest import BUILDDIR, TOP, Connection, call, main
+
+TEST_DIR = os.environ.get("SNAPSET_TEST_DIR", "")
+PROVIDER_FILE = os.path.join(TEST_DIR, "providers.d", "test.provider")
+CONTROL = os.path.join(TEST_DIR, "test-provider", "control.json")
+STATE = os.path.join(TEST_DIR, "test-provider", "state.jsonl")
+LOG = os.path.join(TEST_DIR, "snapsetd.log")
+SNAPSETD = os.path.join(TOP, BUILDDIR, "snapsetd") if not os.path.isabs(BUILDDIR) \
+    else os.path.join(BUILDDIR, "snapsetd")
+TEST_PROVIDER = os.path.join(TOP, "tests", "provider", "snapset-test-provider")
+
+VALID = {
+    "E_OUTOFMEMORY": 0x8007000E,
+    "E_INVALIDARG": 0x80070057,
+    "E_ACCESSDENIED": 0x80070005,
+    "VSS_E_BAD_STATE": 0x80042301,
+    "VSS_E_OBJECT_NOT_FOUND": 0x80042308,
+    "VSS_E_INSUFFICIENT_STORAGE": 0x8004231F,
+    "VSS_E_VOLUME_NOT_SUPPORTED": 0x8004230C,
+    "VSS_E_VOLUME_NOT_SUPPORTED_BY_PROVIDER": 0x8004230E,
+    "VSS_E_MAXIMUM_NUMBER_OF_SNAPSHOTS_REACHED": 0x80042317,
+    "VSS_E_PROVIDER_VETO": 0x80042306,
+    "VSS_E_CANNOT_REVERT_DISKID": 0x800423FE,
+}
+INVALID = {
+    "S_FALSE": 0x00000001,
+    "E_FAIL": 0x80004005,
+    "E_UNEXPECTED": 0x8000FFFF,
+    "E_ABORT": 0x80004004,
+    None: 0x80049999,          # an HRESULT nobody knows
+}
+FAILURES = {"crash": "crashed (killed by signal 11", "hang": "did not answer within 1 s",
+            "notjson": "sent a malformed reply: not a JSON object"}
+UNEXPECTED = 0x8004230F
+
+# The methods the coordinator calls while creating a set, in order.
+SET_METHODS = ["BeginPrepareSnapshot", "EndPrepareSnapshots", "PreCommitSnapshots", "HoldWrites",
+               "CommitSnapshots", "ReleaseWrites", "PostCommitSnapshots"]
+
+
+def error_name(r):
+    return r.get("error", "").rsplit(".", 1)[-1]
+
+
+def write_control(ctl):
+    with open(CONTROL + ".tmp", "w") as f:
+        json.dump(ctl, f)
+    os.rename(CONTROL + ".tmp", CONTROL)
+
+
+def read_state():
+    try:
+        with open(STATE) as f:
+            return [json.loads(line) for line in f if line.strip()]
+    except FileNotFoundError:
+        return []
+
+
+def log_size():
+    return os.stat(LOG).st_size
+
+
+def log_since(offset):
+    with open(LOG, "rb") as f:
+        f.seek(offset)
+        return f.read().decode(errors="replace")
+
+
+def make_loop(name, size=32 << 20):
+    img = os.path.join(TEST_DIR, name)
+    with open(img, "wb") as f:
+        f.truncate(size)
+    return subprocess.run(["losetup", "-f", "--show", img], capture_output=True, text=True,
+                          check=True).stdout.strip()
+
+
+def provider_state():
+    provs = call("ListProviders")["parameters"]["providers"]
+    return [p for p in provs if p["name"] == "test"][0]
+
+
+def revive():
+    """A provider that failed EXTERNAL_MAX_FAILURES times in a row is unloaded until a reload
+    (SIGHUP). Tests that make it fail on purpose call this to start from a loaded provider."""
+    if provider_state()["state"] != "unloaded":
+        return
+    os.kill(int(os.environ["SNAPSETD_PID"]), signal.SIGHUP)
+    for _ in range(100):
+        if provider_state()["state"] == "loaded":
+            return
+        time.sleep(0.05)
+    raise AssertionError("the test provider did not come back after SIGHUP")
+
+
+def no_sets_left(test):
+    with Connection() as c:
+        r = c.call("ListSnapshotSets", more=True)
+        test.assertNotIn("set", r.get("parameters", {}), r)
+    test.assertIsNone(call("GetStatus")["parameters"]["setInProgress"])
+
+
+@unittest.skipUnless(os.path.exists(PROVIDER_FILE), "tests/integration/run installs the test provider")
+class Base(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.loop = make_loop("external-%s.img" % cls.__name__)
+        cls.loop2 = make_loop("external-%s-2.img" % cls.__name__)
+
+    @classmethod
+    def tearDownClass(cls):
+        write_control({})
+        for loop in (cls.loop, cls.loop2):
+            subprocess.run(["losetup", "-d", loop])
+
+    def setUp(self):
+        write_control({})
+        revive()
+        open(STATE, "w").close()
+        self.offset = log_size()
+
+    def control(self, methods=None, volumes=None, **extra):
+        ctl = {"volumes": [self.loop, self.loop2] if volumes is None else volumes,
+               "methods": methods or {}, "logFile": LOG}
+        ctl.update(extra)
+        write_control(ctl)
+
+    def create(self, *volumes, **extra):
+        vols = [{"volume": v, "provider": "test"} for v in (volumes or (self.loop, self.loop2))]
+        p = {"volumes": vols, "context": "persistent"}
+        p.update(extra)
+        with Connection(timeout=30) as c:
+            return c.call("CreateSnapshotSet", p)
+
+    def assert_rolled_back(self):
+        state = read_state()
+        prepared = {e["snapshotId"] for e in state if e["method"] == "BeginPrepareSnapshot"}
+        aborted = set()
+        for e in state:
+            if e["method"] == "AbortSnapshots":
+                aborted.update(e["snapshots"])
+        self.assertTrue(prepared, state)
+        self.assertLessEqual(prepared, aborted, "prepared but never aborted: %s" % (prepared - aborted))
+        no_sets_left(self)
+
+    def delete_all(self):
+        with Connection() as c:
+            r = c.call("ListSnapshotSets", more=True)
+            ids = []
+            while r and "set" in r.get("parameters", {}):
+                ids.append(r["parameters"]["set"]["id"])
+                if not r.get("continues"):
+                    break
+                r = c.recv()
+        for i in ids:
+            self.assertNotIn("error", call("DeleteSnapshots", {"setId": i}))
+
+
+class Matrix(Base):
+    """Every set method × every outcome."""
+
+    def run_case(self, method, rule, expect_code, expect_event):
+        self.setUp()
+        # A second volume, so that "everything" is more than the volume that failed.
+        self.control({method: rule})
+        r = self.create()
+        self.assertIn("error", r, "%s %s: no failure: %s" % (method, rule, r))
+        self.assertEqual(r["parameters"]["hresult"], expect_code, "%s %s: %s" % (method, rule, r))
+        self.assertEqual(r["parameters"].get("provider"), "test", r)
+        log = log_since(self.offset)
+        self.assertRegex(log, expect_event, "%s %s: event missing; log:\n%s" % (method, rule, log))
+        self.assert_rolled_back()
+
+    def test_valid_codes_reach_the_caller_as_they_are(self):
+        for method in SET_METHODS:
+            for name, hr in VALID.items():
+                with self.subTest(method=method, code=name):
+                    self.run_case(method, {"hresult": hr, "message": "told to fail with " + name},
+                                  hr, r"Provider 'test' failed in %s with %s \(0x%08X\)" % (method, name, hr))
+
+    def test_invalid_codes_become_unexpected_provider_error_with_the_original_logged(self):
+        for method in SET_METHODS:
+            for name, hr in INVALID.items():
+                with self.subTest(method=method, code=name or hex(hr)):
+                    what = name or "an unknown code"
+                    self.run_case(method, {"hresult": hr}, UNEXPECTED,
+                                  r"Provider 'test' returned %s \(0x%08X\) from %s, which a provider may not "
+                                  r"return; reporting VSS_E_UNEXPECTED_PROVIDER_ERROR" % (what, hr, method))
+
+    def test_crashes_hangs_and_garbage_become_unexpected_provider_error(self):
+        for method in SET_METHODS:
+            for action, said in FAILURES.items():
+                with self.subTest(method=method, action=action):
+                    self.run_case(method, {"action": action}, UNEXPECTED,
+                                  r"Provider 'test' failed in %s: it %s.*reporting VSS_E_UNEXPECTED_PROVIDER_ERROR"
+                                  % (method, re.escape(said)))
+
+    def test_other_protocol_violations_are_malformed_replies(self):
+        for action, said in {"unknownfield": "'bogus' is not in io.snapset.Provider",
+                             "wrongtype": "'hresult' has the wrong type",
+                             "baderror": "the error org.example.Oops",
+                             "missingfield": "'message' is missing",
+                             "tworeplies": "more than one message",
+                             "exit": "exited with status 3",
+                             "close": "closed its connection"}.items():
+            with self.subTest(action=action):
+                self.run_case("CommitSnapshots", {"action": action}, UNEXPECTED,
+                              r"failed in CommitSnapshots: it .*%s" % re.escape(said))
+
+    def test_abort_snapshots_is_never_translated_and_never_changes_the_outcome(self):
+        veto = VALID["VSS_E_PROVIDER_VETO"]
+        outcomes = [{"hresult": hr} for hr in list(VALID.values()) + list(INVALID.values())]
+        outcomes += [{"action": a} for a in FAILURES]
+        for rule in outcomes:
+            with self.subTest(rule=rule):
+                self.setUp()
+                self.control({"PreCommitSnapshots": {"hresult": veto, "message": "renew the licence"},
+                              "AbortSnapshots": rule})
+                r = self.create()
+                self.assertEqual(r["parameters"]["hresult"], veto, r)
+                self.assertIn("renew the licence", r["parameters"]["message"])
+                log = log_since(self.offset)
+                self.assertNotRegex(log, r"(from|in) AbortSnapshots[:,].*reporting VSS_E_UNEXPECTED_PROVIDER_ERROR")
+                self.assertIn("renew the licence", log)   # the veto's explanation is logged
+                self.assert_rolled_back()
+
+    def test_the_provider_still_works_after_all_that(self):
+        self.control()
+        r = self.create()
+        self.assertNotIn("error", r, r)
+        snaps = r["parameters"]["set"]["snapshots"]
+        self.assertEqual(sorted(s["device"] for s in snaps), sorted([self.loop, self.loop2]))
+        self.assertEqual({s["provider"] for s in snaps}, {"test"})
+        self.delete_all()
+        deleted = [e for e in read_state() if e["method"] == "DeleteSnapshot"]
+        self.assertEqual(len(deleted), 2)
+
+
+class Window(Base):
+    """Messages a provider writes inside the freeze window reach the log after the thaw."""
+
+    def setUp(self):
+        super().setUp()
+        self.mnt = tempfile.mkdtemp(dir=TEST_DIR)
+        subprocess.run(["mkfs.ext4", "-q", "-F", self.loop], check=True)
+        subprocess.run(["mount", self.loop, self.mnt], check=True)
+
+    def tearDown(self):
+        subprocess.run(["umount", self.mnt])
+        os.rmdir(self.mnt)
+        self.delete_all()
+
+    def test_a_message_logged_during_commit_is_written_after_the_thaw(self):
+        marker = "frozen-marker-%d" % os.getpid()
+        self.control({"CommitSnapshots": {"log": "<4>" + marker}})
+        r = self.create(self.loop)
+        self.assertNotIn("error", r, r)
+        self.assertGreater(r["parameters"]["set"]["freezeWindowUsec"], 0)
+        state = {e["method"]: e for e in read_state()}
+        # The provider measured the log inside the window: at the hold and at the release (it had
+        # written its line, and the daemon read it, in between). Nothing was written meanwhile.
+        self.assertEqual(state["HoldWrites"]["logSize"], state["ReleaseWrites"]["logSize"], state)
+        with open(LOG, "rb") as f:
+            text = f.read().decode(errors="replace")
+        at = text.find(marker, self.offset)
+        self.assertGreaterEqual(at, state["ReleaseWrites"]["logSize"])
+        line = text[text.rfind("\n", 0, at) + 1:text.find("\n", at)]
+        self.assertIn("Provider 'test': " + marker, line)
+        self.assertIn("queued while frozen", line)
+        # ... and before the set was reported created, which happens after the thaw.
+        self.assertLess(at, text.find("created", at))
+
+    def test_a_message_logged_outside_the_window_is_logged_at_once(self):
+        marker = "prepare-marker-%d" % os.getpid()
+        self.control({"EndPrepareSnapshots": {"log": marker}})
+        r = self.create(self.loop)
+        self.assertNotIn("error", r, r)
+        log = log_since(self.offset)
+        self.assertIn("Provider 'test': " + marker, log)
+        self.assertNotIn(marker + " (queued", log)
+
+
+class Selection(Base):
+    def add(self, volume, provider=None):
+        with Connection() as c:
+            set_id = c.call("StartSnapshotSet")["parameters"]["setId"]
+            p = {"setId": set_id, "volume": volume}
+            if provider:
+                p["provider"] = provider
+            r = c.call("AddToSnapshotSet", p)
+            c.call("AbortSnapshotSet", {"setId": set_id})
+            return r
+
+    def test_listed_with_kind_executable_and_state(self):
+        provs = call("ListProviders")["parameters"]["providers"]
+        test = [p for p in provs if p["name"] == "test"][0]
+        self.assertEqual(test["kind"], "external")
+        self.assertEqual(test["executable"], os.path.realpath(TEST_PROVIDER))
+        self.assertEqual(test["state"], "loaded")
+        self.assertEqual(test["priority"], 50)
+        self.assertEqual([p["priority"] for p in provs], sorted(p["priority"] for p in provs))
+
+    def test_taken_automatically_when_it_supports_the_volume(self):
+        self.control()
+        r = self.add(self.loop)
+        self.assertNotIn("error", r, r)
+        self.assertIn(self.loop, [e.get("volume") for e in read_state() if e["method"] == "BeginPrepareSnapshot"])
+
+    def test_no_provider_takes_it_automatically_is_volume_not_supported(self):
+        self.control(volumes=[])
+        r = self.add(self.loop)
+        self.assertEqual(error_name(r), "VolumeNotSupported", r)
+
+    def test_the_named_provider_refusing_is_not_supported_by_provider_with_its_reason(self):
+        self.control(volumes=[], refuse={self.loop: "this array is read-only"})
+        r = self.add(self.loop, "test")
+        self.assertEqual(error_name(r), "VolumeNotSupportedByProvider", r)
+        self.assertIn("this array is read-only", r["parameters"]["message"])
+        r = self.add(self.loop)
+        self.assertEqual(error_name(r), "VolumeNotSupported", r)
+        self.assertIn("this array is read-only", r["parameters"]["message"])
+
+    def test_a_provider_that_fails_in_is_volume_supported(self):
+        for action in ("crash", "notjson"):
+            with self.subTest(action=action):
+                self.control({"IsVolumeSupported": {"action": action}})
+                offset = log_size()
+                r = self.add(self.loop, "test")
+                self.assertEqual(error_name(r), "UnexpectedProviderError", r)
+                self.assertIn("Provider 'test' failed in IsVolumeSupported", log_since(offset))
+                r = self.add(self.loop)   # automatic: passed over
+                self.assertEqual(error_name(r), "VolumeNotSupported", r)
+                revive()
+
+    def test_failing_three_times_in_a_row_unloads_it_until_a_reload(self):
+        self.control({"IsVolumeSupported": {"action": "crash"}})
+        for _ in range(3):
+            self.add(self.loop, "test")
+        state = provider_state()
+        self.assertEqual(state["state"], "unloaded")
+        self.assertFalse(state["usable"])
+        self.assertIn("3 failures in a row", state["reason"])
+        self.assertIn("failed 3 times in a row", log_since(self.offset))
+        self.control()
+        revive()
+        self.assertNotIn("error", self.add(self.loop, "test"))
+
+
+class OutsideCreation(Base):
+    """DeleteSnapshots, and Query on listing, are validated like the set phases."""
+
+    def test_delete_failures_are_translated_and_the_snapshot_stays(self):
+        self.control()
+        r = self.create(self.loop)
+        self.assertNotIn("error", r, r)
+        set_id = r["parameters"]["set"]["id"]
+        for rule, code in (({"hresult": INVALID["E_FAIL"]}, UNEXPECTED), ({"action": "crash"}, UNEXPECTED),
+                           ({"hresult": VALID["VSS_E_BAD_STATE"]}, VALID["VSS_E_BAD_STATE"])):
+            with self.subTest(rule=rule):
+                self.control({"DeleteSnapshot": rule})
+                offset = log_size()
+                r = call("DeleteSnapshots", {"setId": set_id})
+                self.assertEqual(r["parameters"]["hresult"], code, r)
+                self.assertRegex(log_since(offset), r"Provider 'test' (failed in|returned .* from) DeleteSnapshots")
+        self.control()
+        self.assertNotIn("error", call("DeleteSnapshots", {"setId": set_id}))
+        no_sets_left(self)
+
+    def test_a_query_failure_is_logged_and_the_listing_goes_on(self):
+        self.control()
+        r = self.create(self.loop)
+        set_id = r["parameters"]["set"]["id"]
+        self.control({"Query": {"action": "notjson"}})
+        offset = log_size()
+        with Connection() as c:
+            r = c.call("ListSnapshots", {"setId": set_id}, more=True)
+        self.assertNotIn("error", r, r)
+        self.assertRegex(log_since(offset), r"Provider 'test' failed in Query: it sent a malformed reply")
+        self.control()
+        self.delete_all()
+
+
+class OwnDaemon(unittest.TestCase):
+    """What needs a daemon of its own: bad provider files, OnLoad failures, OnUnload at stop."""
+
+    def start(self, files, control=None):
+        d = tempfile.mkdtemp(dir=TEST_DIR or None)
+        os.mkdir(os.path.join(d, "providers.d"))
+        for name, text in files.items():
+            with open(os.path.join(d, "providers.d", name), "w") as f:
+                f.write(text.replace("@DIR@", d).replace("@EXE@", TEST_PROVIDER))
+        with open(os.path.join(d, "control.json"), "w") as f:
+            json.dump(control or {}, f)
+        with open(os.path.join(d, "snapsetd.conf"), "w") as f:
+            f.write("[Daemon]\nProviderDirectory=%s/providers.d\n" % d)
+        log = open(os.path.join(d, "log"), "w")
+        p = subprocess.Popen([SNAPSETD, "--config", d + "/snapsetd.conf", "--socket", d + "/sock",
+                              "--state-dir", d + "/state", "--log-level", "debug"], stdout=log, stderr=log)
+        for _ in range(100):
+            if os.path.exists(d + "/sock"):
+                break
+            time.sleep(0.05)
+        self.addCleanup(lambda: p.poll() is None and p.kill())
+        return p, d
+
+    GOOD = "[Provider]\nExecutable=@EXE@\nPriority=7\nTimeout=1\n[Settings]\nControl=@DIR@/control.json\n" \
+           "State=@DIR@/state.jsonl\n"
+
+    def stop(self, p, d):
+        p.send_signal(signal.SIGTERM)
+        self.assertEqual(p.wait(timeout=20), 0)
+        with open(d + "/log") as f:
+            return f.read()
+
+    def test_bad_provider_files_are_skipped_naming_file_line_and_key(self):
+        p, d = self.start({"good.provider": self.GOOD,
+                           "bad.provider": "[Provider]\nExecutable=/bin/true\nPriority=high\n",
+                           "noexe.provider": "[Provider]\nExecutable=/no/such/provider\nPriority=1\n",
+                           "typo.provider": "[Provider]\nExecutable=/bin/true\nPriority=1\nTimout=3\n"})
+        with Connection(d + "/sock") as c:
+            names = [x["name"] for x in c.call("ListProviders")["parameters"]["providers"]]
+        self.assertIn("good", names)
+        self.assertNotIn("bad", names)
+        log = self.stop(p, d)
+        self.assertIn("bad.provider:3: Priority=high: not a number", log)
+        self.assertIn("noexe.provider:2: Executable=/no/such/provider: cannot execute it", log)
+        self.assertIn("typo.provider:4: Timout=3: unknown key", log)
+
+    def test_on_unload_is_called_at_stop_and_never_translated(self):
+        for rule in ({"hresult": INVALID["E_FAIL"]}, {"action": "crash"}, {"action": "hang"}, {"action": "notjson"}):
+            with self.subTest(rule=rule):
+                p, d = self.start({"good.provider": self.GOOD}, {"methods": {"OnUnload": rule}})
+                log = self.stop(p, d)
+                with open(d + "/state.jsonl") as f:
+                    methods = [json.loads(line)["method"] for line in f]
+                self.assertEqual(methods[-1], "OnUnload")
+                self.assertNotRegex(log, r"OnUnload.*reporting VSS_E_UNEXPECTED_PROVIDER_ERROR")
+
+    def test_a_provider_failing_to_load_is_unloaded_after_three_failures(self):
+        p, d = self.start({"good.provider": self.GOOD}, {"methods": {"OnLoad": {"action": "crash"}}})
+        with Connection(d + "/sock") as c:
+            for _ in range(3):
+                provs = c.call("ListProviders")["parameters"]["providers"]
+        good = [x for x in provs if x["name"] == "good"][0]
+        self.assertFalse(good["usable"])
+        self.assertEqual(good["state"], "unloaded")
+        self.assertIn("crashed", good["reason"])
+        log = self.stop(p, d)
+        self.assertIn("failed 3 times in a row", log)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,129 @@
+#!/bin/bash
+# One set mixing two providers: an ext4 on dm-linear, taken by the built-in dm-snapshot provider,
+# and a loop device taken by the external test provider (tests/provider/snapset-test-provider,
+# declared in a providers.d of the test's own). Both commit inside the same hold window.
+#   - success: two snapshots, one per provider; deleting the set removes both sides;
+#   - failure on the external side (a code outside the table in CommitSnapshots, a crash in
+#     HoldWrites, a hang in PreCommitSnapshots): VSS_E_UNEXPECTED_PROVIDER_ERROR, and the
+#     dm-snapshot side is undone too;
+#   - failure on the dm side (its COW store does not fit): VSS_E_INSUFFICIENT_STORAGE, and the test
+#     provider was asked to abort what it prepared;
+# after every failure: no snapset-* dm device, no COW loop device or file, the origin's table as
+# before and not suspended, its filesystem not frozen, no set listed, and the test provider's
+# record shows AbortSnapshots for every snapshot it began.
+# c_out, c_err and c_rc are set by snapset_capture:
+# shellcheck disable=SC2154
+# shellcheck source-path=SCRIPTDIR/.. source=lib.sh
+. "$(dirname "$0")/../lib.sh"
+
+require_cmd snapsetctl dmsetup mkfs.ext4 jq losetup python3
+modprobe dm-snapshot
+modprobe loop
+
+src=${SNAPSET_VM_SRC:-}
+if [[ -z $src && -r /run/snapset-vm/config ]]; then
+	src=$(. /run/snapset-vm/config && echo "${SRC:-}")
+fi
+provider=$src/tests/provider/snapset-test-provider
+[[ -n $src && -x $provider ]] || skip "needs the source tree's test provider (SNAPSET_VM_SRC, or SRC= in the harness's config)"
+
+tp=$SNAPSET_VM_TMP/test-provider
+mkdir -p "$tp/providers.d"
+control=$tp/control.json
+state=$tp/state.jsonl
+echo '{}' >"$control"
+cat >"$tp/providers.d/test.provider" <<EOF
+[Provider]
+Executable=$provider
+Priority=50
+Timeout=5
+
+[Settings]
+Control=$control
+State=$state
+EOF
+
+cowdir=$(snapset_cow_dir 48M)
+snapset_conf "[Daemon]
+ProviderDirectory=$tp/providers.d
+
+[Storage]
+CowDirectory=$cowdir
+DefaultCowSize=4M"
+
+vol=$(snapset_volume t70-dm ext4 64M)
+read -r dmdev mnt <<<"$vol"
+random_file "$mnt/data" 2
+sum=$(sha "$mnt/data")
+sync
+snapset_remember_tables t70-dm
+loop=$(loop_create 32M)
+step "volumes: $dmdev (dm-snapshot, ext4 on $mnt) and $loop (test provider)"
+
+providers=$(snapsetctl --json providers)
+assert_eq "$(jq -r '.providers[] | select(.name == "test") | .state' <<<"$providers")" loaded "test provider state"
+assert_eq "$(jq -r '.providers[] | select(.name == "dm-snapshot") | .usable' <<<"$providers")" true "dm-snapshot usable"
+
+set_control() {
+	jq -n --arg l "$loop" --argjson m "$1" '{volumes: [$l], methods: $m}' >"$control"
+	: >"$state"
+}
+
+# Every snapshot the test provider began was aborted.
+test_side_aborted() {
+	local what=$1
+	python3 - "$state" "$what" <<'PY'
+import json, sys
+entries = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
+began = {e["snapshotId"] for e in entries if e["method"] == "BeginPrepareSnapshot"}
+aborted = set()
+for e in entries:
+    if e["method"] == "AbortSnapshots":
+        aborted.update(e["snapshots"])
+if began - aborted:
+    sys.exit("%s: the test provider began %s and was never asked to abort it" % (sys.argv[2], began - aborted))
+PY
+}
+
+after_failure() {
+	local label=$1
+	snapset_assert_clean "$label" "$cowdir" t70-dm
+	fs_not_frozen "$mnt"
+	[[ $(sha "$mnt/data") == "$sum" ]] || fail "$label: the origin's data changed"
+	[[ -z $(snapsetctl --json list 2>/dev/null) ]] || fail "$label: a set is listed: $(snapsetctl list 2>&1)"
+	test_side_aborted "$label"
+	step "ok: $label: nothing left on either side"
+}
+
+# --- success -----------------------------------------------------------------------------------
+set_control '{}'
+snapset_capture c snapsetctl --json create "$dmdev" "$loop:provider=test"
+[[ $c_rc == 0 ]] || fail "mixed set: exit $c_rc: $c_err"
+assert_eq "$(jq -r '[.snapshots[].provider] | sort | join(",")' <<<"$c_out")" "dm-snapshot,test" "providers of the set"
+set_id=$(jq -r .id <<<"$c_out")
+grep -q '"method": "CommitSnapshots"' "$state" || fail "the test provider was not asked to commit"
+assert_success snapsetctl delete "$set_id"
+grep -q '"method": "DeleteSnapshot"' "$state" || fail "the test provider was not asked to delete its snapshot"
+snapset_assert_clean "after delete" "$cowdir" t70-dm
+
+# --- failure on the external side --------------------------------------------------------------
+for rule in '{"CommitSnapshots": {"hresult": 2147500037}}' \
+	'{"HoldWrites": {"action": "crash"}}' \
+	'{"PreCommitSnapshots": {"action": "hang"}}'; do
+	set_control "$rule"
+	snapset_capture c snapsetctl --json create "$dmdev" "$loop:provider=test"
+	[[ $c_rc != 0 ]] || fail "$rule: the set was created"
+	assert_contains "$c_err$c_out" VSS_E_UNEXPECTED_PROVIDER_ERROR "$rule: error"
+	after_failure "test provider: $rule"
+done
+
+# --- failure on the dm-snapshot side ------------------------------------------------------------
+# The loop device first, so that the test provider has begun when dm-snapshot fails.
+set_control '{}'
+snapset_capture c snapsetctl --json create "$loop:provider=test" "$dmdev:cow-size=1G"
+[[ $c_rc != 0 ]] || fail "dm side: the set was created"
+assert_contains "$c_err$c_out" VSS_E_INSUFFICIENT_STORAGE "dm side: error"
+grep -q '"method": "BeginPrepareSnapshot"' "$state" || fail "dm side: the test provider never began"
+after_failure "dm-snapshot: COW store does not fit"
+
+step "mixed providers: all cases passed"
