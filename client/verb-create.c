@@ -3,6 +3,7 @@
 /* snapsetctl create: CreateSnapshotSet, a persistent set of the volumes given, at one point in
  * time. */
 
+#include "json-util.h"
 #include "connection.h"
 #include "log.h"
 #include "output.h"
@@ -68,35 +69,15 @@ static int create_parse_option(const Verb *verb, int option, const char *arg) {
         }
 }
 
-static int add_string(json_object *o, const char *key, const char *value) {
-        json_object *v = json_object_new_string(value);
-
-        if (!v || json_object_object_add(o, key, v) < 0) {
-                json_object_put(v);
-                return -ENOMEM;
-        }
-        return 0;
-}
-
-static int add_int(json_object *o, const char *key, int64_t value) {
-        json_object *v = json_object_new_int64(value);
-
-        if (!v || json_object_object_add(o, key, v) < 0) {
-                json_object_put(v);
-                return -ENOMEM;
-        }
-        return 0;
-}
-
 /* One VolumeRequest: the volume, and its provider and COW size, its own or the command's. */
 static int volume_request_new(const VolumeSpec *spec, json_object **ret) {
         _cleanup_(json_object_putp) json_object *o = json_object_new_object();
         const char *provider = spec->provider ?: arg_provider;
         uint64_t cow_size = spec->cow_size > 0 ? spec->cow_size : arg_cow_size;
 
-        if (!o || add_string(o, "volume", spec->volume) < 0 ||
-            (provider && add_string(o, "provider", provider) < 0) ||
-            (cow_size > 0 && add_int(o, "cowSizeBytes", (int64_t) cow_size) < 0))
+        if (!o || json_add_string(o, "volume", spec->volume) < 0 ||
+            (provider && json_add_string(o, "provider", provider) < 0) ||
+            (cow_size > 0 && json_add_int(o, "cowSizeBytes", (int64_t) cow_size) < 0))
                 return -ENOMEM;
         *ret = TAKE_PTR(o);
         return 0;
@@ -131,7 +112,7 @@ static int create_parameters(int argc, char *argv[], json_object **ret) {
         }
 
         if (json_object_object_add(p, "volumes", TAKE_PTR(volumes)) < 0 ||
-            add_string(p, "context", "persistent") < 0)
+            json_add_string(p, "context", "persistent") < 0)
                 return -ENOMEM;
         *ret = TAKE_PTR(p);
         return 0;

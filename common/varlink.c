@@ -15,6 +15,7 @@
 #include <sys/socket.h>
 #include <sys/un.h>
 
+#include "json-util.h"
 #include "varlink.h"
 
 /* Bytes asked of read() at a time, as systemd does. */
@@ -613,19 +614,9 @@ void varlink_reply_done(VarlinkReply *r) {
 
 /* ---------------------------------------------------------------- builders */
 
-static int object_add(json_object *o, const char *key, json_object *v) {
-        if (!v)
-                return -ENOMEM;
-        if (json_object_object_add(o, key, v) < 0) {
-                json_object_put(v);
-                return -ENOMEM;
-        }
-        return 0;
-}
-
 /* parameters is shared by reference, not copied. */
 static int object_add_parameters(json_object *o, json_object *parameters) {
-        return object_add(o, "parameters", parameters ? json_object_get(parameters) : json_object_new_object());
+        return json_add(o, "parameters", parameters ? json_object_get(parameters) : json_object_new_object());
 }
 
 json_object *varlink_message_call(const char *method, json_object *parameters, bool oneway, bool more) {
@@ -633,12 +624,12 @@ json_object *varlink_message_call(const char *method, json_object *parameters, b
 
         if (!o || !method)
                 return NULL;
-        if (object_add(o, "method", json_object_new_string(method)) < 0 ||
+        if (json_add(o, "method", json_object_new_string(method)) < 0 ||
             object_add_parameters(o, parameters) < 0)
                 return NULL;
-        if (oneway && object_add(o, "oneway", json_object_new_boolean(true)) < 0)
+        if (oneway && json_add(o, "oneway", json_object_new_boolean(true)) < 0)
                 return NULL;
-        if (more && object_add(o, "more", json_object_new_boolean(true)) < 0)
+        if (more && json_add(o, "more", json_object_new_boolean(true)) < 0)
                 return NULL;
         return TAKE_PTR(o);
 }
@@ -648,7 +639,7 @@ json_object *varlink_message_reply(json_object *parameters, bool continues) {
 
         if (!o || object_add_parameters(o, parameters) < 0)
                 return NULL;
-        if (continues && object_add(o, "continues", json_object_new_boolean(true)) < 0)
+        if (continues && json_add(o, "continues", json_object_new_boolean(true)) < 0)
                 return NULL;
         return TAKE_PTR(o);
 }
@@ -658,7 +649,7 @@ json_object *varlink_message_error(const char *error, json_object *parameters) {
 
         if (!o || !error)
                 return NULL;
-        if (object_add(o, "error", json_object_new_string(error)) < 0 ||
+        if (json_add(o, "error", json_object_new_string(error)) < 0 ||
             object_add_parameters(o, parameters) < 0)
                 return NULL;
         return TAKE_PTR(o);

@@ -6,6 +6,7 @@
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 
+#include "json-util.h"
 #include "blockdev.h"
 #include "inventory.h"
 #include "log.h"
@@ -26,32 +27,6 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(struct libmnt_iter *, mnt_free_iter);
 DEFINE_TRIVIAL_CLEANUP_FUNC(blkid_probe, blkid_free_probe);
 
 /* ---------------------------------------------------------------- json */
-
-/* Adds v (consumed, also on failure) as key; NULL v means an allocation failed earlier. */
-static int json_add(json_object *o, const char *key, json_object *v) {
-        if (!v)
-                return -ENOMEM;
-        if (json_object_object_add(o, key, v) < 0) {
-                json_object_put(v);
-                return -ENOMEM;
-        }
-        return 0;
-}
-
-/* Nullable fields of the IDL are left out when they have no value. */
-static int json_add_string_nullable(json_object *o, const char *key, const char *s) {
-        return s ? json_add(o, key, json_object_new_string(s)) : 0;
-}
-
-static int json_append(json_object *array, json_object *v) {
-        if (!v)
-                return -ENOMEM;
-        if (json_object_array_add(array, v) < 0) {
-                json_object_put(v);
-                return -ENOMEM;
-        }
-        return 0;
-}
 
 static json_object *json_string_array(char *const *l) {
         _cleanup_(json_object_putp) json_object *a = json_object_new_array();
@@ -81,11 +56,11 @@ static int provider_to_json(const ProviderStatus *s, json_object **ret) {
         if (r >= 0)
                 r = json_add(o, "usable", json_object_new_boolean(s->usable));
         if (r >= 0 && !s->usable)
-                r = json_add_string_nullable(o, "reason", s->reason);
+                r = json_add_string(o, "reason", s->reason);
         if (r >= 0 && external_provider_info(s->provider, &executable, &state)) {
-                r = json_add_string_nullable(o, "executable", executable);
+                r = json_add_string(o, "executable", executable);
                 if (r >= 0)
-                        r = json_add_string_nullable(o, "state", state);
+                        r = json_add_string(o, "state", state);
         }
         if (r < 0)
                 return r;
@@ -291,7 +266,7 @@ static int volume_add_lvm_name(json_object *o, const BlockDevice *d) {
                 return 0;
         if (asprintf(&s, "%s/%s", d->lvm_vg, d->lvm_lv) < 0)
                 return -ENOMEM;
-        return json_add_string_nullable(o, "lvmName", s);
+        return json_add_string(o, "lvmName", s);
 }
 
 static int volume_add_provider(json_object *o, const ProviderStatus *status, size_t n_status,
@@ -304,8 +279,8 @@ static int volume_add_provider(json_object *o, const ProviderStatus *status, siz
         if (r < 0)
                 return r;
         if (r > 0)
-                return json_add_string_nullable(o, "provider", p->name);
-        return json_add_string_nullable(o, "reason", reason);
+                return json_add_string(o, "provider", p->name);
+        return json_add_string(o, "reason", reason);
 }
 
 static int volume_add_basics(json_object *o, const BlockDevice *d) {
@@ -336,15 +311,15 @@ static int volume_to_json(const ProviderStatus *status, size_t n_status, const B
                 return -ENOMEM;
         r = volume_add_basics(o, d);
         if (r >= 0)
-                r = json_add_string_nullable(o, "dmName", d->dm_name);
+                r = json_add_string(o, "dmName", d->dm_name);
         if (r >= 0 && d->dm_targets)
                 r = json_add(o, "dmTargets", json_string_array(d->dm_targets));
         if (r >= 0)
                 r = volume_add_lvm_name(o, d);
         if (r >= 0)
-                r = json_add_string_nullable(o, "filesystem", d->fs_type);
+                r = json_add_string(o, "filesystem", d->fs_type);
         if (r >= 0)
-                r = json_add_string_nullable(o, "uuid", d->fs_uuid);
+                r = json_add_string(o, "uuid", d->fs_uuid);
         if (r >= 0)
                 r = json_add(o, "mountpoints", json_string_array(d->mountpoints));
         if (r >= 0)

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <time.h>
 
+#include "json-util.h"
 #include "inventory.h"
 #include "json-dispatch.h"
 #include "log.h"
@@ -160,29 +161,6 @@ int method_error_invalid_parameter(MethodCall *mc, const char *parameter) {
         return method_error_string(mc, VARLINK_ERROR_INVALID_PARAMETER, "parameter", parameter);
 }
 
-static int add_string(json_object *o, const char *key, const char *value) {
-        json_object *v;
-
-        if (!value)
-                return 0;
-        v = json_object_new_string(value);
-        if (!v || json_object_object_add(o, key, v) < 0) {
-                json_object_put(v);
-                return -ENOMEM;
-        }
-        return 0;
-}
-
-static int add_int(json_object *o, const char *key, int64_t value) {
-        json_object *v = json_object_new_int64(value);
-
-        if (!v || json_object_object_add(o, key, v) < 0) {
-                json_object_put(v);
-                return -ENOMEM;
-        }
-        return 0;
-}
-
 json_object *vss_error_parameters(VssCode code, const VssErrorFields *f, const char *message) {
         _cleanup_(json_object_putp) json_object *p = json_object_new_object();
         const VssErrorFields none = {};
@@ -192,16 +170,16 @@ json_object *vss_error_parameters(VssCode code, const VssErrorFields *f, const c
         if (!f)
                 f = &none;
         /* The HRESULT as the unsigned 32-bit value (0x80042316 = 2147754774), as VSS prints it. */
-        if (add_int(p, "hresult", (int64_t) vss_code_hresult(code)) < 0 ||
-            add_string(p, "vssName", vss_code_name(code)) < 0 ||
-            add_string(p, "message", message ?: vss_code_message(code)) < 0 ||
-            add_string(p, "volume", f->volume) < 0 ||
-            add_string(p, "snapshotId", f->snapshot_id) < 0 ||
-            add_string(p, "setId", f->set_id) < 0 ||
-            add_string(p, "provider", f->provider) < 0 ||
-            add_string(p, "method", f->method) < 0)
+        if (json_add_int(p, "hresult", (int64_t) vss_code_hresult(code)) < 0 ||
+            json_add_string(p, "vssName", vss_code_name(code)) < 0 ||
+            json_add_string(p, "message", message ?: vss_code_message(code)) < 0 ||
+            json_add_string(p, "volume", f->volume) < 0 ||
+            json_add_string(p, "snapshotId", f->snapshot_id) < 0 ||
+            json_add_string(p, "setId", f->set_id) < 0 ||
+            json_add_string(p, "provider", f->provider) < 0 ||
+            json_add_string(p, "method", f->method) < 0)
                 return NULL;
-        if (f->error != 0 && add_int(p, "errno", f->error < 0 ? -f->error : f->error) < 0)
+        if (f->error != 0 && json_add_int(p, "errno", f->error < 0 ? -f->error : f->error) < 0)
                 return NULL;
         return TAKE_PTR(p);
 }
@@ -272,10 +250,10 @@ static int vl_method_get_info(MethodCall *mc, json_object *parameters) {
 
         reply = json_object_new_object();
         if (!reply ||
-            add_string(reply, "vendor", "snapset") < 0 ||
-            add_string(reply, "product", "snapsetd") < 0 ||
-            add_string(reply, "version", SNAPSET_VERSION) < 0 ||
-            add_string(reply, "url", SNAPSET_URL) < 0 ||
+            json_add_string(reply, "vendor", "snapset") < 0 ||
+            json_add_string(reply, "product", "snapsetd") < 0 ||
+            json_add_string(reply, "version", SNAPSET_VERSION) < 0 ||
+            json_add_string(reply, "url", SNAPSET_URL) < 0 ||
             json_object_object_add(reply, "interfaces", TAKE_PTR(list)) < 0)
                 return -ENOMEM;
 
@@ -310,7 +288,7 @@ static int vl_method_get_interface_description(MethodCall *mc, json_object *para
         json_dispatch_done(table, &p);
 
         reply = json_object_new_object();
-        if (!reply || add_string(reply, "description", description) < 0)
+        if (!reply || json_add_string(reply, "description", description) < 0)
                 return -ENOMEM;
         return method_reply(mc, reply);
 }
@@ -330,26 +308,26 @@ static int vl_method_get_status(MethodCall *mc, json_object *parameters) {
                 return r;
         limits = json_object_new_object();
         if (!limits ||
-            add_int(limits, "maxVolumesPerSet", c->max_volumes_per_set) < 0 ||
-            add_int(limits, "maxSnapshotsPerVolume", c->max_snapshots_per_volume) < 0 ||
-            add_int(limits, "maxConnections", c->max_connections) < 0 ||
-            add_int(limits, "maxConnectionsPerUser", c->max_connections_per_user) < 0 ||
-            add_int(limits, "maxMessageBytes", (int64_t) manager_max_message(m)) < 0 ||
-            add_int(limits, "idleTimeoutSec", c->idle_timeout_sec) < 0 ||
-            add_int(limits, "setIdleTimeoutSec", c->set_idle_timeout_sec) < 0 ||
-            add_int(limits, "flushTimeoutSec", c->flush_timeout_sec) < 0 ||
-            add_int(limits, "holdTimeoutSec", c->hold_timeout_sec) < 0)
+            json_add_int(limits, "maxVolumesPerSet", c->max_volumes_per_set) < 0 ||
+            json_add_int(limits, "maxSnapshotsPerVolume", c->max_snapshots_per_volume) < 0 ||
+            json_add_int(limits, "maxConnections", c->max_connections) < 0 ||
+            json_add_int(limits, "maxConnectionsPerUser", c->max_connections_per_user) < 0 ||
+            json_add_int(limits, "maxMessageBytes", (int64_t) manager_max_message(m)) < 0 ||
+            json_add_int(limits, "idleTimeoutSec", c->idle_timeout_sec) < 0 ||
+            json_add_int(limits, "setIdleTimeoutSec", c->set_idle_timeout_sec) < 0 ||
+            json_add_int(limits, "flushTimeoutSec", c->flush_timeout_sec) < 0 ||
+            json_add_int(limits, "holdTimeoutSec", c->hold_timeout_sec) < 0)
                 return -ENOMEM;
 
         reply = json_object_new_object();
         if (!reply ||
-            add_string(reply, "version", SNAPSET_VERSION) < 0 ||
-            add_int(reply, "uptimeUsec", (int64_t) (now_monotonic_usec() - m->start_usec)) < 0 ||
+            json_add_string(reply, "version", SNAPSET_VERSION) < 0 ||
+            json_add_int(reply, "uptimeUsec", (int64_t) (now_monotonic_usec() - m->start_usec)) < 0 ||
             json_object_object_add(reply, "setInProgress", TAKE_PTR(in_progress)) < 0 ||
-            add_int(reply, "sets", (int64_t) sets_count(m)) < 0 ||
-            add_int(reply, "snapshots", (int64_t) sets_count_snapshots(m)) < 0 ||
-            add_int(reply, "connections", m->n_connections) < 0 ||
-            add_string(reply, "stateDirectory", m->state_directory) < 0 ||
+            json_add_int(reply, "sets", (int64_t) sets_count(m)) < 0 ||
+            json_add_int(reply, "snapshots", (int64_t) sets_count_snapshots(m)) < 0 ||
+            json_add_int(reply, "connections", m->n_connections) < 0 ||
+            json_add_string(reply, "stateDirectory", m->state_directory) < 0 ||
             json_object_object_add(reply, "limits", TAKE_PTR(limits)) < 0)
                 return -ENOMEM;
 
@@ -400,12 +378,12 @@ json_object *monitor_event_new(const char *type, const char *set_id, const char 
         _cleanup_(json_object_putp) json_object *e = json_object_new_object();
 
         if (!e ||
-            add_int(e, "timestampUsec", (int64_t) now_realtime_usec()) < 0 ||
-            add_string(e, "type", type) < 0 ||
-            add_string(e, "setId", set_id) < 0 ||
-            add_string(e, "snapshotId", snapshot_id) < 0 ||
-            add_string(e, "volume", volume) < 0 ||
-            add_string(e, "message", message) < 0)
+            json_add_int(e, "timestampUsec", (int64_t) now_realtime_usec()) < 0 ||
+            json_add_string(e, "type", type) < 0 ||
+            json_add_string(e, "setId", set_id) < 0 ||
+            json_add_string(e, "snapshotId", snapshot_id) < 0 ||
+            json_add_string(e, "volume", volume) < 0 ||
+            json_add_string(e, "message", message) < 0)
                 return NULL;
         return TAKE_PTR(e);
 }

@@ -6,6 +6,7 @@
 #include <time.h>
 #include <uuid/uuid.h>
 
+#include "json-util.h"
 #include "snapshot-set.h"
 #include "varlink.h"
 
@@ -164,23 +165,6 @@ Snapshot *snapshot_set_find(const SnapshotSet *s, const char *snapshot_id) {
 
 /* ---------------------------------------------------------------- JSON */
 
-static int add(json_object *o, const char *key, json_object *v) {
-        if (!v)
-                return -ENOMEM;
-        if (json_object_object_add(o, key, v) < 0) {
-                json_object_put(v);
-                return -ENOMEM;
-        }
-        return 0;
-}
-
-static int add_string(json_object *o, const char *key, const char *v) {
-        return v ? add(o, key, json_object_new_string(v)) : 0;
-}
-
-static int add_u64(json_object *o, const char *key, uint64_t v) {
-        return add(o, key, json_object_new_int64((int64_t) v));
-}
 
 int snapshot_to_json(const Snapshot *snap, bool private, json_object **ret) {
         _cleanup_(json_object_putp) json_object *o = json_object_new_object();
@@ -191,20 +175,20 @@ int snapshot_to_json(const Snapshot *snap, bool private, json_object **ret) {
                 return -ENOMEM;
         snprintf(dev, sizeof dev, "%u:%u", major(snap->volume_device), minor(snap->volume_device));
 
-        r = add_string(o, "id", snap->id) ?:
-            add_string(o, "setId", snap->set_id) ?:
-            add_string(o, "volume", snap->volume) ?:
-            add_string(o, "volumeDevice", dev) ?:
-            add_string(o, "provider", snap->provider ?: "") ?:
-            add_string(o, "device", snap->device) ?:
-            add_string(o, "exposedAt", snap->exposed_at) ?:
-            add_u64(o, "createdUsec", snap->created_usec) ?:
-            (snap->cow_size > 0 ? add_u64(o, "cowSizeBytes", snap->cow_size) : 0) ?:
-            add_string(o, "status", snap->invalid ? "invalid" : "valid");
+        r = json_add_string(o, "id", snap->id) ?:
+            json_add_string(o, "setId", snap->set_id) ?:
+            json_add_string(o, "volume", snap->volume) ?:
+            json_add_string(o, "volumeDevice", dev) ?:
+            json_add_string(o, "provider", snap->provider ?: "") ?:
+            json_add_string(o, "device", snap->device) ?:
+            json_add_string(o, "exposedAt", snap->exposed_at) ?:
+            json_add_int(o, "createdUsec", (int64_t) snap->created_usec) ?:
+            (snap->cow_size > 0 ? json_add_int(o, "cowSizeBytes", (int64_t) snap->cow_size) : 0) ?:
+            json_add_string(o, "status", snap->invalid ? "invalid" : "valid");
         if (r == 0 && private) {
-                r = add_string(o, "volumePath", snap->volume_path);
+                r = json_add_string(o, "volumePath", snap->volume_path);
                 if (r == 0 && snap->provider_data)
-                        r = add(o, "providerData", json_object_get(snap->provider_data));
+                        r = json_add(o, "providerData", json_object_get(snap->provider_data));
         }
         if (r < 0)
                 return r;
@@ -230,13 +214,13 @@ int snapshot_set_to_json(const SnapshotSet *s, bool private, json_object **ret) 
                 }
         }
 
-        r = add_string(o, "id", s->id) ?:
-            add_string(o, "context", set_context_to_string(s->context)) ?:
-            add_string(o, "state", set_state_to_string(s->state)) ?:
-            add_u64(o, "createdUsec", s->created_usec) ?:
-            add(o, "snapshots", TAKE_PTR(a)) ?:
-            (s->state == SET_STATE_CREATED ? add_u64(o, "freezeWindowUsec", s->freeze_window_usec) : 0) ?:
-            (s->state == SET_STATE_CREATED ? add_u64(o, "holdUsec", s->hold_usec) : 0);
+        r = json_add_string(o, "id", s->id) ?:
+            json_add_string(o, "context", set_context_to_string(s->context)) ?:
+            json_add_string(o, "state", set_state_to_string(s->state)) ?:
+            json_add_int(o, "createdUsec", (int64_t) s->created_usec) ?:
+            json_add(o, "snapshots", TAKE_PTR(a)) ?:
+            (s->state == SET_STATE_CREATED ? json_add_int(o, "freezeWindowUsec", (int64_t) s->freeze_window_usec) : 0) ?:
+            (s->state == SET_STATE_CREATED ? json_add_int(o, "holdUsec", (int64_t) s->hold_usec) : 0);
         if (r < 0)
                 return r;
         *ret = TAKE_PTR(o);

@@ -36,6 +36,7 @@
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 
+#include "json-util.h"
 #include "cow.h"
 #include "dm-snapshot.h"
 #include "dm.h"
@@ -64,16 +65,6 @@ void dm_snapshot_record_done(DmSnapshotRecord *r) {
         free(r->cow_file);
         free(r->loop_device);
         *r = (DmSnapshotRecord) {};
-}
-
-static int json_add(json_object *o, const char *key, json_object *v) {
-        if (!v)
-                return -ENOMEM;
-        if (json_object_object_add(o, key, v) < 0) {
-                json_object_put(v);
-                return -ENOMEM;
-        }
-        return 0;
 }
 
 static json_object *json_string_or_null(const char *s) {

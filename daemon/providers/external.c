@@ -19,6 +19,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "json-util.h"
 #include "coordinator.h"
 #include "external.h"
 #include "json-dispatch.h"
@@ -1055,20 +1056,6 @@ static VssCode call(ExternalProvider *ep, ExternalMethod m, json_object *paramet
 
 /* ---------------------------------------------------------------- JSON for the calls */
 
-static int add(json_object *o, const char *key, json_object *v) {
-        if (!v)
-                return -ENOMEM;
-        if (json_object_object_add(o, key, v) < 0) {
-                json_object_put(v);
-                return -ENOMEM;
-        }
-        return 0;
-}
-
-static int add_string(json_object *o, const char *key, const char *s) {
-        return s ? add(o, key, json_object_new_string(s)) : 0;
-}
-
 static json_object *volume_json(const BlockDevice *d) {
         _cleanup_(json_object_putp) json_object *o = json_object_new_object(), *mps = json_object_new_array();
         _cleanup_free_ char *devnum = NULL;
@@ -1078,12 +1065,12 @@ static json_object *volume_json(const BlockDevice *d) {
         for (char **m = d->mountpoints; m && *m; m++)
                 if (json_object_array_add(mps, json_object_new_string(*m)) < 0)
                         return NULL;
-        if (add_string(o, "path", d->path) < 0 || add_string(o, "device", devnum) < 0 ||
-            add_string(o, "type", block_device_type_to_string(d->type)) < 0 ||
-            add(o, "sizeBytes", json_object_new_int64((int64_t) d->size_bytes)) < 0 ||
-            add(o, "readOnly", json_object_new_boolean(d->read_only)) < 0 ||
-            add_string(o, "dmName", d->dm_name) < 0 || add_string(o, "dmUuid", d->dm_uuid) < 0 ||
-            add_string(o, "filesystem", d->fs_type) < 0 || add(o, "mountpoints", TAKE_PTR(mps)) < 0)
+        if (json_add_string(o, "path", d->path) < 0 || json_add_string(o, "device", devnum) < 0 ||
+            json_add_string(o, "type", block_device_type_to_string(d->type)) < 0 ||
+            json_add(o, "sizeBytes", json_object_new_int64((int64_t) d->size_bytes)) < 0 ||
+            json_add(o, "readOnly", json_object_new_boolean(d->read_only)) < 0 ||
+            json_add_string(o, "dmName", d->dm_name) < 0 || json_add_string(o, "dmUuid", d->dm_uuid) < 0 ||
+            json_add_string(o, "filesystem", d->fs_type) < 0 || json_add(o, "mountpoints", TAKE_PTR(mps)) < 0)
                 return NULL;
         return TAKE_PTR(o);
 }
@@ -1095,10 +1082,10 @@ static json_object *snapshot_json(const Snapshot *s) {
         if (!o)
                 return NULL;
         snprintf(devnum, sizeof devnum, "%u:%u", major(s->volume_device), minor(s->volume_device));
-        if (add_string(o, "snapshotId", s->id) < 0 || add_string(o, "setId", s->set_id) < 0 ||
-            add_string(o, "volume", s->volume_path ?: s->volume) < 0 || add_string(o, "volumeDevice", devnum) < 0 ||
-            add_string(o, "device", s->device) < 0 ||
-            (s->provider_data && add(o, "providerData", json_object_get(s->provider_data)) < 0))
+        if (json_add_string(o, "snapshotId", s->id) < 0 || json_add_string(o, "setId", s->set_id) < 0 ||
+            json_add_string(o, "volume", s->volume_path ?: s->volume) < 0 || json_add_string(o, "volumeDevice", devnum) < 0 ||
+            json_add_string(o, "device", s->device) < 0 ||
+            (s->provider_data && json_add(o, "providerData", json_object_get(s->provider_data)) < 0))
                 return NULL;
         return TAKE_PTR(o);
 }
@@ -1122,8 +1109,8 @@ static json_object *snapshots_json(ProviderSnapshot *const *snapshots, size_t n)
 static json_object *set_parameters(const ProviderSet *ps) {
         _cleanup_(json_object_putp) json_object *o = json_object_new_object();
 
-        if (!o || add_string(o, "setId", ps->set->id) < 0 ||
-            add(o, "snapshots", snapshots_json(ps->snapshots, ps->n_snapshots)) < 0)
+        if (!o || json_add_string(o, "setId", ps->set->id) < 0 ||
+            json_add(o, "snapshots", snapshots_json(ps->snapshots, ps->n_snapshots)) < 0)
                 return NULL;
         return TAKE_PTR(o);
 }
@@ -1131,7 +1118,7 @@ static json_object *set_parameters(const ProviderSet *ps) {
 static json_object *snapshot_parameters(const Snapshot *s) {
         _cleanup_(json_object_putp) json_object *o = json_object_new_object();
 
-        if (!o || add(o, "snapshot", snapshot_json(s)) < 0)
+        if (!o || json_add(o, "snapshot", snapshot_json(s)) < 0)
                 return NULL;
         return TAKE_PTR(o);
 }
@@ -1169,7 +1156,7 @@ static int external_is_volume_supported(const Provider *p, const BlockDevice *d,
 
         if (!ep)
                 return -EINVAL;
-        if (!params || add(params, "volume", volume_json(d)) < 0)
+        if (!params || json_add(params, "volume", volume_json(d)) < 0)
                 return -ENOMEM;
         /* An unloaded provider takes nothing, quietly: its unloading was logged. */
         if (!ep->stream && ep->state == EXTERNAL_STATE_UNLOADED)
@@ -1220,11 +1207,11 @@ static VssCode external_begin_prepare_snapshot(ProviderSet *ps, ProviderSnapshot
         json_object *data;
         VssCode code;
 
-        if (!params || add_string(params, "setId", ps->set->id) < 0 ||
-            add_string(params, "snapshotId", snap->snapshot->id) < 0 ||
-            add(params, "volume", volume_json(snap->volume)) < 0 ||
+        if (!params || json_add_string(params, "setId", ps->set->id) < 0 ||
+            json_add_string(params, "snapshotId", snap->snapshot->id) < 0 ||
+            json_add(params, "volume", volume_json(snap->volume)) < 0 ||
             (snap->snapshot->cow_size > 0 &&
-             add(params, "cowSizeBytes", json_object_new_int64((int64_t) snap->snapshot->cow_size)) < 0))
+             json_add(params, "cowSizeBytes", json_object_new_int64((int64_t) snap->snapshot->cow_size)) < 0))
                 return out_of_memory(res);
 
         code = call(ep, EXTERNAL_BEGIN_PREPARE_SNAPSHOT, params, only, 1, &reply, res);
@@ -1249,7 +1236,7 @@ static VssCode set_call(ProviderSet *ps, ExternalMethod m, bool with_committed, 
         ExternalProvider *ep = share_provider(ps);
 
         params = set_parameters(ps);
-        if (!params || (with_committed && add(params, "committed", json_object_new_boolean(committed)) < 0))
+        if (!params || (with_committed && json_add(params, "committed", json_object_new_boolean(committed)) < 0))
                 return out_of_memory(res);
         return call(ep, m, params, ps->snapshots, ps->n_snapshots, ret_parameters, res);
 }
@@ -1553,7 +1540,7 @@ void external_providers_unload(void) {
                         VssCode code = E_OUTOFMEMORY;
 
                         /* OnUnload is never translated and changes nothing: only logged. */
-                        if (params && add(params, "force", json_object_new_boolean(false)) >= 0)
+                        if (params && json_add(params, "force", json_object_new_boolean(false)) >= 0)
                                 code = exchange(ep, EXTERNAL_ON_UNLOAD, params, method_timeout(ep, EXTERNAL_ON_UNLOAD),
                                                 NULL, 0, NULL, &res);
                         if (code != S_OK)
