@@ -35,41 +35,46 @@ const char *access_level_to_string(AccessLevel level) {
         }
 }
 
-/* getgrnam_r()/getpwuid_r() with a buffer that grows on ERANGE: group entries with many members
- * do not fit the sysconf() hint. */
-static int lookup_group(const char *name, gid_t *ret_gid) {
-        _cleanup_free_ char *buf = NULL;
-        size_t size = 4096;
+/* A group by name, or a user by uid, in the user database. */
+typedef struct AccountLookup {
+        const char *group_name;  /* the group to look up; NULL: the user uid */
+        uid_t uid;
+        gid_t gid;               /* found: the group's gid, or the user's primary group */
+        char *user_name;         /* found: the user's name (owned by the caller) */
+} AccountLookup;
 
-        for (;;) {
-                struct group grp, *result = NULL;
-                char *nbuf;
-                int r;
+/* One getgrnam_r() or getpwuid_r() call into buf, copying out what is needed before buf goes. */
+static int account_lookup_into(AccountLookup *q, char *buf, size_t size) {
+        struct group grp, *group = NULL;
+        struct passwd pw, *user = NULL;
+        int r;
 
-                nbuf = realloc(buf, size);
-                if (!nbuf)
-                        return -ENOMEM;
-                buf = nbuf;
-                r = getgrnam_r(name, &grp, buf, size, &result);
-                if (r == ERANGE && size < 16U * 1024U * 1024U) {
-                        size *= 2;
-                        continue;
-                }
-                if (r != 0)
-                        return -r;
-                if (!result)
-                        return -ENOENT;
-                *ret_gid = result->gr_gid;
+        if (q->group_name)
+                r = getgrnam_r(q->group_name, &grp, buf, size, &group);
+        else
+                r = getpwuid_r(q->uid, &pw, buf, size, &user);
+        if (r != 0)
+                return -r;
+        if (group) {
+                q->gid = group->gr_gid;
                 return 0;
         }
+        if (!user)
+                return -ENOENT;
+        q->user_name = strdup(user->pw_name);
+        if (!q->user_name)
+                return -ENOMEM;
+        q->gid = user->pw_gid;
+        return 0;
 }
 
-static int lookup_user(uid_t uid, char **ret_name, gid_t *ret_gid) {
+/* With a buffer that grows on ERANGE: group entries with many members do not fit the sysconf()
+ * hint. */
+static int account_lookup(AccountLookup *q) {
         _cleanup_free_ char *buf = NULL;
         size_t size = 4096;
 
         for (;;) {
-                struct passwd pw, *result = NULL;
                 char *nbuf;
                 int r;
 
@@ -77,37 +82,31 @@ static int lookup_user(uid_t uid, char **ret_name, gid_t *ret_gid) {
                 if (!nbuf)
                         return -ENOMEM;
                 buf = nbuf;
-                r = getpwuid_r(uid, &pw, buf, size, &result);
-                if (r == ERANGE && size < 16U * 1024U * 1024U) {
+                r = account_lookup_into(q, buf, size);
+                if (r == -ERANGE && size < 16U * 1024U * 1024U) {
                         size *= 2;
                         continue;
                 }
-                if (r != 0)
-                        return -r;
-                if (!result)
-                        return -ENOENT;
-                *ret_name = strdup(result->pw_name);
-                if (!*ret_name)
-                        return -ENOMEM;
-                *ret_gid = result->pw_gid;
-                return 0;
+                return r;
         }
 }
 
 int access_peer_in_group(const Peer *peer, const char *group) {
         _cleanup_free_ gid_t *groups = NULL;
         _cleanup_free_ char *user = NULL;
+        AccountLookup group_entry = { .group_name = group }, user_entry = { .uid = peer->uid };
         gid_t gid = 0, user_gid = 0;
         int n = 64, r;
 
         if (!group)
                 return 0;
 
-        r = lookup_group(group, &gid);
+        r = account_lookup(&group_entry);
         if (r == -ENOENT)
                 return 0;
         if (r < 0)
                 return r;
+        gid = group_entry.gid;
 
         /* The groups the process runs with count (a service started with Group= or
          * SupplementaryGroups=, "sg", setpriv --groups), as well as what the user database says. */
@@ -117,11 +116,13 @@ int access_peer_in_group(const Peer *peer, const char *group) {
                 if (peer->groups[i] == gid)
                         return 1;
 
-        r = lookup_user(peer->uid, &user, &user_gid);
+        r = account_lookup(&user_entry);
         if (r == -ENOENT)
                 return 0; /* a uid without a user entry has no supplementary groups */
         if (r < 0)
                 return r;
+        user = user_entry.user_name;
+        user_gid = user_entry.gid;
         if (user_gid == gid)
                 return 1;
 

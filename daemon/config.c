@@ -5,9 +5,9 @@
 #include <limits.h>
 #include <stddef.h>
 #include <stdio.h>
-#include <stdarg.h>
 
 #include "config.h"
+#include "ini.h"
 #include "log.h"
 #include "macro.h"
 
@@ -314,122 +314,48 @@ static int config_reset_key(const ConfigKey *k, Config *c) {
         return 0;
 }
 
-static char *strip(char *s) {
-        char *e;
-
-        while (isspace((unsigned char) *s))
-                s++;
-        e = s + strlen(s);
-        while (e > s && isspace((unsigned char) e[-1]))
-                *--e = 0;
-        return s;
-}
-
-_printf_(2, 3)
-static int set_error(char **reterr_message, const char *format, ...) {
-        va_list ap;
+static int config_parse_line(const char *section, const char *key, const char *value, unsigned line,
+                             void *userdata, char **reterr_message) {
+        Config *c = userdata;
+        const ConfigKey *k = NULL;
+        char reason[256];
         int r;
 
-        if (!reterr_message)
-                return -EINVAL;
-        free(*reterr_message);
-        *reterr_message = NULL;
-        va_start(ap, format);
-        r = vasprintf(reterr_message, format, ap);
-        va_end(ap);
-        if (r < 0) {
-                *reterr_message = NULL;
-                return -ENOMEM;
+        if (!key) {
+                for (size_t i = 0; i < ELEMENTSOF(config_sections); i++)
+                        if (streq(section, config_sections[i]))
+                                return 0;
+                return ini_error(reterr_message, "unknown section [%s] (known: [Daemon], [Limits], [Storage])",
+                                 section);
         }
-        return -EINVAL;
+
+        for (size_t i = 0; i < ELEMENTSOF(config_keys); i++)
+                if (streq(config_keys[i].section, section) && streq(config_keys[i].name, key))
+                        k = &config_keys[i];
+        if (!k)
+                return ini_error(reterr_message, "%s=%s: unknown key in section [%s]", key, value, section);
+
+        if (value[0] == 0)
+                return config_reset_key(k, c);
+
+        reason[0] = 0;
+        r = k->parse(k, value, c, reason, sizeof reason);
+        if (r == -EINVAL)
+                return ini_error(reterr_message, "%s=%s: %s", key, value, reason);
+        return r;
 }
 
 int config_parse(FILE *f, const char *name, Config *ret, char **reterr_message) {
         _cleanup_(config_done) Config c = {};
-        _cleanup_free_ char *line = NULL;
-        const char *section = NULL;
-        size_t allocated = 0;
-        unsigned lineno = 0;
         int r;
 
         r = config_init(&c);
         if (r < 0)
                 return r;
 
-        for (;;) {
-                const ConfigKey *key = NULL;
-                char *l, *eq, *k, *v, reason[256];
-                ssize_t n;
-
-                errno = 0;
-                n = getline(&line, &allocated, f);
-                if (n < 0) {
-                        if (errno != 0 && !feof(f)) {
-                                r = -errno;
-                                (void) set_error(reterr_message, "%s: read failed: %s", name, strerror(-r));
-                                return r;
-                        }
-                        break;
-                }
-                lineno++;
-
-                if (strlen(line) != (size_t) n)
-                        return set_error(reterr_message, "%s:%u: line contains a NUL byte", name, lineno);
-
-                l = strip(line);
-                if (l[0] == 0 || l[0] == '#' || l[0] == ';')
-                        continue;
-
-                if (l[0] == '[') {
-                        size_t ll = strlen(l);
-
-                        section = NULL;
-                        if (ll < 3 || l[ll - 1] != ']')
-                                return set_error(reterr_message, "%s:%u: '%s': malformed section header", name, lineno, l);
-                        l[ll - 1] = 0;
-                        for (size_t i = 0; i < ELEMENTSOF(config_sections); i++)
-                                if (streq(l + 1, config_sections[i]))
-                                        section = config_sections[i];
-                        if (!section)
-                                return set_error(reterr_message,
-                                                 "%s:%u: unknown section [%s] (known: [Daemon], [Limits], [Storage])",
-                                                 name, lineno, l + 1);
-                        continue;
-                }
-
-                eq = strchr(l, '=');
-                if (!eq)
-                        return set_error(reterr_message, "%s:%u: '%s': expected Key=value or [Section]", name, lineno, l);
-                *eq = 0;
-                k = strip(l);
-                v = strip(eq + 1);
-
-                if (k[0] == 0)
-                        return set_error(reterr_message, "%s:%u: '=%s': missing key name", name, lineno, v);
-                if (!section)
-                        return set_error(reterr_message, "%s:%u: %s=%s: key outside of any section", name, lineno, k, v);
-
-                for (size_t i = 0; i < ELEMENTSOF(config_keys); i++)
-                        if (streq(config_keys[i].section, section) && streq(config_keys[i].name, k))
-                                key = &config_keys[i];
-                if (!key)
-                        return set_error(reterr_message, "%s:%u: %s=%s: unknown key in section [%s]",
-                                         name, lineno, k, v, section);
-
-                if (v[0] == 0) {
-                        r = config_reset_key(key, &c);
-                        if (r < 0)
-                                return r;
-                        continue;
-                }
-
-                reason[0] = 0;
-                r = key->parse(key, v, &c, reason, sizeof reason);
-                if (r == -EINVAL)
-                        return set_error(reterr_message, "%s:%u: %s=%s: %s", name, lineno, k, v, reason);
-                if (r < 0)
-                        return r;
-        }
+        r = ini_parse(f, name, config_parse_line, &c, reterr_message);
+        if (r < 0)
+                return r;
 
         if (c.max_connections_per_user > c.max_connections)
                 /* Not an error: the total cap simply applies first. */
@@ -456,7 +382,7 @@ int config_load(const char *path, bool missing_ok, Config *ret, char **reterr_me
                         c = (Config) {};
                         return 0;
                 }
-                (void) set_error(reterr_message, "%s: cannot read the configuration file: %s", path, strerror(-r));
+                (void) ini_error(reterr_message, "%s: cannot read the configuration file: %s", path, strerror(-r));
                 return r;
         }
 

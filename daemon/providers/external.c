@@ -22,6 +22,7 @@
 #include "json-util.h"
 #include "coordinator.h"
 #include "external.h"
+#include "ini.h"
 #include "json-dispatch.h"
 #include "log.h"
 #include "set-events.h"
@@ -67,35 +68,6 @@ void external_provider_config_done(ExternalProviderConfig *c) {
         free(c->setting_keys);
         free(c->setting_values);
         *c = (ExternalProviderConfig) {};
-}
-
-_printf_(2, 3)
-static int file_error(char **reterr_message, const char *format, ...) {
-        va_list ap;
-        int r;
-
-        if (!reterr_message)
-                return -EINVAL;
-        free(*reterr_message);
-        va_start(ap, format);
-        r = vasprintf(reterr_message, format, ap);
-        va_end(ap);
-        if (r < 0) {
-                *reterr_message = NULL;
-                return -ENOMEM;
-        }
-        return -EINVAL;
-}
-
-static char *strip(char *s) {
-        char *e;
-
-        while (isspace((unsigned char) *s))
-                s++;
-        e = s + strlen(s);
-        while (e > s && isspace((unsigned char) e[-1]))
-                *--e = 0;
-        return s;
 }
 
 /* Strict decimal in [min, max]. */
@@ -158,109 +130,83 @@ static int config_set_setting(ExternalProviderConfig *c, const char *k, const ch
         return 0;
 }
 
+/* What a provider file's lines fill in, and where Executable= was set, to point at that line
+ * when the program turns out not to be executable. */
+typedef struct ProviderFileState {
+        ExternalProviderConfig *config;
+        unsigned executable_line;
+} ProviderFileState;
+
+static int provider_file_parse_line(const char *section, const char *k, const char *v, unsigned line,
+                                    void *userdata, char **reterr_message) {
+        ProviderFileState *s = userdata;
+        ExternalProviderConfig *c = s->config;
+        unsigned long n;
+
+        if (!k) {
+                if (streq(section, "Provider") || streq(section, "Settings"))
+                        return 0;
+                return ini_error(reterr_message, "unknown section [%s] (known: [Provider], [Settings])", section);
+        }
+
+        if (streq(section, "Settings")) {
+                if (!setting_key_is_valid(k))
+                        return ini_error(reterr_message, "%s=%s: not a valid setting name "
+                                         "(letters, digits, '-', '_', '.')", k, v);
+                return config_set_setting(c, k, v);
+        }
+
+        if (streq(k, "Executable")) {
+                if (v[0] != '/' || strlen(v) >= PATH_MAX)
+                        return ini_error(reterr_message, "Executable=%s: not an absolute path", v);
+                free(c->executable);
+                if (!(c->executable = strdup(v)))
+                        return -ENOMEM;
+                s->executable_line = line;
+        } else if (streq(k, "Priority")) {
+                if (parse_bounded(v, 0, EXTERNAL_PRIORITY_MAX, &n) < 0)
+                        return ini_error(reterr_message, "Priority=%s: not a number between 0 and %d",
+                                         v, EXTERNAL_PRIORITY_MAX);
+                c->priority = (int) n;
+        } else if (streq(k, "Timeout")) {
+                if (parse_bounded(v, 1, EXTERNAL_TIMEOUT_SEC_MAX, &n) < 0)
+                        return ini_error(reterr_message, "Timeout=%s: not a number of seconds "
+                                         "between 1 and %u", v, EXTERNAL_TIMEOUT_SEC_MAX);
+                c->timeout_sec = (unsigned) n;
+        } else
+                return ini_error(reterr_message, "%s=%s: unknown key in section [Provider] "
+                                 "(known: Executable, Priority, Timeout)", k, v);
+        return 0;
+}
+
 int external_provider_config_parse(FILE *f, const char *path, const char *name,
                                    ExternalProviderConfig *ret, char **reterr_message) {
         _cleanup_(external_provider_config_done) ExternalProviderConfig c = {
                 .priority = -1,
                 .timeout_sec = EXTERNAL_DEFAULT_TIMEOUT_SEC,
         };
-        _cleanup_free_ char *line = NULL;
-        enum { NONE, PROVIDER, SETTINGS } section = NONE;
-        unsigned lineno = 0, executable_line = 0;
-        size_t allocated = 0;
+        ProviderFileState s = { .config = &c };
         int r;
 
         if (!external_provider_name_is_valid(name))
-                return file_error(reterr_message, "%s: '%s' is not a valid provider name (letters, digits, "
-                                  "'-', '_' and '.', at most 63)", path, name);
+                return ini_error(reterr_message, "%s: '%s' is not a valid provider name (letters, digits, "
+                                 "'-', '_' and '.', at most 63)", path, name);
         c.name = strdup(name);
         c.path = strdup(path);
         if (!c.name || !c.path)
                 return -ENOMEM;
 
-        for (;;) {
-                char *l, *eq, *k, *v;
-                unsigned long n;
-                ssize_t got;
-
-                errno = 0;
-                got = getline(&line, &allocated, f);
-                if (got < 0) {
-                        if (errno != 0 && !feof(f)) {
-                                r = -errno;
-                                (void) file_error(reterr_message, "%s: read failed: %s", path, strerror(-r));
-                                return r;
-                        }
-                        break;
-                }
-                lineno++;
-                if (strlen(line) != (size_t) got)
-                        return file_error(reterr_message, "%s:%u: line contains a NUL byte", path, lineno);
-
-                l = strip(line);
-                if (l[0] == 0 || l[0] == '#' || l[0] == ';')
-                        continue;
-                if (l[0] == '[') {
-                        if (streq(l, "[Provider]"))
-                                section = PROVIDER;
-                        else if (streq(l, "[Settings]"))
-                                section = SETTINGS;
-                        else
-                                return file_error(reterr_message, "%s:%u: unknown section %s (known: [Provider], "
-                                                  "[Settings])", path, lineno, l);
-                        continue;
-                }
-                eq = strchr(l, '=');
-                if (!eq)
-                        return file_error(reterr_message, "%s:%u: '%s': expected Key=value or [Section]",
-                                          path, lineno, l);
-                *eq = 0;
-                k = strip(l);
-                v = strip(eq + 1);
-                if (section == NONE)
-                        return file_error(reterr_message, "%s:%u: %s=%s: key outside of any section",
-                                          path, lineno, k, v);
-
-                if (section == SETTINGS) {
-                        if (!setting_key_is_valid(k))
-                                return file_error(reterr_message, "%s:%u: %s=%s: not a valid setting name "
-                                                  "(letters, digits, '-', '_', '.')", path, lineno, k, v);
-                        r = config_set_setting(&c, k, v);
-                        if (r < 0)
-                                return r;
-                        continue;
-                }
-
-                if (streq(k, "Executable")) {
-                        if (v[0] != '/' || strlen(v) >= PATH_MAX)
-                                return file_error(reterr_message, "%s:%u: Executable=%s: not an absolute path",
-                                                  path, lineno, v);
-                        free(c.executable);
-                        if (!(c.executable = strdup(v)))
-                                return -ENOMEM;
-                        executable_line = lineno;
-                } else if (streq(k, "Priority")) {
-                        if (parse_bounded(v, 0, EXTERNAL_PRIORITY_MAX, &n) < 0)
-                                return file_error(reterr_message, "%s:%u: Priority=%s: not a number between 0 and %d",
-                                                  path, lineno, v, EXTERNAL_PRIORITY_MAX);
-                        c.priority = (int) n;
-                } else if (streq(k, "Timeout")) {
-                        if (parse_bounded(v, 1, EXTERNAL_TIMEOUT_SEC_MAX, &n) < 0)
-                                return file_error(reterr_message, "%s:%u: Timeout=%s: not a number of seconds "
-                                                  "between 1 and %u", path, lineno, v, EXTERNAL_TIMEOUT_SEC_MAX);
-                        c.timeout_sec = (unsigned) n;
-                } else
-                        return file_error(reterr_message, "%s:%u: %s=%s: unknown key in section [Provider] "
-                                          "(known: Executable, Priority, Timeout)", path, lineno, k, v);
-        }
+        r = ini_parse(f, path, provider_file_parse_line, &s, reterr_message);
+        if (r < 0)
+                return r;
 
         if (!c.executable)
-                return file_error(reterr_message, "%s: Executable= is missing in [Provider]", path);
+                return ini_error(reterr_message, "%s: Executable= is missing in [Provider]", path);
         if (c.priority < 0)
-                return file_error(reterr_message, "%s: Priority= is missing in [Provider]", path);
+                return ini_error(reterr_message, "%s: Priority= is missing in [Provider]", path);
         if (access(c.executable, X_OK) < 0)
-                return file_error(reterr_message, "%s:%u: Executable=%s: cannot execute it: %s", path,
-                                  executable_line, c.executable, strerror(errno));
+                return ini_error(reterr_message, "%s:%u: Executable=%s: cannot execute it: %s", path,
+                                 s.executable_line, c.executable, strerror(errno));
 
         *ret = c;
         c = (ExternalProviderConfig) {};
