@@ -103,9 +103,10 @@ static const Snapshot *snapshot_of_result(const ProviderSet *ps, const ProviderR
         return ps->snapshots[res->failed]->snapshot;
 }
 
-VssCode coordinator_check_code(const char *provider, const char *method, VssCode code,
-                               const ProviderResult *res, const SnapshotSet *set,
-                               SetEventSink sink, void *userdata, SetOutcome *out) {
+/* coordinator_check_code(), with the volume and snapshot the failure concerns for the event. */
+static VssCode check_code_of(const char *provider, const char *method, VssCode code,
+                             const ProviderResult *res, const SnapshotSet *set, const Snapshot *snap,
+                             SetEventSink sink, void *userdata, SetOutcome *out) {
         const char *name = vss_code_name(code);
         uint32_t hresult = res && res->hresult ? res->hresult : vss_code_hresult(code);
         const char *detail = res && res->message[0] ? res->message : NULL;
@@ -114,7 +115,8 @@ VssCode coordinator_check_code(const char *provider, const char *method, VssCode
         if (code == S_OK)
                 return S_OK;
 
-        set_event_init(&e, LOG_ERR, set ? set->id : NULL, NULL, NULL, provider, method);
+        set_event_init(&e, LOG_ERR, set ? set->id : NULL, snap ? snap->id : NULL, snap ? snap->volume : NULL,
+                       provider, method);
         e.code = code;
         e.hresult = hresult;
         e.error = res ? res->error : 0;
@@ -158,13 +160,20 @@ VssCode coordinator_check_code(const char *provider, const char *method, VssCode
         return code;
 }
 
-/* Checks a provider's code and, on failure, names the volume it concerns in the outcome. */
-static VssCode check(SetCreation *c, const ProviderSet *ps, const char *method, VssCode code, SetOutcome *out) {
-        const Snapshot *snap;
+VssCode coordinator_check_code(const char *provider, const char *method, VssCode code,
+                               const ProviderResult *res, const SnapshotSet *set,
+                               SetEventSink sink, void *userdata, SetOutcome *out) {
+        return check_code_of(provider, method, code, res, set, NULL, sink, userdata, out);
+}
 
-        code = coordinator_check_code(ps->provider->name, method, code, &c->result, c->set,
-                                      c->options.sink, c->options.sink_userdata, out);
-        if (code != S_OK && out && (snap = snapshot_of_result(ps, &c->result))) {
+/* Checks a provider's code and, on failure, names the volume it concerns in the event and the
+ * outcome. */
+static VssCode check(SetCreation *c, const ProviderSet *ps, const char *method, VssCode code, SetOutcome *out) {
+        const Snapshot *snap = snapshot_of_result(ps, &c->result);
+
+        code = check_code_of(ps->provider->name, method, code, &c->result, c->set, snap,
+                             c->options.sink, c->options.sink_userdata, out);
+        if (code != S_OK && out && snap) {
                 snprintf(out->volume, sizeof out->volume, "%s", snap->volume);
                 snprintf(out->snapshot_id, sizeof out->snapshot_id, "%s", snap->id);
         }
@@ -396,6 +405,7 @@ VssCode set_creation_add(SetCreation *c, const char *volume, const BlockDevice *
         }
 
         result_reset(c);
+        c->result.failed = ps->n_snapshots - 1;   /* the provider may name another, but this is the one */
         if (hook_fails(c, SET_PHASE_ADDING, ps))
                 code = hook_failure(c, ps);
         else
@@ -509,30 +519,46 @@ static void abort_all(SetCreation *c) {
         }
 }
 
+/* The snapshot of the volume with this device number, to name a filesystem's failure after the
+ * volume the caller gave. */
+static const Snapshot *snapshot_on_device(const SetCreation *c, dev_t device) {
+        for (size_t i = 0; i < c->n; i++)
+                if (c->set->snapshots[i]->volume_device == device)
+                        return c->set->snapshots[i];
+        return NULL;
+}
+
+/* The filesystem of the set that failed (freeze_set_*() record which), or NULL. */
+static const FreezeTarget *failed_target(const SetCreation *c) {
+        return c->freeze && c->freeze->failed_index < c->freeze->n_targets
+               ? &c->freeze->targets[c->freeze->failed_index] : NULL;
+}
+
 static VssCode freeze_failure(SetCreation *c, int r, SetOutcome *out) {
-        const FreezeTarget *t = c->freeze && c->freeze->failed_index < c->freeze->n_targets
-                                ? &c->freeze->targets[c->freeze->failed_index] : NULL;
+        const FreezeTarget *t = failed_target(c);
+        const Snapshot *snap = t ? snapshot_on_device(c, t->device) : NULL;
         const char *where = t ? t->mountpoint : "?";
+        const char *volume = snap ? snap->volume : where;
 
         if (r == -ETIMEDOUT) {
-                outcome_set(out, VSS_E_FLUSH_WRITES_TIMEOUT, -r, where, NULL, NULL, NULL,
+                outcome_set(out, VSS_E_FLUSH_WRITES_TIMEOUT, -r, volume, snap ? snap->id : NULL, NULL, NULL,
                             "Freezing the filesystems took longer than %llu ms (stuck at %s); "
                             "heavy write activity? Retry later.",
                             (unsigned long long) (c->options.flush_timeout_usec / USEC_PER_MSEC), where);
                 return VSS_E_FLUSH_WRITES_TIMEOUT;
         }
         if (r == -EBUSY) {
-                outcome_set(out, VSS_E_BAD_STATE, -r, where, NULL, NULL, NULL,
+                outcome_set(out, VSS_E_BAD_STATE, -r, volume, snap ? snap->id : NULL, NULL, NULL,
                             "The filesystem at %s is already frozen by someone else; thaw it first "
                             "('fsfreeze --unfreeze %s')", where, where);
                 return VSS_E_BAD_STATE;
         }
         if (r == -EOPNOTSUPP) {
-                outcome_set(out, VSS_E_VOLUME_NOT_SUPPORTED, -r, where, NULL, NULL, NULL,
+                outcome_set(out, VSS_E_VOLUME_NOT_SUPPORTED, -r, volume, snap ? snap->id : NULL, NULL, NULL,
                             "The filesystem at %s cannot be frozen (no FIFREEZE support)", where);
                 return VSS_E_VOLUME_NOT_SUPPORTED;
         }
-        outcome_set(out, VSS_E_UNEXPECTED, -r, where, NULL, NULL, NULL,
+        outcome_set(out, VSS_E_UNEXPECTED, -r, volume, snap ? snap->id : NULL, NULL, NULL,
                     "Could not freeze the filesystem at %s: %s", where, strerror(-r));
         return VSS_E_UNEXPECTED;
 }
@@ -554,8 +580,13 @@ static VssCode prepare_window(SetCreation *c, SetOutcome *out) {
         if (r >= 0)
                 r = freeze_set_sync(c->freeze);
         if (r < 0) {
-                outcome_set(out, vss_code_from_errno(r), -r, NULL, NULL, NULL, NULL,
-                            "Could not prepare the set's filesystems for freezing: %s", strerror(-r));
+                const FreezeTarget *t = failed_target(c);
+                const Snapshot *snap = t ? snapshot_on_device(c, t->device) : NULL;
+
+                outcome_set(out, vss_code_from_errno(r), -r, snap ? snap->volume : t ? t->mountpoint : NULL,
+                            snap ? snap->id : NULL, NULL, NULL,
+                            "Could not prepare the filesystem%s%s for freezing (syncfs): %s",
+                            t ? " at " : "s of the set", t ? t->mountpoint : "", strerror(-r));
                 return out ? out->code : VSS_E_UNEXPECTED;
         }
 
@@ -613,7 +644,16 @@ static VssCode run_window(SetCreation *c, SetOutcome *out) {
 
         enter_phase(c, SET_PHASE_FLUSHING);
         freeze_start = now_usec(CLOCK_MONOTONIC);
-        r = hook_fails(c, SET_PHASE_FLUSHING, NULL) ? -EIO : freeze_set_freeze(c->freeze, c->options.flush_timeout_usec);
+        if (hook_fails(c, SET_PHASE_FLUSHING, NULL)) {
+                const Snapshot *snap = c->set->snapshots[c->options.hooks.fail_index];
+
+                outcome_set(out, VSS_E_PROVIDER_VETO, EIO, snap->volume, snap->id, NULL, NULL,
+                            "failure injected by SNAPSETD_TEST_HOOKS in phase flushing; nothing to resolve, "
+                            "this is a test");
+                code = VSS_E_PROVIDER_VETO;
+                goto thawed;
+        }
+        r = freeze_set_freeze(c->freeze, c->options.flush_timeout_usec);
         if (r < 0) {
                 code = freeze_failure(c, r, out);
                 goto thawed;

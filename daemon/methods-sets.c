@@ -6,9 +6,11 @@
  * the error table, once, here. */
 
 #include <inttypes.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <strings.h>
 #include <sys/stat.h>
+#include <syslog.h>
 #include <sys/sysmacros.h>
 
 #include "inventory.h"
@@ -32,6 +34,38 @@ static int reply_outcome(MethodCall *mc, const SetOutcome *out, const char *set_
                                         .error = out->error,
                                 },
                                 "%s", out->message[0] ? out->message : vss_code_message(out->code));
+}
+
+/* Replies an error of the table, and, for a method that changes something, records it in the
+ * journal with the structured fields (a refused AddToSnapshotSet is part of the set's story: the
+ * administrator looking for why last night's set failed finds it there). Failures of the
+ * coordinator are logged by it already and go through reply_outcome() instead. */
+static int set_error(MethodCall *mc, VssCode code, const VssErrorFields *f, const char *format, ...)
+        _printf_(4, 5);
+
+static int set_error(MethodCall *mc, VssCode code, const VssErrorFields *f, const char *format, ...) {
+        _cleanup_free_ char *message = NULL;
+        const VssErrorFields none = {};
+        va_list ap;
+        int r;
+
+        va_start(ap, format);
+        r = vasprintf(&message, format, ap);
+        va_end(ap);
+        if (r < 0)
+                return -ENOMEM;
+        if (!f)
+                f = &none;
+        if (!(mc->method->flags & METHOD_READ_ONLY)) {
+                SetEvent e;
+
+                set_event_init(&e, LOG_NOTICE, f->set_id, f->snapshot_id, f->volume, f->provider, mc->call.member);
+                e.code = code;
+                e.error = f->error < 0 ? -f->error : f->error;
+                snprintf(e.message, sizeof e.message, "%s refused: %s", mc->call.member, message);
+                set_event_journal_sink(&e, NULL);
+        }
+        return method_error_vss(mc, code, f, "%s", message);
 }
 
 /* Dispatches parameters; returns 0 if fine, 1 if InvalidParameter was replied, <0 on error. */
@@ -62,7 +96,7 @@ static int reply_with(MethodCall *mc, const char *key, json_object *value) {
 static int check_id(MethodCall *mc, const char *id, const char *what) {
         if (snapset_id_is_valid(id))
                 return 0;
-        return method_error_vss(mc, E_INVALIDARG, NULL, "'%s' is not a valid %s id (a UUID like "
+        return set_error(mc, E_INVALIDARG, NULL, "'%s' is not a valid %s id (a UUID like "
                                 "0f1e2d3c-4b5a-6978-8695-a4b3c2d1e0f9).", id, what) ?: 1;
 }
 
@@ -75,16 +109,16 @@ static SetCreation *creation_of_caller(MethodCall *mc, const char *set_id) {
                 return NULL;
         if (!r->creation || strcasecmp(set_creation_set(r->creation)->id, set_id) != 0) {
                 if (sets_find_set(mc->manager, set_id, NULL))
-                        (void) method_error_vss(mc, VSS_E_BAD_STATE, &(VssErrorFields) { .set_id = set_id },
+                        (void) set_error(mc, VSS_E_BAD_STATE, &(VssErrorFields) { .set_id = set_id },
                                                 "Snapshot set %s is already created; only a set in creation "
                                                 "takes AddToSnapshotSet and DoSnapshotSet.", set_id);
                 else
-                        (void) method_error_vss(mc, VSS_E_OBJECT_NOT_FOUND, &(VssErrorFields) { .set_id = set_id },
+                        (void) set_error(mc, VSS_E_OBJECT_NOT_FOUND, &(VssErrorFields) { .set_id = set_id },
                                                 "No snapshot set %s is in creation.", set_id);
                 return NULL;
         }
         if (r->creation_owner != mc->peer->connection_id) {
-                (void) method_error_vss(mc, VSS_E_BAD_STATE, &(VssErrorFields) { .set_id = set_id },
+                (void) set_error(mc, VSS_E_BAD_STATE, &(VssErrorFields) { .set_id = set_id },
                                         "Snapshot set %s belongs to another connection (the one that "
                                         "started it).", set_id);
                 return NULL;
@@ -110,11 +144,11 @@ static int resolve_device(MethodCall *mc, const char *volume, dev_t *ret) {
         struct stat st;
 
         if (!volume[0] || volume[0] != '/')
-                return method_error_vss(mc, E_INVALIDARG, &(VssErrorFields) { .volume = volume },
+                return set_error(mc, E_INVALIDARG, &(VssErrorFields) { .volume = volume },
                                         "Volume '%s' is not an absolute path: name a block device "
                                         "(/dev/...) or a mounted filesystem.", volume) ?: 1;
         if (stat(volume, &st) < 0)
-                return method_error_vss(mc, errno == ENOENT || errno == ENOTDIR ? VSS_E_OBJECT_NOT_FOUND : E_INVALIDARG,
+                return set_error(mc, errno == ENOENT || errno == ENOTDIR ? VSS_E_OBJECT_NOT_FOUND : E_INVALIDARG,
                                         &(VssErrorFields) { .volume = volume, .error = errno },
                                         "Volume '%s' does not exist: %s.", volume, strerror(errno)) ?: 1;
         if (S_ISBLK(st.st_mode)) {
@@ -125,7 +159,7 @@ static int resolve_device(MethodCall *mc, const char *volume, dev_t *ret) {
                 *ret = st.st_dev;
                 return 0;
         }
-        return method_error_vss(mc, E_INVALIDARG, &(VssErrorFields) { .volume = volume },
+        return set_error(mc, E_INVALIDARG, &(VssErrorFields) { .volume = volume },
                                 "Volume '%s' is neither a block device nor a directory on a "
                                 "block-device filesystem.", volume) ?: 1;
 }
@@ -153,7 +187,7 @@ static int choose_provider(MethodCall *mc, const char *volume, const char *name,
                         }
                 provider_status_free(status, n);
                 if (!p)
-                        return method_error_vss(mc, VSS_E_PROVIDER_NOT_REGISTERED,
+                        return set_error(mc, VSS_E_PROVIDER_NOT_REGISTERED,
                                                 &(VssErrorFields) { .volume = volume, .provider = name },
                                                 "There is no provider '%s' ('snapsetctl providers' lists them).",
                                                 name) ?: 1;
@@ -165,14 +199,14 @@ static int choose_provider(MethodCall *mc, const char *volume, const char *name,
                                 /* It could not answer (an external provider that crashed, hung or
                                  * broke the protocol): the event is logged, the caller gets the
                                  * catch-all. */
-                                return method_error_vss(mc, VSS_E_UNEXPECTED_PROVIDER_ERROR,
+                                return set_error(mc, VSS_E_UNEXPECTED_PROVIDER_ERROR,
                                                         &(VssErrorFields) { .volume = volume, .provider = name,
                                                                             .method = "IsVolumeSupported" },
                                                         "%s", strna(reason)) ?: 1;
                         usable = r == VOLUME_SUPPORTED;
                 }
                 if (!usable)
-                        return method_error_vss(mc, VSS_E_VOLUME_NOT_SUPPORTED_BY_PROVIDER,
+                        return set_error(mc, VSS_E_VOLUME_NOT_SUPPORTED_BY_PROVIDER,
                                                 &(VssErrorFields) { .volume = volume, .provider = name },
                                                 "Provider '%s' cannot snapshot '%s': %s.", name, volume,
                                                 reason ?: "it does not handle this kind of device") ?: 1;
@@ -185,7 +219,7 @@ static int choose_provider(MethodCall *mc, const char *volume, const char *name,
         if (r < 0)
                 return r;
         if (r == 0)
-                return method_error_vss(mc, VSS_E_VOLUME_NOT_SUPPORTED, &(VssErrorFields) { .volume = volume },
+                return set_error(mc, VSS_E_VOLUME_NOT_SUPPORTED, &(VssErrorFields) { .volume = volume },
                                         "No provider can snapshot '%s': %s.", volume, strna(reason)) ?: 1;
         return 0;
 }
@@ -199,7 +233,7 @@ static int resolve_volume(MethodCall *mc, SetCreation *c, const char *volume, co
         int r;
 
         if (set_creation_n_volumes(c) >= cfg->max_volumes_per_set)
-                return method_error_vss(mc, VSS_E_MAXIMUM_NUMBER_OF_VOLUMES_REACHED,
+                return set_error(mc, VSS_E_MAXIMUM_NUMBER_OF_VOLUMES_REACHED,
                                         &(VssErrorFields) { .volume = volume, .set_id = s->id },
                                         "Snapshot set %s already has %u volumes, the most allowed "
                                         "(MaxVolumesPerSet= in snapsetd.conf).", s->id, cfg->max_volumes_per_set) ?: 1;
@@ -209,11 +243,11 @@ static int resolve_volume(MethodCall *mc, SetCreation *c, const char *volume, co
                 return r;
         for (size_t i = 0; i < s->n_snapshots; i++)
                 if (s->snapshots[i]->volume_device == dev)
-                        return method_error_vss(mc, E_INVALIDARG, &(VssErrorFields) { .volume = volume, .set_id = s->id },
+                        return set_error(mc, E_INVALIDARG, &(VssErrorFields) { .volume = volume, .set_id = s->id },
                                                 "Volume '%s' is already in the set (as '%s').", volume,
                                                 s->snapshots[i]->volume) ?: 1;
         if (sets_count_snapshots_of(mc->manager, dev) >= cfg->max_snapshots_per_volume)
-                return method_error_vss(mc, VSS_E_MAXIMUM_NUMBER_OF_SNAPSHOTS_REACHED,
+                return set_error(mc, VSS_E_MAXIMUM_NUMBER_OF_SNAPSHOTS_REACHED,
                                         &(VssErrorFields) { .volume = volume },
                                         "Volume '%s' already has %u snapshots, the most allowed "
                                         "(MaxSnapshotsPerVolume=); delete old ones first ('snapsetctl delete --oldest %s').",
@@ -221,7 +255,7 @@ static int resolve_volume(MethodCall *mc, SetCreation *c, const char *volume, co
 
         r = inventory_find_device(dev, &v->device);
         if (r == -ENODEV)
-                return method_error_vss(mc, VSS_E_OBJECT_NOT_FOUND, &(VssErrorFields) { .volume = volume },
+                return set_error(mc, VSS_E_OBJECT_NOT_FOUND, &(VssErrorFields) { .volume = volume },
                                         "Volume '%s' (device %u:%u) is not a block device of this machine.",
                                         volume, major(dev), minor(dev)) ?: 1;
         if (r < 0)
@@ -258,12 +292,12 @@ static int start_set(MethodCall *mc, const char *context_name, SetCreation **ret
         if (context_name) {
                 context = set_context_from_string(context_name);
                 if (context < 0)
-                        return method_error_vss(mc, VSS_E_UNSUPPORTED_CONTEXT, NULL,
+                        return set_error(mc, VSS_E_UNSUPPORTED_CONTEXT, NULL,
                                                 "Context '%s' is not supported; use 'backup' or 'persistent'.",
                                                 context_name) ?: 1;
         }
         if (r->creation)
-                return method_error_vss(mc, VSS_E_SNAPSHOT_SET_IN_PROGRESS,
+                return set_error(mc, VSS_E_SNAPSHOT_SET_IN_PROGRESS,
                                         &(VssErrorFields) { .set_id = set_creation_set(r->creation)->id },
                                         "Snapshot set %s is being created (phase %s); only one set is "
                                         "created at a time. Retry when it is done.",
@@ -348,7 +382,7 @@ static int do_set(MethodCall *mc) {
         set = set_creation_take_set(c);
         k = sets_add(m, set, mc->peer->connection_id);
         if (k < 0)   /* sets_add deleted its snapshots again; the set object is freed here */
-                return method_error_vss(mc, VSS_E_UNEXPECTED, &(VssErrorFields) { .error = k },
+                return set_error(mc, VSS_E_UNEXPECTED, &(VssErrorFields) { .error = k },
                                         "The snapshot set was created but could not be recorded in %s (%s); "
                                         "its snapshots were deleted again.", m->state_directory, strerror(-k));
         log_info("Snapshot set %s created (%s): %zu volume(s), freeze window %" PRIu64 " us, writes held %" PRIu64 " us.",
@@ -388,7 +422,7 @@ int vl_method_abort_snapshot_set(MethodCall *mc, json_object *parameters) {
         if (r == 0)
                 r = check_id(mc, p.set_id, "snapshot set");
         if (r == 0 && (!reg->creation || strcasecmp(set_creation_set(reg->creation)->id, p.set_id) != 0))
-                r = method_error_vss(mc, sets_find_set(mc->manager, p.set_id, NULL) ? VSS_E_BAD_STATE : VSS_E_OBJECT_NOT_FOUND,
+                r = set_error(mc, sets_find_set(mc->manager, p.set_id, NULL) ? VSS_E_BAD_STATE : VSS_E_OBJECT_NOT_FOUND,
                                      &(VssErrorFields) { .set_id = p.set_id },
                                      sets_find_set(mc->manager, p.set_id, NULL)
                                      ? "Snapshot set %s is already created; delete it with DeleteSnapshots."
@@ -444,7 +478,7 @@ int vl_method_create_snapshot_set(MethodCall *mc, json_object *parameters) {
                 goto finish;
         n = json_object_array_length(p.volumes);
         if (n == 0) {
-                r = method_error_vss(mc, E_INVALIDARG, NULL, "No volumes given: name at least one.") ?: 1;
+                r = set_error(mc, E_INVALIDARG, NULL, "No volumes given: name at least one.") ?: 1;
                 goto finish;
         }
         /* Every request is checked before anything starts, so a typo costs nothing. */
@@ -542,7 +576,7 @@ int vl_method_list_snapshots(MethodCall *mc, json_object *parameters) {
 
         r = dispatch(mc, parameters, table, &p);
         if (r == 0 && p.set_id && (r = check_id(mc, p.set_id, "snapshot set")) == 0 && !sets_find_set(m, p.set_id, NULL))
-                r = method_error_vss(mc, VSS_E_OBJECT_NOT_FOUND, &(VssErrorFields) { .set_id = p.set_id },
+                r = set_error(mc, VSS_E_OBJECT_NOT_FOUND, &(VssErrorFields) { .set_id = p.set_id },
                                      "There is no snapshot set %s.", p.set_id) ?: 1;
         if (r != 0)
                 goto finish;
@@ -594,7 +628,7 @@ int vl_method_get_snapshot(MethodCall *mc, json_object *parameters) {
         if (r == 0)
                 r = check_id(mc, p.snapshot_id, "snapshot");
         if (r == 0 && !(snap = sets_find_snapshot(mc->manager, p.snapshot_id, NULL)))
-                r = method_error_vss(mc, VSS_E_OBJECT_NOT_FOUND, &(VssErrorFields) { .snapshot_id = p.snapshot_id },
+                r = set_error(mc, VSS_E_OBJECT_NOT_FOUND, &(VssErrorFields) { .snapshot_id = p.snapshot_id },
                                      "There is no snapshot %s.", p.snapshot_id) ?: 1;
         json_dispatch_done(table, &p);
         if (r != 0)
@@ -656,7 +690,7 @@ int vl_method_delete_snapshots(MethodCall *mc, json_object *parameters) {
         if (r != 0)
                 goto finish;
         if (!!p.snapshot_id + !!p.set_id + !!p.oldest != 1) {
-                r = method_error_vss(mc, E_INVALIDARG, NULL, "Name exactly one of snapshotId, setId and "
+                r = set_error(mc, E_INVALIDARG, NULL, "Name exactly one of snapshotId, setId and "
                                      "oldestOfVolume.") ?: 1;
                 goto finish;
         }
@@ -664,18 +698,18 @@ int vl_method_delete_snapshots(MethodCall *mc, json_object *parameters) {
         if (p.snapshot_id) {
                 r = check_id(mc, p.snapshot_id, "snapshot");
                 if (r == 0 && !(snap = sets_find_snapshot(m, p.snapshot_id, &set)))
-                        r = method_error_vss(mc, VSS_E_OBJECT_NOT_FOUND, &(VssErrorFields) { .snapshot_id = p.snapshot_id },
+                        r = set_error(mc, VSS_E_OBJECT_NOT_FOUND, &(VssErrorFields) { .snapshot_id = p.snapshot_id },
                                              "There is no snapshot %s.", p.snapshot_id) ?: 1;
                 if (r == 0)
                         r = delete_and_collect(mc, set, snap, deleted);
         } else if (p.set_id) {
                 r = check_id(mc, p.set_id, "snapshot set");
                 if (r == 0 && m->sets->creation && strcasecmp(set_creation_set(m->sets->creation)->id, p.set_id) == 0)
-                        r = method_error_vss(mc, VSS_E_BAD_STATE, &(VssErrorFields) { .set_id = p.set_id },
+                        r = set_error(mc, VSS_E_BAD_STATE, &(VssErrorFields) { .set_id = p.set_id },
                                              "Snapshot set %s is still in creation; abort it with AbortSnapshotSet.",
                                              p.set_id) ?: 1;
                 if (r == 0 && !(set = sets_find_set(m, p.set_id, NULL)))
-                        r = method_error_vss(mc, VSS_E_OBJECT_NOT_FOUND, &(VssErrorFields) { .set_id = p.set_id },
+                        r = set_error(mc, VSS_E_OBJECT_NOT_FOUND, &(VssErrorFields) { .set_id = p.set_id },
                                              "There is no snapshot set %s.", p.set_id) ?: 1;
                 /* The set is freed with its last snapshot: count first. */
                 for (size_t n = set ? set->n_snapshots : 0; r == 0 && n > 0; n--)
@@ -683,7 +717,7 @@ int vl_method_delete_snapshots(MethodCall *mc, json_object *parameters) {
         } else {
                 snap = oldest_of(m, p.oldest, &set);
                 if (!snap)
-                        r = method_error_vss(mc, VSS_E_OBJECT_NOT_FOUND, &(VssErrorFields) { .volume = p.oldest },
+                        r = set_error(mc, VSS_E_OBJECT_NOT_FOUND, &(VssErrorFields) { .volume = p.oldest },
                                              "Volume '%s' has no snapshots.", p.oldest) ?: 1;
                 else
                         r = delete_and_collect(mc, set, snap, deleted);

@@ -232,3 +232,205 @@ vm_reboot() {
 	touch "$SNAPSET_VM_RESULTS/$SNAPSET_VM_TEST.reboot"
 	exit 0
 }
+
+# --- snapsetd through systemd (the 6x tests) ----------------------------------
+#
+#   snapset_conf TEXT           /etc/snapset/snapsetd.conf := TEXT, restart snapsetd (both undone at exit)
+#   snapset_restart             restart snapsetd.service and wait until it answers
+#   snapset_hooks VALUE         SNAPSETD_TEST_HOOKS=VALUE for snapsetd ("": none; undone at exit); restarts it
+#   snapset_cow_dir SIZE        a fresh ext4 on a loop device, mounted; prints a directory on it
+#   snapset_volume NAME FS SIZE dm-linear NAME over a fresh loop device, FS made and mounted;
+#                               prints "DEVICE MOUNTPOINT"
+#   snapset_capture VAR CMD...  runs CMD; VAR_out, VAR_err, VAR_rc get stdout, stderr, status
+#   fs_not_frozen MNT...        fails unless a write to each MNT returns within 5 s (then thaws)
+#   snapset_assert_clean WHAT COWDIR NAME...
+#                               no snapset-* dm device, no loop device on a file in COWDIR, no
+#                               file in COWDIR, and each dm device NAME active (not suspended)
+#                               with the table it had at snapset_remember_tables
+#   snapset_remember_tables NAME...
+#   snapset_journal SINCE_USEC [MATCH...]   snapsetd's journal entries since SINCE_USEC, JSON lines
+#                               (journalctl --sync first: what snapsetd sent is in)
+#   snapset_py [ARGS...] <<'PY' ... PY     python3 with a raw varlink client defined:
+#                               conn(), call(sock, method, params) -> (reply dict), SOCKET
+
+SNAPSET_SOCKET_PATH=/run/snapset/io.snapset.Manager
+
+snapset_restart() {
+	local i
+	systemctl restart snapsetd.service
+	for i in $(seq 50); do
+		snapsetctl status >/dev/null 2>&1 && return 0
+		sleep 0.2
+	done
+	fail "snapsetd does not answer after a restart: $(systemctl status --no-pager snapsetd.service 2>&1 | tail -n 15)"
+}
+
+snapset_conf() {
+	local conf=/etc/snapset/snapsetd.conf
+	mkdir -p /etc/snapset
+	if [[ ! -e $SNAPSET_VM_TMP/.snapsetd.conf.saved && ! -e $SNAPSET_VM_TMP/.snapsetd.conf.absent ]]; then
+		if [[ -e $conf ]]; then
+			cp -a "$conf" "$SNAPSET_VM_TMP/.snapsetd.conf.saved"
+			defer "cp -a $SNAPSET_VM_TMP/.snapsetd.conf.saved $conf && systemctl restart snapsetd.service"
+		else
+			touch "$SNAPSET_VM_TMP/.snapsetd.conf.absent"
+			defer "rm -f $conf && systemctl restart snapsetd.service"
+		fi
+	fi
+	printf '%s\n' "$1" >"$conf"
+	snapset_restart
+}
+
+# Through the service manager's environment (systemctl set-environment) rather than a drop-in:
+# the same for snapsetd.service, without a daemon-reload for every change (seconds under TCG).
+snapset_hooks() {
+	if [[ ! -e $SNAPSET_VM_TMP/.hooks-set ]]; then
+		touch "$SNAPSET_VM_TMP/.hooks-set"
+		defer "systemctl unset-environment SNAPSETD_TEST_HOOKS && systemctl restart snapsetd.service"
+	fi
+	if [[ -n $1 ]]; then
+		systemctl set-environment "SNAPSETD_TEST_HOOKS=$1"
+	else
+		systemctl unset-environment SNAPSETD_TEST_HOOKS
+	fi
+	snapset_restart
+}
+
+snapset_cow_dir() {
+	local dev mnt
+	dev=$(loop_create "$1")
+	mkfs.ext4 -q "$dev"
+	mnt=$(mount_tmp "$dev")
+	mkdir -p "$mnt/cow"
+	echo "$mnt/cow"
+}
+
+snapset_volume() {
+	local name=$1 fs=$2 size=$3 loop dev mnt
+	loop=$(loop_create "$size")
+	dev=$(dm_create "$name" "0 $(sectors "$loop") linear $loop 0")
+	case $fs in
+	ext4) mkfs.ext4 -q -F "$dev" ;;
+	xfs) mkfs.xfs -q -f "$dev" ;;
+	*) fail "snapset_volume: unknown filesystem $fs" ;;
+	esac
+	mnt=$(mount_tmp "$dev")
+	echo "$dev $mnt"
+}
+
+snapset_capture() {
+	local var=$1 _o _e _rc=0
+	shift
+	_o=$("$@" 2>"$SNAPSET_VM_TMP/.capture.err") || _rc=$?
+	_e=$(cat "$SNAPSET_VM_TMP/.capture.err")
+	printf -v "${var}_out" '%s' "$_o"
+	printf -v "${var}_err" '%s' "$_e"
+	printf -v "${var}_rc" '%s' "$_rc"
+}
+
+# A write into a frozen filesystem blocks, uninterruptibly: write in the background and look
+# whether it returned. It may fail (a filesystem that had I/O errors): what matters is that it
+# does not hang. Several mountpoints are probed at once.
+fs_not_frozen() {
+	local pids=() m i left
+	for m in "$@"; do
+		(echo probe >"$m/.snapset-probe" 2>/dev/null; rm -f "$m/.snapset-probe" 2>/dev/null) &
+		pids+=($!)
+	done
+	for i in $(seq 50); do
+		left=0
+		for m in "${pids[@]}"; do
+			kill -0 "$m" 2>/dev/null && left=1
+		done
+		((left)) || break
+		sleep 0.1
+	done
+	if ((left)); then
+		for m in "$@"; do
+			fsfreeze -u "$m" 2>/dev/null && echo "$m was frozen; thawed it now" >&2
+		done
+		wait "${pids[@]}" || true
+		fail "a filesystem is frozen: a write into it did not return within 5 s ($*)"
+	fi
+	wait "${pids[@]}" || true
+}
+
+snapset_remember_tables() {
+	local n
+	for n in "$@"; do
+		dmsetup table "$n" >"$SNAPSET_VM_TMP/.table.$n"
+	done
+}
+
+snapset_assert_clean() {
+	local what=$1 cowdir=$2 left n tables attrs
+	shift 2
+	left=$(dmsetup ls | awk '$1 ~ /^snapset-/ { print $1 }')
+	[[ -z $left ]] || fail "$what: dm devices left: $left"
+	left=$(losetup -l -n -O NAME,BACK-FILE | grep -F "$cowdir" || true)
+	[[ -z $left ]] || fail "$what: loop devices left on COW files: $left"
+	left=$(find "$cowdir" -mindepth 1 2>/dev/null)
+	[[ -z $left ]] || fail "$what: files left in the COW directory: $left"
+	(($#)) || return 0
+	# Every device at once, each table line as "NAME: TABLE".
+	tables=$(dmsetup table)
+	attrs=$(dmsetup info -c --noheadings -o name,attr --separator ' ')
+	for n in "$@"; do
+		local t
+		t=$(sed -n "s/^$n: //p" <<<"$tables")
+		[[ $t == "$(cat "$SNAPSET_VM_TMP/.table.$n")" ]] ||
+			fail "$what: the table of $n changed: '$t', was '$(cat "$SNAPSET_VM_TMP/.table.$n")'"
+		[[ $(awk -v n="$n" '$1 == n { print $2 }' <<<"$attrs") != *s* ]] || fail "$what: $n is left suspended"
+	done
+}
+
+snapset_journal() {
+	local since=$1
+	shift
+	journalctl --sync 2>/dev/null || true
+	journalctl --no-pager -o json --since "@$((since / 1000000))" _SYSTEMD_UNIT=snapsetd.service "$@" |
+		jq -c --argjson s "$since" 'select((.__REALTIME_TIMESTAMP | tonumber) >= $s)'
+}
+
+now_usec() {
+	echo $(($(date +%s%N) / 1000))
+}
+
+# A raw varlink client (NUL-terminated JSON on the socket), for what snapsetctl cannot do:
+# hold a connection, race two clients.
+_snapset_py_prelude='
+import json, os, socket, sys, time
+SOCKET = "/run/snapset/io.snapset.Manager"
+class Conn:
+    def __init__(self):
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.connect(SOCKET)
+        self.buf = b""
+    def close(self):
+        self.sock.close()
+def conn():
+    return Conn()
+def send(c, method, params=None, more=False):
+    msg = {"method": method if "." in method else "io.snapset.Manager." + method}
+    if params is not None:
+        msg["parameters"] = params
+    if more:
+        msg["more"] = True
+    c.sock.sendall(json.dumps(msg).encode() + b"\0")
+def recv(c, timeout=120):
+    c.sock.settimeout(timeout)
+    while b"\0" not in c.buf:
+        d = c.sock.recv(65536)
+        if not d:
+            raise EOFError("snapsetd closed the connection")
+        c.buf += d
+    m, c.buf = c.buf.split(b"\0", 1)
+    return json.loads(m)
+def call(c, method, params=None, timeout=120):
+    send(c, method, params)
+    return recv(c, timeout)
+'
+
+snapset_py() {
+	/usr/bin/python3 -c "$_snapset_py_prelude$(cat)" "$@"
+}

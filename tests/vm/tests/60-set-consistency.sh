@@ -1,0 +1,199 @@
+#!/bin/bash
+# Snapshot sets through the real daemon (socket-activated snapsetd, snapsetctl as a user runs it)
+# are crash-consistent cuts. A writer appends increasing sequence numbers to a file on each of 8
+# dm-linear volumes (ext4 and xfs) in turn, v0, v1, ... v7, then the next number; sets of 1, 2 and
+# 8 volumes are taken while it writes (buffered; and 8 again with fsync after every write).
+#
+# Why the property holds: a write to a frozen filesystem blocks until the thaw, and the writer is
+# one sequential process. So what a snapshot holds is a prefix of the writer's sequence of writes:
+# if a write made it into a snapshot and an earlier one (to another volume of the set) did not,
+# that earlier write would have blocked until after the thaw, and the later one could not have
+# started before the set was taken. A prefix means: the last numbers, in the writer's order of the
+# set's volumes, are (k+1, ..., k+1, k, ..., k): non-increasing, differing by at most 1.
+#
+# Also checked: every snapshot file is exactly "0\n1\n...\nlast\n" read WITHOUT journal replay
+# (ext4 noload, xfs norecovery: the freeze left each filesystem clean); the origins went on
+# (their last number is larger); the snapshots do not change while the origins are written (same
+# checksums after dropping the page cache); a file written before the set is byte-identical.
+# Prints the freeze window and hold time snapsetd reports for each set size, and the longest
+# time the writer was blocked, as seen from outside.
+# shellcheck source-path=SCRIPTDIR/.. source=lib.sh
+. "$(dirname "$0")/../lib.sh"
+
+require_cmd snapsetctl dmsetup mkfs.ext4 mkfs.xfs jq losetup
+modprobe dm-snapshot
+modprobe loop
+
+NVOL=8
+fss=(ext4 xfs ext4 ext4 xfs ext4 ext4 ext4)
+
+cowdir=$(snapset_cow_dir 512M)
+snapset_conf "[Storage]
+CowDirectory=$cowdir
+DefaultCowSize=16M"
+
+devs=() mnts=() names=()
+for ((i = 0; i < NVOL; i++)); do
+	size=64M
+	[[ ${fss[i]} == xfs ]] && size=300M # xfsprogs refuses filesystems under 300 MB
+	vol=$(snapset_volume "t60-v$i" "${fss[i]}" "$size")
+	read -r dev mnt <<<"$vol"
+	devs+=("$dev") mnts+=("$mnt") names+=("t60-v$i")
+	random_file "$mnt/fixed" 1
+	fixed_sha[i]=$(sha "$mnt/fixed")
+done
+sync
+snapset_remember_tables "${names[@]}"
+step "8 volumes: $(for i in "${!devs[@]}"; do printf '%s(%s) ' "${devs[i]}" "${fss[i]}"; done)"
+
+# --- the writer ----------------------------------------------------------------
+
+# Appends "k\n" to v0..v7 in turn, forever; fsync after each write while $fsync_flag exists.
+# A short pause after each round. Every write that took longer than 2 ms is logged to $blocks as "t0_usec t1_usec volume k".
+fsync_flag=$SNAPSET_VM_TMP/fsync
+blocks=$SNAPSET_VM_TMP/blocks
+: >"$blocks"
+/usr/bin/python3 - "$fsync_flag" "$blocks" "${mnts[@]/%//sequence}" <<'PY' &
+import os, sys, time, signal
+flag, blocks, paths = sys.argv[1], sys.argv[2], sys.argv[3:]
+fds = [os.open(p, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644) for p in paths]
+log = open(blocks, "a", buffering=1)
+stop = False
+def on_term(*_):
+    global stop
+    stop = True
+signal.signal(signal.SIGTERM, on_term)
+k = 0
+while not stop:
+    sync = os.path.exists(flag)
+    for i, fd in enumerate(fds):
+        t0 = time.time_ns()
+        os.write(fd, b"%d\n" % k)
+        if sync:
+            os.fsync(fd)
+        t1 = time.time_ns()
+        if t1 - t0 > 2_000_000:
+            log.write("%d %d %d %d\n" % (t0 // 1000, t1 // 1000, i, k))
+    k += 1
+    # Leave the (emulated) CPUs to the daemon and the test; the order of writes is what matters.
+    time.sleep(0.005)
+PY
+writer=$!
+defer "kill $writer; wait $writer"
+sleep 1
+
+last_line() { tail -n 1 "$1"; }
+snapmounts=()
+
+# Checks one set's snapshots. Args: set json, then the indices of the set's volumes in order.
+check_set() {
+	local json=$1 label=$2 i dev smnt opts n
+	shift 2
+	local idx=("$@") lasts=() sums=() files=()
+	for i in "${idx[@]}"; do
+		dev=$(jq -r --arg v "${devs[i]}" '.snapshots[] | select(.volume == $v) | .device' <<<"$json")
+		[[ -b $dev ]] || fail "$label: no snapshot device for ${devs[i]} in the reply: $json"
+		case ${fss[i]} in
+		ext4) opts=ro,noload ;;
+		xfs) opts=ro,nouuid,norecovery ;;
+		esac
+		smnt=$(mktemp -d "$SNAPSET_VM_TMP/snap.XXXXXX")
+		mount -o "$opts" "$dev" "$smnt"
+		defer "! mountpoint -q $smnt || umount $smnt"
+		snapmounts+=("$smnt")
+		files+=("$smnt/sequence")
+		assert_eq "$(sha "$smnt/fixed")" "${fixed_sha[i]}" "$label: v$i (${fss[i]}) file written before the set, byte-identical in the snapshot"
+	done
+	# Each file is exactly 0..last, one number per line; the lasts form a consistent cut.
+	n=$(/usr/bin/python3 - "${files[@]}" <<'PY'
+import sys
+lasts = []
+for p in sys.argv[1:]:
+    data = open(p, "rb").read()
+    if not data.endswith(b"\n"):
+        sys.exit("%s: does not end with a newline (torn write): %r" % (p, data[-40:]))
+    nums = data.split(b"\n")[:-1]
+    for j, v in enumerate(nums):
+        if v != b"%d" % j:
+            sys.exit("%s: line %d is %r, expected %d" % (p, j + 1, v[:40], j))
+    lasts.append(len(nums) - 1)
+ok = all(a >= b for a, b in zip(lasts, lasts[1:])) and lasts[0] - lasts[-1] <= 1
+print(" ".join(map(str, lasts)))
+sys.exit(0 if ok else "not a consistent cut: last numbers %s" % lasts)
+PY
+	) || fail "$label: $n"
+	step "ok: $label: snapshot files are exactly 0..last; last numbers in writer order: $n (a consistent cut)"
+	read -r -a lasts <<<"$n"
+	for i in "${!files[@]}"; do
+		sums+=("$(sha "${files[i]}")")
+	done
+	sleep 1
+	sync
+	echo 3 >/proc/sys/vm/drop_caches
+	for i in "${!idx[@]}"; do
+		local o
+		o=$(last_line "${mnts[${idx[i]}]}/sequence")
+		((o > lasts[i])) || fail "$label: origin v${idx[i]} did not move on: last $o, snapshot ${lasts[i]}"
+		[[ $(sha "${files[i]}") == "${sums[i]}" ]] || fail "$label: the snapshot of v${idx[i]} changed while its origin was written"
+	done
+	step "ok: $label: every origin moved on past its snapshot; the snapshots stayed identical (re-read from the device)"
+}
+
+# Takes a set of the volumes with these indices, checks it, deletes it.
+take_set() {
+	local label=$1 t0 t1 json id win hold blk
+	shift
+	local idx=("$@") args=()
+	for i in "${idx[@]}"; do args+=("${devs[i]}"); done
+	step "--- $label: snapsetctl --json create ${args[*]} (writer running$([[ -e $fsync_flag ]] && echo ", fsync after every write")) ---"
+	t0=$(now_usec)
+	snapset_capture c snapsetctl --json create "${args[@]}"
+	t1=$(now_usec)
+	((c_rc == 0)) || fail "$label: snapsetctl create exited with $c_rc: $c_err $c_out"
+	json=$c_out
+	id=$(jq -r .id <<<"$json")
+	defer "snapsetctl delete $id >/dev/null 2>&1 || true"
+	assert_eq "$(jq -r '.state + " " + .context + " " + (.snapshots | length | tostring)' <<<"$json")" \
+		"created persistent ${#idx[@]}" "$label: state, context and number of snapshots"
+	win=$(jq -r .freezeWindowUsec <<<"$json")
+	hold=$(jq -r .holdUsec <<<"$json")
+	[[ $win =~ ^[0-9]+$ && $hold =~ ^[0-9]+$ ]] || fail "$label: no freeze window in the reply: $json"
+	((hold <= win)) || fail "$label: holdUsec $hold > freezeWindowUsec $win"
+	# The writer's longest blocked write during the call (it blocks on the first frozen volume).
+	blk=$(awk -v a="$t0" -v b="$t1" '$1 >= a && $2 <= b { d = $2 - $1; if (d > m) m = d } END { print m + 0 }' "$blocks")
+	printf 'FREEZE WINDOW %-26s %d volume(s): freezeWindowUsec=%d holdUsec=%d; writer blocked at most %d us; call %d ms\n' \
+		"$label" "${#idx[@]}" "$win" "$hold" "$blk" $(((t1 - t0) / 1000)) | tee -a "$SNAPSET_VM_TMP/windows"
+	check_set "$json" "$label" "${idx[@]}"
+	cleanup_set "$label" "$id"
+}
+
+cleanup_set() {
+	local label=$1 id=$2
+	local m
+	for m in "${snapmounts[@]}"; do
+		umount "$m"
+	done
+	snapmounts=()
+	snapset_capture d snapsetctl delete "$id"
+	((d_rc == 0)) || fail "$label: snapsetctl delete $id exited with $d_rc: $d_err"
+	snapset_assert_clean "$label: after delete" "$cowdir" "${names[@]}"
+	[[ -z $(snapsetctl --json list 2>/dev/null) ]] || fail "$label: snapsetctl list still shows sets: $(snapsetctl list)"
+	step "ok: $label: deleted; no snapset device, loop device or COW file left; origin tables as before"
+}
+
+take_set "1 volume" 0
+take_set "2 volumes" 0 1
+take_set "8 volumes" 0 1 2 3 4 5 6 7
+touch "$fsync_flag"
+sleep 0.5
+take_set "8 volumes, fsync" 0 1 2 3 4 5 6 7
+rm -f "$fsync_flag"
+
+kill "$writer"
+wait "$writer" || true
+for i in "${!mnts[@]}"; do
+	fs_not_frozen "${mnts[i]}"
+done
+step "ok: every origin writable at the end"
+echo "--- freeze windows (snapsetd's numbers; TCG: compare only within this run) ---"
+cat "$SNAPSET_VM_TMP/windows"
