@@ -26,6 +26,7 @@ RUNSTATEDIR ?= /run
 LOCALSTATEDIR ?= /var
 SYSTEMDUNITDIR ?= $(PREFIX)/lib/systemd/system
 TMPFILESDIR ?= $(PREFIX)/lib/tmpfiles.d
+UDEVRULESDIR ?= $(PREFIX)/lib/udev/rules.d
 SYSUSERSDIR ?= $(PREFIX)/lib/sysusers.d
 VARLINKDIR ?= $(DATADIR)/varlink
 
@@ -185,6 +186,7 @@ install: all
 	install -Dm0755 $(B)/snapsetctl "$(DESTDIR)$(BINDIR)/snapsetctl"
 	install -Dm0644 -t "$(DESTDIR)$(SYSTEMDUNITDIR)" $(UNITS)
 	install -Dm0644 systemd/snapset.tmpfiles "$(DESTDIR)$(TMPFILESDIR)/snapset.conf"
+	install -Dm0644 -t "$(DESTDIR)$(UDEVRULESDIR)" systemd/60-snapset.rules
 	install -Dm0644 -t "$(DESTDIR)$(MANDIR)/man8" man/snapsetd.8 man/snapsetctl.8
 	install -Dm0644 -t "$(DESTDIR)$(MANDIR)/man5" man/snapsetd.conf.5
 	install -Dm0644 -t "$(DESTDIR)$(MANDIR)/man7" man/snapset-provider.7
@@ -195,7 +197,7 @@ install: all
 uninstall:
 	rm -f "$(DESTDIR)$(SBINDIR)/snapsetd" "$(DESTDIR)$(BINDIR)/snapsetctl" \
 		"$(DESTDIR)$(SYSTEMDUNITDIR)/snapsetd.service" "$(DESTDIR)$(SYSTEMDUNITDIR)/snapsetd.socket" \
-		"$(DESTDIR)$(TMPFILESDIR)/snapset.conf" \
+		"$(DESTDIR)$(TMPFILESDIR)/snapset.conf" "$(DESTDIR)$(UDEVRULESDIR)/60-snapset.rules" \
 		"$(DESTDIR)$(MANDIR)/man8/snapsetd.8" "$(DESTDIR)$(MANDIR)/man8/snapsetctl.8" \
 		"$(DESTDIR)$(MANDIR)/man5/snapsetd.conf.5" "$(DESTDIR)$(MANDIR)/man7/snapset-provider.7" \
 		"$(DESTDIR)$(VARLINKDIR)/io.snapset.Manager.varlink" "$(DESTDIR)$(VARLINKDIR)/io.snapset.Provider.varlink" \

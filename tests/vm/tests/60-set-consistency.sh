@@ -155,6 +155,13 @@ take_set() {
 	defer "snapsetctl delete $id >/dev/null 2>&1 || true"
 	assert_eq "$(jq -r '.state + " " + .context + " " + (.snapshots | length | tostring)' <<<"$json")" \
 		"created persistent ${#idx[@]}" "$label: state, context and number of snapshots"
+	# Every snapshot also has the stable name /dev/snapset/<snapshot id> (60-snapset.rules).
+	udevadm settle
+	while read -r sid sdev; do
+		[[ -L /dev/snapset/$sid && $(readlink -f "/dev/snapset/$sid") == "$(readlink -f "$sdev")" ]] ||
+			fail "$label: /dev/snapset/$sid does not lead to the snapshot device $sdev"
+	done < <(jq -r '.snapshots[] | .id + " " + .device' <<<"$json")
+	step "ok: $label: /dev/snapset/<snapshot id> leads to each snapshot device"
 	win=$(jq -r .freezeWindowUsec <<<"$json")
 	hold=$(jq -r .holdUsec <<<"$json")
 	[[ $win =~ ^[0-9]+$ && $hold =~ ^[0-9]+$ ]] || fail "$label: no freeze window in the reply: $json"
@@ -177,6 +184,8 @@ cleanup_set() {
 	snapset_capture d snapsetctl delete "$id"
 	((d_rc == 0)) || fail "$label: snapsetctl delete $id exited with $d_rc: $d_err"
 	snapset_assert_clean "$label: after delete" "$cowdir" "${names[@]}"
+	udevadm settle
+	[[ -z $(ls -A /dev/snapset 2>/dev/null) ]] || fail "$label: /dev/snapset still has $(ls /dev/snapset)"
 	[[ -z $(snapsetctl --json list 2>/dev/null) ]] || fail "$label: snapsetctl list still shows sets: $(snapsetctl list)"
 	step "ok: $label: deleted; no snapset device, loop device or COW file left; origin tables as before"
 }
