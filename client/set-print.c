@@ -41,14 +41,27 @@ static char *cow_size_text(char *buf, size_t size, json_object *snapshot) {
         return buf;
 }
 
-/* "3.2%", or "". Accepts an integer too: JSON does not tell 3 from 3.0. */
-static char *cow_used_text(char *buf, size_t size, json_object *snapshot) {
+/* A percentage field, or false. Accepts an integer too: JSON does not tell 3 from 3.0. */
+static bool get_percent(json_object *o, const char *key, double *ret) {
         json_object *v;
 
+        if (!json_object_object_get_ex(o, key, &v) ||
+            !(json_object_is_type(v, json_type_double) || json_object_is_type(v, json_type_int)))
+                return false;
+        *ret = json_object_get_double(v);
+        return true;
+}
+
+/* How full what the snapshot lives in is: "3.2%" of its COW store for a classic snapshot,
+ * "21.5% pool" (data) for a thin one, or "". */
+static char *used_text(char *buf, size_t size, json_object *snapshot) {
+        double v;
+
         buf[0] = 0;
-        if (json_object_object_get_ex(snapshot, "cowUsedPercent", &v) &&
-            (json_object_is_type(v, json_type_double) || json_object_is_type(v, json_type_int)))
-                snprintf(buf, size, "%.1f%%", json_object_get_double(v));
+        if (get_percent(snapshot, "cowUsedPercent", &v))
+                snprintf(buf, size, "%.1f%%", v);
+        else if (get_percent(snapshot, "poolDataUsedPercent", &v))
+                snprintf(buf, size, "%.1f%% pool", v);
         return buf;
 }
 
@@ -65,7 +78,7 @@ static void print_time_field(const char *label, json_object *o, const char *key)
 /* ---------------------------------------------------------------- one snapshot */
 
 int print_snapshot(json_object *snapshot) {
-        char size[FORMAT_BYTES_MAX], used[16];
+        char size[FORMAT_BYTES_MAX], used[24];
 
         output_field(0, "Snapshot:", "%s", strna(reply_get_string(snapshot, "id")));
         output_field(0, "Set:", "%s", strna(reply_get_string(snapshot, "setId")));
@@ -76,10 +89,25 @@ int print_snapshot(json_object *snapshot) {
         output_field(0, "Exposed at:", "%s", reply_get_string(snapshot, "exposedAt") ?: "not exposed");
         print_time_field("Created:", snapshot, "createdUsec");
         cow_size_text(size, sizeof size, snapshot);
-        output_field(0, "COW size:", "%s", *size ? size : "n/a");
-        cow_used_text(used, sizeof used, snapshot);
-        output_field(0, "COW used:", "%s", *used ? used : "n/a");
+        output_field(0, "Kind:", "%s", reply_get_string(snapshot, "kind") ?: "n/a");
+        if (reply_get_string(snapshot, "pool")) {
+                double data = -1, meta = -1;
+
+                output_field(0, "Thin pool:", "%s", reply_get_string(snapshot, "pool"));
+                if (get_percent(snapshot, "poolDataUsedPercent", &data) &&
+                    get_percent(snapshot, "poolMetadataUsedPercent", &meta))
+                        output_field(0, "Pool used:", "%.1f%% of its data, %.1f%% of its metadata", data, meta);
+        }
+        if (!get_percent(snapshot, "cowUsedPercent", &(double) {0}) && !*size)
+                ;   /* a thin snapshot: no store of its own */
+        else {
+                output_field(0, "COW size:", "%s", *size ? size : "n/a");
+                used_text(used, sizeof used, snapshot);
+                output_field(0, "COW used:", "%s", *used ? used : "n/a");
+        }
         output_field(0, "Status:", "%s", strna(reply_get_string(snapshot, "status")));
+        if (reply_get_string(snapshot, "note"))
+                output_field(0, "Note:", "%s", reply_get_string(snapshot, "note"));
         return 0;
 }
 
@@ -90,23 +118,24 @@ static int snapshots_print_table(json_object *snapshots, size_t indent) {
         size_t n = snapshots ? json_object_array_length(snapshots) : 0;
         int r;
 
-        t = table_new(6, "VOLUME", "DEVICE", "SNAPSHOT", "COW SIZE", "COW USED", "STATUS");
+        t = table_new(7, "VOLUME", "DEVICE", "SNAPSHOT", "KIND", "COW SIZE", "USED", "STATUS");
         if (!t)
                 return -ENOMEM;
         table_set_indent(t, indent);
-        table_align_right(t, 3);
         table_align_right(t, 4);
+        table_align_right(t, 5);
 
         for (size_t i = 0; i < n; i++) {
                 json_object *s = json_object_array_get_idx(snapshots, i);
-                char size[FORMAT_BYTES_MAX], used[16];
+                char size[FORMAT_BYTES_MAX], used[24];
 
                 r = table_add_row(t,
                                   reply_get_string(s, "volume"),
                                   reply_get_string(s, "device"),
                                   reply_get_string(s, "id"),
+                                  reply_get_string(s, "kind"),
                                   cow_size_text(size, sizeof size, s),
-                                  cow_used_text(used, sizeof used, s),
+                                  used_text(used, sizeof used, s),
                                   reply_get_string(s, "status"));
                 if (r < 0)
                         return r;

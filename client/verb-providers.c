@@ -37,7 +37,21 @@ static int providers_print(json_object *providers) {
                 if (r < 0)
                         return r;
         }
-        return table_print(t, stdout);
+        r = table_print(t, stdout);
+        if (r < 0)
+                return r;
+        /* The notes, under the table: a sentence each, too long for a column. */
+        for (size_t i = 0; i < n; i++) {
+                json_object *p = json_object_array_get_idx(providers, i), *notes = reply_get_array(p, "notes");
+
+                for (size_t j = 0; notes && j < json_object_array_length(notes); j++) {
+                        const char *note = json_object_get_string(json_object_array_get_idx(notes, j));
+
+                        if (note)
+                                printf("%s%s: %s\n", i + j == 0 ? "\n" : "", strna(reply_get_string(p, "name")), note);
+                }
+        }
+        return 0;
 }
 
 static int providers_run(int argc, char *argv[]) {
@@ -67,6 +81,8 @@ static int providers_run(int argc, char *argv[]) {
 const Verb verb_providers = {
         .name = "providers",
         .summary = "List the snapshot providers and whether they work here",
-        .help = "A provider that is not usable says why in the REASON column.\n",
+        .help = "A provider that is not usable says why in the REASON column. Notes under the table\n"
+                "say how a provider works on this machine (for lvm: how thin LVs are snapshotted on\n"
+                "this kernel).\n",
         .run = providers_run,
 };

@@ -7,14 +7,27 @@
 #include "output.h"
 #include "snapsetctl.h"
 
-/* The provider that would take the volume, or why none would: "lvm", "none: not a dm device". */
+/* The provider that would take the volume, or why none would: "lvm (thin LV vg/data in pool
+ * vg/pool)", "dm-thin (pool tpool)", "none: not a dm device". */
 static char *volume_provider_text(json_object *v) {
         const char *provider = reply_get_string(v, "provider");
         const char *reason = reply_get_string(v, "reason");
+        const char *lvm = reply_get_string(v, "lvmName"), *kind = reply_get_string(v, "lvmKind");
+        const char *pool = reply_get_string(v, "thinPool");
         char *s;
+        int r;
 
+        if (provider && lvm)
+                r = asprintf(&s, "%s (%s%sLV %s%s%s)", provider, strempty(kind), kind ? " " : "", lvm,
+                             pool ? " in pool " : "", strempty(pool));
+        else if (provider && pool)
+                r = asprintf(&s, "%s (pool %s)", provider, pool);
+        else if (provider)
+                r = asprintf(&s, "%s", provider);
+        else
+                r = -1;
         if (provider)
-                return strdup(provider);
+                return r < 0 ? NULL : s;
         if (asprintf(&s, "none%s%s", reason ? ": " : "", strempty(reason)) < 0)
                 return NULL;
         return s;
@@ -86,7 +99,8 @@ static int volumes_run(int argc, char *argv[]) {
 const Verb verb_volumes = {
         .name = "volumes",
         .summary = "List block devices and the provider of each",
-        .help = "PROVIDER names the provider that would take the volume, or says 'none' and why.\n"
+        .help = "PROVIDER names the provider that would take the volume (for LVM: whether the LV\n"
+                "is classic or thin, and its pool), or says 'none' and why.\n"
                 "SIZE is in powers of 1024 (K, M, G, T); --json gives the exact sizeBytes.\n",
         .run = volumes_run,
 };

@@ -14,6 +14,8 @@ int json_add(json_object *o, const char *key, json_object *v);
 /* Adds a string; a NULL s adds nothing: nullable fields of the IDL are left out. */
 int json_add_string(json_object *o, const char *key, const char *s);
 
+/* Like json_add_string(), but NULL gives the key a JSON null instead of leaving it out. */
+int json_add_string_or_null(json_object *o, const char *key, const char *s);
 int json_add_int(json_object *o, const char *key, int64_t v);
 
 /* Appends v (consumed, also on failure) to array. */

@@ -32,6 +32,7 @@ static int parse_log_level(const ConfigKey *k, const char *value, Config *c, cha
 static int parse_path(const ConfigKey *k, const char *value, Config *c, char *reason, size_t n);
 static int parse_cow_size(const ConfigKey *k, const char *value, Config *c, char *reason, size_t n);
 static int parse_paths(const ConfigKey *k, const char *value, Config *c, char *reason, size_t n);
+static int parse_lvm_thin(const ConfigKey *k, const char *value, Config *c, char *reason, size_t n);
 
 #define F(field) offsetof(Config, field)
 
@@ -53,6 +54,8 @@ static const ConfigKey config_keys[] = {
 
         { "Storage", "CowDirectory",          parse_path,       F(cow_directory),   0, 0 },
         { "Storage", "DefaultCowSize",        parse_cow_size,   0,                  1024U * 1024U, UINT64_MAX },
+        { "Storage", "ThinPoolMaxUsedPercent", parse_uint,      F(thin_pool_max_used_percent), 50, 100 },
+        { "Storage", "LvmThinSnapshots",      parse_lvm_thin,   F(lvm_thin_classic), 0, 0 },
 };
 
 static const char *const config_sections[] = { "Daemon", "Limits", "Storage" };
@@ -72,6 +75,7 @@ int config_init(Config *c) {
                 .flush_timeout_sec = CONFIG_DEFAULT_FLUSH_TIMEOUT_SEC,
                 .hold_timeout_sec = CONFIG_DEFAULT_HOLD_TIMEOUT_SEC,
                 .default_cow_size_percent = CONFIG_DEFAULT_COW_SIZE_PERCENT,
+                .thin_pool_max_used_percent = CONFIG_DEFAULT_THIN_POOL_MAX_USED_PERCENT,
         };
         c->state_directory = strdup(CONFIG_DEFAULT_STATE_DIRECTORY);
         c->cow_directory = strdup(CONFIG_DEFAULT_COW_DIRECTORY);
@@ -238,6 +242,15 @@ static int parse_group(const ConfigKey *k, const char *value, Config *c, char *r
                 return -ENOMEM;
         free(*FIELD(c, k, char *));
         *FIELD(c, k, char *) = copy;
+        return 0;
+}
+
+static int parse_lvm_thin(const ConfigKey *k, const char *value, Config *c, char *reason, size_t n) {
+        if (!streq(value, "auto") && !streq(value, "classic")) {
+                snprintf(reason, n, "neither auto nor classic");
+                return -EINVAL;
+        }
+        *FIELD(c, k, bool) = streq(value, "classic");
         return 0;
 }
 

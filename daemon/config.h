@@ -27,6 +27,7 @@
 #define CONFIG_DEFAULT_FLUSH_TIMEOUT_SEC        60U
 #define CONFIG_DEFAULT_HOLD_TIMEOUT_SEC         10U
 #define CONFIG_DEFAULT_COW_SIZE_PERCENT         10U
+#define CONFIG_DEFAULT_THIN_POOL_MAX_USED_PERCENT 95U
 
 /* The ranges each key accepts (inclusive). */
 #define CONFIG_MAX_VOLUMES_PER_SET_MAX          4096U
@@ -59,6 +60,11 @@ typedef struct Config {
         /* Exactly one of the two is non-zero: a fixed size, or a percentage of the origin. */
         uint64_t default_cow_size_bytes;
         unsigned default_cow_size_percent;
+        /* Refuse thin snapshots in a pool whose data or metadata is this full (50-100). */
+        unsigned thin_pool_max_used_percent;
+        /* LvmThinSnapshots=classic: LVM thin volumes in sets of several volumes always get
+         * classic snapshots (auto: native thin snapshots where the kernel allows one instant). */
+        bool lvm_thin_classic;
 } Config;
 
 /* Fills c with the defaults. Returns 0 or -ENOMEM; on failure c holds nothing to free. */

@@ -563,6 +563,20 @@ static VssCode freeze_failure(SetCreation *c, int r, SetOutcome *out) {
         return VSS_E_UNEXPECTED;
 }
 
+/* The filesystems to freeze: those on every volume of the set but the ones whose provider
+ * freezes them itself (skip_freeze). */
+static int freeze_set_prepare_for(SetCreation *c) {
+        _cleanup_free_ dev_t *devices = calloc(c->n ?: 1, sizeof(dev_t));
+        size_t n = 0;
+
+        if (!devices)
+                return -ENOMEM;
+        for (size_t i = 0; i < c->n; i++)
+                if (!c->psnaps[i]->skip_freeze)
+                        devices[n++] = c->devices[i];
+        return freeze_set_prepare(devices, n, c->options.mountinfo_path, &c->freeze);
+}
+
 /* Everything slow, before the window: the providers' last preparations, the mountpoints opened
  * and synced, the record for crash recovery, memory locked. */
 static VssCode prepare_window(SetCreation *c, SetOutcome *out) {
@@ -576,7 +590,7 @@ static VssCode prepare_window(SetCreation *c, SetOutcome *out) {
         if (code != S_OK)
                 return code;
 
-        r = freeze_set_prepare(c->devices, c->n, c->options.mountinfo_path, &c->freeze);
+        r = freeze_set_prepare_for(c);
         if (r >= 0)
                 r = freeze_set_sync(c->freeze);
         if (r < 0) {
@@ -671,7 +685,10 @@ static VssCode run_window(SetCreation *c, SetOutcome *out) {
         if (code == S_OK) {
                 enter_phase(c, SET_PHASE_COMMITTING);
                 code = CALL_ALL(c, SET_PHASE_COMMITTING, "CommitSnapshots", commit_snapshots, out);
-                if (code == S_OK && hold_expired(c, hold_start))
+                /* Past the hold timeout the answer is HOLD_WRITES_TIMEOUT, even when a provider
+                 * gave up on its own first (a command it killed at the deadline): that is what
+                 * the caller can act on ("retry later"). The provider's own report is logged. */
+                if (hold_expired(c, hold_start))
                         code = hold_timeout(c, out);
                 committed = code == S_OK;
         }

@@ -66,7 +66,9 @@ static void event(SetEventSink sink, void *userdata, int priority, const Snapsho
         set_events_emit(&e, sink, userdata);
 }
 
-static void recover_snapshots(SnapshotSet *set, const ProviderSettings *settings,
+/* Each snapshot's provider undoes its part: before the thaw (recover), or after it
+ * (recover_after_thaw, for providers that need it). */
+static void recover_snapshots(SnapshotSet *set, const ProviderSettings *settings, bool thawed,
                               SetEventSink sink, void *userdata) {
         for (size_t i = 0; i < set->n_snapshots; i++) {
                 Snapshot *snap = set->snapshots[i];
@@ -75,6 +77,18 @@ static void recover_snapshots(SnapshotSet *set, const ProviderSettings *settings
                 char msg[768];
                 VssCode code;
 
+                if (thawed) {
+                        if (!p || !p->ops->recover_after_thaw)
+                                continue;
+                        code = p->ops->recover_after_thaw(snap, settings, &res);
+                        if (code != S_OK) {
+                                snprintf(msg, sizeof msg, "Could not remove snapshot %s of '%s' left by an "
+                                         "interrupted run (%s): %s", snap->id, snap->volume,
+                                         strna(vss_code_name(code)), res.message);
+                                event(sink, userdata, LOG_ERR, set, snap, p->name, msg);
+                        }
+                        continue;
+                }
                 if (!p || !p->ops->recover) {
                         snprintf(msg, sizeof msg, "Cannot undo snapshot %s of '%s' left by an interrupted run: "
                                  "provider '%s' is not available; remove its devices by hand.",
@@ -145,8 +159,10 @@ static int recover_record(const char *dir, const char *name, const ProviderSetti
 
         /* Providers first: a filesystem on a suspended device cannot be thawed (the thaw writes
          * the superblock), so the devices are resumed before the thaw. */
-        recover_snapshots(set, settings, sink, userdata);
+        recover_snapshots(set, settings, false, sink, userdata);
         thaw_mountpoints(j, set, sink, userdata);
+        /* What may only happen on thawed filesystems (lvm commands). */
+        recover_snapshots(set, settings, true, sink, userdata);
         snprintf(msg, sizeof msg, "Snapshot set %s was interrupted (daemon stopped during its "
                  "creation); it was undone and nothing of it is kept.", set->id);
         event(sink, userdata, LOG_WARNING, set, NULL, NULL, msg);

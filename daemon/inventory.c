@@ -57,6 +57,14 @@ static int provider_to_json(const ProviderStatus *s, json_object **ret) {
                 r = json_add(o, "usable", json_object_new_boolean(s->usable));
         if (r >= 0 && !s->usable)
                 r = json_add_string(o, "reason", s->reason);
+        if (r >= 0 && s->usable && s->provider->ops->notes) {
+                char **notes = NULL;
+
+                /* Notes are extras: a provider that cannot give them is listed without. */
+                if (s->provider->ops->notes(&notes) >= 0 && notes[0])
+                        r = json_add(o, "notes", json_string_array(notes));
+                blockdev_strv_free(notes);
+        }
         if (r >= 0 && external_provider_info(s->provider, &executable, &state)) {
                 r = json_add_string(o, "executable", executable);
                 if (r >= 0)
@@ -258,15 +266,41 @@ static bool volume_is_listed(const BlockDevice *d) {
 
 /* ---------------------------------------------------------------- volumes */
 
+static bool is_thin_volume(const BlockDevice *d) {
+        return blockdev_strv_length(d->dm_targets) == 1 && streq(d->dm_targets[0], "thin");
+}
+
 static int volume_add_lvm_name(json_object *o, const BlockDevice *d) {
         _cleanup_free_ char *s = NULL;
+        int r;
 
         /* Only real logical volumes: a layer device ("-real", "-tpool") is not "VG/LV". */
         if (!d->lvm_vg || !d->lvm_lv || d->lvm_layer)
                 return 0;
         if (asprintf(&s, "%s/%s", d->lvm_vg, d->lvm_lv) < 0)
                 return -ENOMEM;
-        return json_add_string(o, "lvmName", s);
+        r = json_add_string(o, "lvmName", s);
+        /* Thin or not decides how LVM snapshots it; unknown without the table. */
+        if (r >= 0 && d->dm_targets && !blockdev_strv_contains(d->dm_targets, "thin-pool"))
+                r = json_add_string(o, "lvmKind", is_thin_volume(d) ? "thin" : "classic");
+        return r;
+}
+
+/* The pool of a thin volume: "VG/POOL" for LVM (its "-tpool" device), else the pool's dm name. */
+static int volume_add_thin_pool(json_object *o, const BlockDevice *d) {
+        _cleanup_free_ char *vg = NULL, *lv = NULL, *layer = NULL, *s = NULL;
+        char pool[DM_NAME_MAX + 1];
+        int r;
+
+        if (!is_thin_volume(d) || dm_device_thin_pool_name(d->major, d->minor, pool, sizeof pool) < 0)
+                return 0;
+        if (blockdev_is_lvm(d) && dm_lvm_name_split(pool, &vg, &lv, &layer) >= 0) {
+                if (asprintf(&s, "%s/%s", vg, lv) < 0)
+                        return -ENOMEM;
+                r = json_add_string(o, "thinPool", s);
+        } else
+                r = json_add_string(o, "thinPool", pool);
+        return r;
 }
 
 static int volume_add_provider(json_object *o, const ProviderStatus *status, size_t n_status,
@@ -316,6 +350,8 @@ static int volume_to_json(const ProviderStatus *status, size_t n_status, const B
                 r = json_add(o, "dmTargets", json_string_array(d->dm_targets));
         if (r >= 0)
                 r = volume_add_lvm_name(o, d);
+        if (r >= 0)
+                r = volume_add_thin_pool(o, d);
         if (r >= 0)
                 r = json_add_string(o, "filesystem", d->fs_type);
         if (r >= 0)

@@ -10,6 +10,7 @@
 #include "log.h"
 #include "methods.h"
 #include "providers/external.h"
+#include "providers/freeze-nesting.h"
 #include "ratelimit.h"
 #include "set-events.h"
 #include "sets.h"
@@ -87,7 +88,10 @@ int sets_apply_config(Manager *m) {
                 .default_cow_percent = m->config.default_cow_size_percent,
                 .run_directory = m->runtime_directory,
                 .hold_timeout_usec = (uint64_t) m->config.hold_timeout_sec * USEC_PER_SEC,
+                .thin_pool_max_used_percent = m->config.thin_pool_max_used_percent,
+                .lvm_thin_classic = m->config.lvm_thin_classic,
         };
+        freeze_nesting_set_directory(m->runtime_directory);
         /* A reload gives external providers unloaded after repeated failures another chance. */
         external_providers_reset();
         return 0;

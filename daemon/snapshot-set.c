@@ -91,6 +91,9 @@ static Snapshot *snapshot_free(Snapshot *snap) {
         free(snap->provider);
         free(snap->device);
         free(snap->exposed_at);
+        free(snap->kind);
+        free(snap->pool);
+        free(snap->note);
         json_object_put(snap->provider_data);
         free(snap);
         return NULL;
@@ -137,6 +140,7 @@ int snapshot_set_add(SnapshotSet *s, const char *volume, const char *volume_path
                 return -ENOMEM;
         snap->volume_device = device;
         snap->created_usec = s->created_usec;
+        snap->cow_used_percent = snap->pool_data_used_percent = snap->pool_metadata_used_percent = -1;
 
         r = snapshot_set_append(s, snap);
         if (r < 0)
@@ -144,6 +148,16 @@ int snapshot_set_add(SnapshotSet *s, const char *volume, const char *volume_path
         if (ret)
                 *ret = snap;
         TAKE_PTR(snap);
+        return 0;
+}
+
+int snapshot_set_field(char **field, const char *value) {
+        char *copy = NULL;
+
+        if (value && !(copy = strdup(value)))
+                return -ENOMEM;
+        free(*field);
+        *field = copy;
         return 0;
 }
 
@@ -166,6 +180,17 @@ Snapshot *snapshot_set_find(const SnapshotSet *s, const char *snapshot_id) {
 /* ---------------------------------------------------------------- JSON */
 
 
+/* A percentage, written with two decimals ("9.58", not "9.5800000000000001"); left out when
+ * unknown (negative). */
+static int add_percent(json_object *o, const char *key, double v) {
+        char text[32];
+
+        if (v < 0)
+                return 0;
+        snprintf(text, sizeof text, "%.2f", v);
+        return json_add(o, key, json_object_new_double_s(strtod(text, NULL), text));
+}
+
 int snapshot_to_json(const Snapshot *snap, bool private, json_object **ret) {
         _cleanup_(json_object_putp) json_object *o = json_object_new_object();
         char dev[32];
@@ -184,7 +209,13 @@ int snapshot_to_json(const Snapshot *snap, bool private, json_object **ret) {
             json_add_string(o, "exposedAt", snap->exposed_at) ?:
             json_add_int(o, "createdUsec", (int64_t) snap->created_usec) ?:
             (snap->cow_size > 0 ? json_add_int(o, "cowSizeBytes", (int64_t) snap->cow_size) : 0) ?:
-            json_add_string(o, "status", snap->invalid ? "invalid" : "valid");
+            add_percent(o, "cowUsedPercent", snap->cow_used_percent) ?:
+            json_add_string(o, "status", snap->invalid ? "invalid" : "valid") ?:
+            json_add_string(o, "kind", snap->kind) ?:
+            json_add_string(o, "pool", snap->pool) ?:
+            add_percent(o, "poolDataUsedPercent", snap->pool_data_used_percent) ?:
+            add_percent(o, "poolMetadataUsedPercent", snap->pool_metadata_used_percent) ?:
+            json_add_string(o, "note", snap->note);
         if (r == 0 && private) {
                 r = json_add_string(o, "volumePath", snap->volume_path);
                 if (r == 0 && snap->provider_data)
@@ -258,6 +289,16 @@ static int get_u64(json_object *o, const char *key, bool optional, uint64_t *ret
         return 0;
 }
 
+/* A percentage as add_percent() wrote it, or -1 when absent or not a number. */
+static double get_percent(json_object *o, const char *key) {
+        json_object *v;
+
+        if (!json_object_object_get_ex(o, key, &v) ||
+            !(json_object_is_type(v, json_type_double) || json_object_is_type(v, json_type_int)))
+                return -1;
+        return json_object_get_double(v);
+}
+
 static int copy_id(SnapsetId dst, const char *src) {
         if (!snapset_id_is_valid(src))
                 return -EBADMSG;
@@ -266,7 +307,7 @@ static int copy_id(SnapsetId dst, const char *src) {
 }
 
 static int snapshot_from_json(SnapshotSet *s, json_object *j) {
-        const char *id, *volume, *path, *dev, *provider, *device, *exposed, *status;
+        const char *id, *volume, *path, *dev, *provider, *device, *exposed, *status, *kind, *pool, *note;
         unsigned maj, min;
         Snapshot *snap;
         json_object *pd;
@@ -279,7 +320,10 @@ static int snapshot_from_json(SnapshotSet *s, json_object *j) {
             get_string(j, "provider", false, &provider) ?:
             get_string(j, "device", true, &device) ?:
             get_string(j, "exposedAt", true, &exposed) ?:
-            get_string(j, "status", false, &status);
+            get_string(j, "status", false, &status) ?:
+            get_string(j, "kind", true, &kind) ?:
+            get_string(j, "pool", true, &pool) ?:
+            get_string(j, "note", true, &note);
         if (r < 0)
                 return r;
         if (sscanf(dev, "%u:%u", &maj, &min) != 2)
@@ -294,8 +338,13 @@ static int snapshot_from_json(SnapshotSet *s, json_object *j) {
         if (r < 0)
                 return r;
         snap->invalid = streq(status, "invalid");
-        if ((device && !(snap->device = strdup(device))) || (exposed && !(snap->exposed_at = strdup(exposed))))
+        if (snapshot_set_field(&snap->device, device) < 0 || snapshot_set_field(&snap->exposed_at, exposed) < 0 ||
+            snapshot_set_field(&snap->kind, kind) < 0 || snapshot_set_field(&snap->pool, pool) < 0 ||
+            snapshot_set_field(&snap->note, note) < 0)
                 return -ENOMEM;
+        snap->cow_used_percent = get_percent(j, "cowUsedPercent");
+        snap->pool_data_used_percent = get_percent(j, "poolDataUsedPercent");
+        snap->pool_metadata_used_percent = get_percent(j, "poolMetadataUsedPercent");
         if (json_object_object_get_ex(j, "providerData", &pd))
                 snap->provider_data = json_object_get(pd);
         return 0;

@@ -49,6 +49,14 @@ typedef struct Snapshot {
         uint64_t created_usec;
         uint64_t cow_size;       /* 0: not applicable */
         bool invalid;            /* the copy-on-write store overflowed */
+        /* What the provider made, for the API: "classic" (copy-on-write store) or "thin" (in a
+         * thin pool); NULL when the provider does not say (external providers). */
+        char *kind;
+        char *pool;              /* the thin pool a thin snapshot lives in ("VG/POOL" for LVM) */
+        /* Usage from the provider's last query, percent; negative when unknown. */
+        double cow_used_percent;
+        double pool_data_used_percent, pool_metadata_used_percent;
+        char *note;              /* what the user should know about how it was made, or NULL */
         json_object *provider_data; /* owned; the provider's own record, persisted as is */
 } Snapshot;
 
@@ -77,6 +85,9 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(SnapshotSet *, snapshot_set_free);
  * with a fresh id. Returns it through ret (owned by the set). */
 int snapshot_set_add(SnapshotSet *s, const char *volume, const char *volume_path, dev_t device,
                      const char *provider, Snapshot **ret);
+
+/* Replaces *field with a copy of value (NULL clears it). -ENOMEM on failure. */
+int snapshot_set_field(char **field, const char *value);
 
 /* Removes and frees the snapshot at index i. */
 void snapshot_set_remove(SnapshotSet *s, size_t i);

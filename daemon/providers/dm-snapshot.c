@@ -44,6 +44,7 @@
 #include "log.h"
 #include "loop.h"
 #include "provider.h"
+#include "result.h"
 #include "snapshot-set.h"
 
 #define REAL_NAME_PREFIX "snapset-real-"
@@ -67,10 +68,6 @@ void dm_snapshot_record_done(DmSnapshotRecord *r) {
         *r = (DmSnapshotRecord) {};
 }
 
-static json_object *json_string_or_null(const char *s) {
-        return s ? json_object_new_string(s) : json_object_new_null();
-}
-
 int dm_snapshot_record_to_json(const DmSnapshotRecord *r, json_object **ret) {
         json_object *o;
         int k = 0;
@@ -80,9 +77,7 @@ int dm_snapshot_record_to_json(const DmSnapshotRecord *r, json_object **ret) {
                 return -ENOMEM;
         k = k ?: json_add(o, "version", json_object_new_int(DM_SNAPSHOT_RECORD_VERSION));
         k = k ?: json_add(o, "originName", json_object_new_string(strempty(r->origin_name)));
-        /* json-c has no null object: NULL *is* null, which json_add would take for ENOMEM. */
-        if (!k && json_object_object_add(o, "originUuid", json_string_or_null(r->origin_uuid)) < 0)
-                k = -ENOMEM;
+        k = k ?: json_add_string_or_null(o, "originUuid", r->origin_uuid);
         k = k ?: json_add(o, "originMajor", json_object_new_int64(r->origin_major));
         k = k ?: json_add(o, "originMinor", json_object_new_int64(r->origin_minor));
         k = k ?: json_add(o, "originTable", json_object_new_string(strempty(r->origin_table)));
@@ -93,8 +88,7 @@ int dm_snapshot_record_to_json(const DmSnapshotRecord *r, json_object **ret) {
         k = k ?: json_add(o, "cowFile", json_object_new_string(strempty(r->cow_file)));
         k = k ?: json_add(o, "cowSizeBytes", json_object_new_int64((int64_t) r->cow_size));
         k = k ?: json_add(o, "chunkSectors", json_object_new_int64(r->chunk_sectors));
-        if (!k && json_object_object_add(o, "loopDevice", json_string_or_null(r->loop_device)) < 0)
-                k = -ENOMEM;
+        k = k ?: json_add_string_or_null(o, "loopDevice", r->loop_device);
         k = k ?: json_add(o, "createdReal", json_object_new_boolean(r->created_real));
         k = k ?: json_add(o, "loadedOriginTable", json_object_new_boolean(r->loaded_origin_table));
         if (!k && r->cow_total_sectors > 0) {
@@ -288,57 +282,6 @@ bool dm_snapshot_table_uses_real(const char *table, unsigned major, unsigned min
                         l++;
         }
         return false;
-}
-
-/* ---------------------------------------------------------------- results */
-
-static VssCode code_from_errno(int r, VssCode otherwise) {
-        switch (-r) {
-        case ENOMEM:
-                return E_OUTOFMEMORY;
-        case EACCES:
-        case EPERM:
-                return E_ACCESSDENIED;
-        case ENOSPC:
-        case EDQUOT:
-                return VSS_E_INSUFFICIENT_STORAGE;
-        default:
-                return otherwise;
-        }
-}
-
-/* Fills res and returns code. Safe inside the freeze window: formats into the preallocated
- * message, and strerrordesc_np() neither translates nor allocates. */
-_printf_(5, 6)
-static VssCode result_fail(ProviderResult *res, size_t index, int error, VssCode code, const char *format, ...) {
-        va_list ap;
-        int n;
-
-        res->error = error < 0 ? -error : error;
-        res->failed = index;
-        va_start(ap, format);
-        n = vsnprintf(res->message, sizeof(res->message), format, ap);
-        va_end(ap);
-        if (error != 0 && n >= 0 && (size_t) n < sizeof(res->message)) {
-                const char *e = strerrordesc_np(res->error);
-                snprintf(res->message + n, sizeof(res->message) - (size_t) n, ": %s", e ?: "unknown error");
-        }
-        return code;
-}
-
-static void format_bytes(char *buf, size_t n, uint64_t bytes) {
-        static const char *const units[] = { "B", "KiB", "MiB", "GiB", "TiB", "PiB" };
-        double v = (double) bytes;
-        size_t u = 0;
-
-        while (v >= 1024 && u + 1 < ELEMENTSOF(units)) {
-                v /= 1024;
-                u++;
-        }
-        if (u == 0)
-                snprintf(buf, n, "%" PRIu64 " B", bytes);
-        else
-                snprintf(buf, n, "%.1f %s", v, units[u]);
 }
 
 /* ---------------------------------------------------------------- state between phases */
@@ -573,27 +516,27 @@ static VssCode origin_check(const DmInfo *origin, size_t index, char **ret_table
         int r;
 
         if (origin->suspended)
-                return result_fail(res, index, EBUSY, VSS_E_BAD_STATE, "%s is suspended (another device-mapper "
-                                   "tool is working on it): retry when it has been resumed", origin->name);
+                return provider_fail(res, index, EBUSY, VSS_E_BAD_STATE, "%s is suspended (another device-mapper "
+                                     "tool is working on it): retry when it has been resumed", origin->name);
         if (origin->inactive_table)
-                return result_fail(res, index, EBUSY, VSS_E_BAD_STATE, "%s has an inactive table loaded (another "
-                                   "device-mapper tool is changing it): retry when that is done, or drop it "
-                                   "with 'dmsetup clear %s'", origin->name, origin->name);
+                return provider_fail(res, index, EBUSY, VSS_E_BAD_STATE, "%s has an inactive table loaded (another "
+                                     "device-mapper tool is changing it): retry when that is done, or drop it "
+                                     "with 'dmsetup clear %s'", origin->name, origin->name);
         r = dm_device_table(DM_REF_DEVNUM(origin->major, origin->minor), false, &table);
         if (r < 0)
-                return result_fail(res, index, r, code_from_errno(r, VSS_E_OBJECT_NOT_FOUND),
-                                   "Cannot read the table of %s", origin->name);
+                return provider_fail(res, index, r, provider_code_from_errno(r, VSS_E_OBJECT_NOT_FOUND),
+                                     "Cannot read the table of %s", origin->name);
         if (!table[0])
-                return result_fail(res, index, 0, VSS_E_VOLUME_NOT_SUPPORTED_BY_PROVIDER,
-                                   "%s has no active table", origin->name);
+                return provider_fail(res, index, 0, VSS_E_VOLUME_NOT_SUPPORTED_BY_PROVIDER,
+                                     "%s has no active table", origin->name);
 
         r = dm_snapshot_origin_table_parse(table, &ma, &mi);
         if (r > 0) {
                 /* Ours if the device under it is a snapset real device. */
                 if (dm_device_info(DM_REF_DEVNUM(ma, mi), &real) < 0 || !startswith(real.uuid, REAL_UUID_PREFIX))
-                        return result_fail(res, index, 0, VSS_E_VOLUME_NOT_SUPPORTED_BY_PROVIDER,
-                                           "%s already is the origin of a snapshot that snapset did not make "
-                                           "(snapshot-origin of %u:%u)", origin->name, ma, mi);
+                        return provider_fail(res, index, 0, VSS_E_VOLUME_NOT_SUPPORTED_BY_PROVIDER,
+                                             "%s already is the origin of a snapshot that snapset did not make "
+                                             "(snapshot-origin of %u:%u)", origin->name, ma, mi);
                 *ret_is_origin = true;
                 *ret_real_major = ma;
                 *ret_real_minor = mi;
@@ -609,13 +552,13 @@ static VssCode origin_check(const DmInfo *origin, size_t index, char **ret_table
 
                 r = dm_table_line_parse(l, len, &start, &length, &type, &params);
                 if (r < 0)
-                        return result_fail(res, index, r, code_from_errno(r, VSS_E_PROVIDER_VETO),
-                                           "Cannot parse the table of %s", origin->name);
+                        return provider_fail(res, index, r, provider_code_from_errno(r, VSS_E_PROVIDER_VETO),
+                                             "Cannot parse the table of %s", origin->name);
                 for (size_t i = 0; i < ELEMENTSOF(refused); i++)
                         if (streq(type, refused[i]))
-                                return result_fail(res, index, 0, VSS_E_VOLUME_NOT_SUPPORTED_BY_PROVIDER,
-                                                   "%s has a \"%s\" target, which the dm-snapshot provider "
-                                                   "cannot put under a snapshot", origin->name, type);
+                                return provider_fail(res, index, 0, VSS_E_VOLUME_NOT_SUPPORTED_BY_PROVIDER,
+                                                     "%s has a \"%s\" target, which the dm-snapshot provider "
+                                                     "cannot put under a snapshot", origin->name, type);
                 l += len;
                 if (*l)
                         l++;
@@ -634,28 +577,28 @@ static VssCode cow_directory_check(const ProviderSet *ps, size_t index, Provider
         int r;
 
         if (!dir || dir[0] != '/')
-                return result_fail(res, index, 0, VSS_E_PROVIDER_VETO, "No copy-on-write directory is configured: "
-                                   "set CowDirectory= in snapsetd.conf to a directory on a file system outside "
-                                   "the volumes to be snapshotted");
+                return provider_fail(res, index, 0, VSS_E_PROVIDER_VETO, "No copy-on-write directory is configured: "
+                                     "set CowDirectory= in snapsetd.conf to a directory on a file system outside "
+                                     "the volumes to be snapshotted");
         if (mkdir(dir, 0700) < 0 && errno != EEXIST)
-                return result_fail(res, index, -errno, code_from_errno(-errno, VSS_E_PROVIDER_VETO),
-                                   "Cannot create the copy-on-write directory %s (CowDirectory= in "
-                                   "snapsetd.conf; create it, or point it to an existing directory)", dir);
+                return provider_fail(res, index, -errno, provider_code_from_errno(-errno, VSS_E_PROVIDER_VETO),
+                                     "Cannot create the copy-on-write directory %s (CowDirectory= in "
+                                     "snapsetd.conf; create it, or point it to an existing directory)", dir);
         if (stat(dir, &st) < 0 || !S_ISDIR(st.st_mode))
-                return result_fail(res, index, errno ?: ENOTDIR, VSS_E_PROVIDER_VETO, "The copy-on-write "
-                                   "directory %s is not a directory: fix CowDirectory= in snapsetd.conf", dir);
+                return provider_fail(res, index, errno ?: ENOTDIR, VSS_E_PROVIDER_VETO, "The copy-on-write "
+                                     "directory %s is not a directory: fix CowDirectory= in snapsetd.conf", dir);
         r = cow_directory_fs_device(dir, &fs);
         if (r < 0)
-                return result_fail(res, index, r, code_from_errno(r, VSS_E_PROVIDER_VETO),
-                                   "Cannot find the file system of %s", dir);
+                return provider_fail(res, index, r, provider_code_from_errno(r, VSS_E_PROVIDER_VETO),
+                                     "Cannot find the file system of %s", dir);
         if (cow_device_conflicts("/sys", fs, ps->set_devices, ps->n_set_devices, &conflict) > 0)
-                return result_fail(res, index, 0, VSS_E_PROVIDER_VETO, "The copy-on-write directory %s is on "
-                                   "device %u:%u, %s %u:%u of this snapshot set: that file system is "
-                                   "frozen while the snapshots are taken, and a snapshot cannot keep its "
-                                   "store on what it snapshots. Set CowDirectory= in snapsetd.conf to a "
-                                   "directory on a file system outside the set", dir, major(fs), minor(fs),
-                                   conflict == fs ? "which is volume" : "which is stacked on volume",
-                                   major(conflict), minor(conflict));
+                return provider_fail(res, index, 0, VSS_E_PROVIDER_VETO, "The copy-on-write directory %s is on "
+                                     "device %u:%u, %s %u:%u of this snapshot set: that file system is "
+                                     "frozen while the snapshots are taken, and a snapshot cannot keep its "
+                                     "store on what it snapshots. Set CowDirectory= in snapsetd.conf to a "
+                                     "directory on a file system outside the set", dir, major(fs), minor(fs),
+                                     conflict == fs ? "which is volume" : "which is stacked on volume",
+                                     major(conflict), minor(conflict));
         return S_OK;
 }
 
@@ -678,33 +621,33 @@ static VssCode dm_snapshot_begin_prepare(ProviderSet *ps, ProviderSnapshot *snap
         int r;
 
         if (!v || v->type != BLOCK_DEVICE_DM || !model)
-                return result_fail(res, index, EINVAL, E_INVALIDARG, "not a device-mapper volume");
+                return provider_fail(res, index, EINVAL, E_INVALIDARG, "not a device-mapper volume");
         if (snap->state)
-                return result_fail(res, index, EALREADY, VSS_E_BAD_STATE, "%s is already prepared", strna(v->path));
+                return provider_fail(res, index, EALREADY, VSS_E_BAD_STATE, "%s is already prepared", strna(v->path));
         for (size_t i = 0; i < ps->n_snapshots; i++) {
                 DmSnapState *o = ps->snapshots[i]->state;
                 if (o && o->origin_major == v->major && o->origin_minor == v->minor)
-                        return result_fail(res, index, EEXIST, VSS_E_BAD_STATE, "%s is twice in the set",
-                                           strna(v->path));
+                        return provider_fail(res, index, EEXIST, VSS_E_BAD_STATE, "%s is twice in the set",
+                                             strna(v->path));
         }
 
         r = dm_device_info(DM_REF_DEVNUM(v->major, v->minor), &origin);
         if (r < 0)
-                return result_fail(res, index, r, code_from_errno(r, VSS_E_OBJECT_NOT_FOUND),
-                                   "Device-mapper device %u:%u (%s) is gone", v->major, v->minor, strna(v->path));
+                return provider_fail(res, index, r, provider_code_from_errno(r, VSS_E_OBJECT_NOT_FOUND),
+                                     "Device-mapper device %u:%u (%s) is gone", v->major, v->minor, strna(v->path));
         code = origin_check(&origin, index, &origin_table, &is_origin, &real.major, &real.minor, res);
         if (code != S_OK)
                 return code;
         r = dm_table_length(origin_table, &length);
         if (r < 0)
-                return result_fail(res, index, r, VSS_E_PROVIDER_VETO, "Cannot parse the table of %s", origin.name);
+                return provider_fail(res, index, r, VSS_E_PROVIDER_VETO, "Cannot parse the table of %s", origin.name);
         code = cow_directory_check(ps, index, res);
         if (code != S_OK)
                 return code;
 
         st = calloc(1, sizeof(DmSnapState));
         if (!st)
-                return result_fail(res, index, ENOMEM, E_OUTOFMEMORY, "Out of memory");
+                return provider_fail(res, index, ENOMEM, E_OUTOFMEMORY, "Out of memory");
         rec = &st->rec;
         st->origin_major = origin.major;
         st->origin_minor = origin.minor;
@@ -717,7 +660,7 @@ static VssCode dm_snapshot_begin_prepare(ProviderSet *ps, ProviderSnapshot *snap
             asprintf(&rec->snapshot_name, SNAPSHOT_NAME_PREFIX "%s", model->id) < 0 ||
             asprintf(&rec->snapshot_uuid, SNAPSET_DM_UUID_PREFIX "%s", model->id) < 0 ||
             cow_file_path(ps->settings->cow_directory, model->id, &rec->cow_file) < 0) {
-                code = result_fail(res, index, ENOMEM, E_OUTOFMEMORY, "Out of memory");
+                code = provider_fail(res, index, ENOMEM, E_OUTOFMEMORY, "Out of memory");
                 goto fail_nothing;
         }
         if (is_origin) {
@@ -732,15 +675,15 @@ static VssCode dm_snapshot_begin_prepare(ProviderSet *ps, ProviderSnapshot *snap
                 if (r >= 0 && (!(rec->real_name = strdup(ri.name)) || !(rec->real_uuid = strdup(ri.uuid))))
                         r = -ENOMEM;
                 if (r < 0) {
-                        code = result_fail(res, index, r, code_from_errno(r, VSS_E_PROVIDER_VETO),
-                                           "Cannot read the real device under %s", origin.name);
+                        code = provider_fail(res, index, r, provider_code_from_errno(r, VSS_E_PROVIDER_VETO),
+                                             "Cannot read the real device under %s", origin.name);
                         goto fail_nothing;
                 }
         } else {
                 r = dm_snapshot_real_names(rec->origin_uuid, rec->origin_name, &rec->real_name, &rec->real_uuid);
                 if (r < 0) {
-                        code = result_fail(res, index, r, code_from_errno(r, E_INVALIDARG),
-                                           "Cannot name the real device of %s", origin.name);
+                        code = provider_fail(res, index, r, provider_code_from_errno(r, E_INVALIDARG),
+                                             "Cannot name the real device of %s", origin.name);
                         goto fail_nothing;
                 }
         }
@@ -755,19 +698,19 @@ static VssCode dm_snapshot_begin_prepare(ProviderSet *ps, ProviderSnapshot *snap
         if (r < 0) {
                 uint64_t avail = 0;
 
-                format_bytes(size_text, sizeof(size_text), cow_size);
+                provider_format_bytes(size_text, sizeof(size_text), cow_size);
                 if (r == -ENOSPC || r == -EDQUOT) {
                         (void) cow_directory_free(ps->settings->cow_directory, &avail);
-                        format_bytes(free_text, sizeof(free_text), avail);
-                        code = result_fail(res, index, r, VSS_E_INSUFFICIENT_STORAGE, "Not enough space in %s for "
-                                           "the %s copy-on-write store of %s (%s free): free space there, ask "
-                                           "for a smaller cow size, or set CowDirectory= in snapsetd.conf to a "
-                                           "larger file system", ps->settings->cow_directory, size_text,
-                                           origin.name, free_text);
+                        provider_format_bytes(free_text, sizeof(free_text), avail);
+                        code = provider_fail(res, index, r, VSS_E_INSUFFICIENT_STORAGE, "Not enough space in %s for "
+                                             "the %s copy-on-write store of %s (%s free): free space there, ask "
+                                             "for a smaller cow size, or set CowDirectory= in snapsetd.conf to a "
+                                             "larger file system", ps->settings->cow_directory, size_text,
+                                             origin.name, free_text);
                 } else
-                        code = result_fail(res, index, r, r == -EEXIST ? VSS_E_BAD_STATE :
-                                           code_from_errno(r, VSS_E_PROVIDER_VETO),
-                                           "Cannot create the %s copy-on-write store %s", size_text, rec->cow_file);
+                        code = provider_fail(res, index, r, r == -EEXIST ? VSS_E_BAD_STATE :
+                                             provider_code_from_errno(r, VSS_E_PROVIDER_VETO),
+                                             "Cannot create the %s copy-on-write store %s", size_text, rec->cow_file);
                 /* Nothing was created: the file is gone again (or was not ours). */
                 free(rec->cow_file);
                 rec->cow_file = NULL;
@@ -777,14 +720,14 @@ static VssCode dm_snapshot_begin_prepare(ProviderSet *ps, ProviderSnapshot *snap
 
         r = loop_attach(rec->cow_file, &loop_fd, &rec->loop_device, &loop_devnum);
         if (r < 0) {
-                code = result_fail(res, index, r, code_from_errno(r, VSS_E_PROVIDER_VETO), "Cannot attach %s to "
-                                   "a loop device (is the loop module loaded? 'modprobe loop')", rec->cow_file);
+                code = provider_fail(res, index, r, provider_code_from_errno(r, VSS_E_PROVIDER_VETO), "Cannot attach %s to "
+                                     "a loop device (is the loop module loaded? 'modprobe loop')", rec->cow_file);
                 goto fail;
         }
 
         r = dm_udev_cookie_new(&cookie);
         if (r < 0) {
-                code = result_fail(res, index, r, E_OUTOFMEMORY, "Cannot create a udev cookie (SysV semaphore)");
+                code = provider_fail(res, index, r, E_OUTOFMEMORY, "Cannot create a udev cookie (SysV semaphore)");
                 goto fail;
         }
 
@@ -797,10 +740,10 @@ static VssCode dm_snapshot_begin_prepare(ProviderSet *ps, ProviderSnapshot *snap
 
                         if (existing.open_count > 0 || dm_device_table(DM_REF_NAME(rec->real_name), false, &t) < 0 ||
                             !streq(t, rec->origin_table)) {
-                                code = result_fail(res, index, EEXIST, VSS_E_BAD_STATE, "%s exists already and "
-                                                   "is not a copy of %s (left by an earlier run?): remove it "
-                                                   "with 'dmsetup remove %s'", rec->real_name, origin.name,
-                                                   rec->real_name);
+                                code = provider_fail(res, index, EEXIST, VSS_E_BAD_STATE, "%s exists already and "
+                                                     "is not a copy of %s (left by an earlier run?): remove it "
+                                                     "with 'dmsetup remove %s'", rec->real_name, origin.name,
+                                                     rec->real_name);
                                 goto fail;
                         }
                         real = existing;
@@ -808,9 +751,9 @@ static VssCode dm_snapshot_begin_prepare(ProviderSet *ps, ProviderSnapshot *snap
                         r = dm_device_create(rec->real_name, rec->real_uuid, rec->origin_table, DM_RULES_HIDDEN,
                                              &cookie, &real);
                         if (r < 0) {
-                                code = result_fail(res, index, r, code_from_errno(r, VSS_E_PROVIDER_VETO),
-                                                   "Cannot create %s with the table of %s", rec->real_name,
-                                                   origin.name);
+                                code = provider_fail(res, index, r, provider_code_from_errno(r, VSS_E_PROVIDER_VETO),
+                                                     "Cannot create %s with the table of %s", rec->real_name,
+                                                     origin.name);
                                 goto fail;
                         }
                         rec->created_real = true;
@@ -821,8 +764,8 @@ static VssCode dm_snapshot_begin_prepare(ProviderSet *ps, ProviderSnapshot *snap
                 if (r >= 0)
                         r = dm_device_load(DM_REF_DEVNUM(origin.major, origin.minor), snap_table);
                 if (r < 0) {
-                        code = result_fail(res, index, r, code_from_errno(r, VSS_E_PROVIDER_VETO),
-                                           "Cannot load the snapshot-origin table into %s", origin.name);
+                        code = provider_fail(res, index, r, provider_code_from_errno(r, VSS_E_PROVIDER_VETO),
+                                             "Cannot load the snapshot-origin table into %s", origin.name);
                         goto fail;
                 }
                 rec->loaded_origin_table = true;
@@ -838,15 +781,15 @@ static VssCode dm_snapshot_begin_prepare(ProviderSet *ps, ProviderSnapshot *snap
                 r = dm_device_create(rec->snapshot_name, rec->snapshot_uuid, NULL, DM_RULES_LOW_PRIORITY,
                                      &cookie, &sinfo);
         if (r < 0) {
-                code = result_fail(res, index, r, code_from_errno(r, VSS_E_PROVIDER_VETO),
-                                   "Cannot create %s", rec->snapshot_name);
+                code = provider_fail(res, index, r, provider_code_from_errno(r, VSS_E_PROVIDER_VETO),
+                                     "Cannot create %s", rec->snapshot_name);
                 goto fail;
         }
         r = dm_device_load(DM_REF_NAME(rec->snapshot_name), snap_table);
         if (r < 0) {
-                code = result_fail(res, index, r, code_from_errno(r, VSS_E_PROVIDER_VETO),
-                                   "Cannot load the snapshot table into %s (%s)", rec->snapshot_name,
-                                   "see the kernel log");
+                code = provider_fail(res, index, r, provider_code_from_errno(r, VSS_E_PROVIDER_VETO),
+                                     "Cannot load the snapshot table into %s (%s)", rec->snapshot_name,
+                                     "see the kernel log");
                 goto fail;
         }
         st->snap_major = sinfo.major;
@@ -860,7 +803,7 @@ static VssCode dm_snapshot_begin_prepare(ProviderSet *ps, ProviderSnapshot *snap
          * the window: after a crash, recover() finds everything from it. */
         r = dm_snapshot_record_to_json(rec, &j);
         if (r < 0) {
-                code = result_fail(res, index, r, E_OUTOFMEMORY, "Out of memory");
+                code = provider_fail(res, index, r, E_OUTOFMEMORY, "Out of memory");
                 goto fail;
         }
         json_object_put(model->provider_data);
@@ -895,12 +838,12 @@ static VssCode dm_snapshot_end_prepare(ProviderSet *ps, ProviderResult *res) {
                 return S_OK;
         s = calloc(1, sizeof(DmSetState));
         if (!s)
-                return result_fail(res, SIZE_MAX, ENOMEM, E_OUTOFMEMORY, "Out of memory");
+                return provider_fail(res, SIZE_MAX, ENOMEM, E_OUTOFMEMORY, "Out of memory");
         /* The semaphore the window's resumes will count on: made now, waited on after the thaw. */
         r = dm_udev_cookie_new(&s->cookie);
         if (r < 0) {
                 free(s);
-                return result_fail(res, SIZE_MAX, r, E_OUTOFMEMORY, "Cannot create a udev cookie (SysV semaphore)");
+                return provider_fail(res, SIZE_MAX, r, E_OUTOFMEMORY, "Cannot create a udev cookie (SysV semaphore)");
         }
         s->have_cookie = true;
         ps->state = s;
@@ -913,20 +856,20 @@ static VssCode dm_snapshot_pre_commit(ProviderSet *ps, ProviderResult *res) {
                 DmInfo o, s;
 
                 if (!st)
-                        return result_fail(res, i, EINVAL, VSS_E_BAD_STATE, "%s was not prepared",
-                                           strna(ps->snapshots[i]->volume ? ps->snapshots[i]->volume->path : NULL));
+                        return provider_fail(res, i, EINVAL, VSS_E_BAD_STATE, "%s was not prepared",
+                                             strna(ps->snapshots[i]->volume ? ps->snapshots[i]->volume->path : NULL));
                 if (dm_device_info(DM_REF_DEVNUM(st->snap_major, st->snap_minor), &s) < 0 ||
                     !streq(s.name, st->rec.snapshot_name) || !s.inactive_table)
-                        return result_fail(res, i, ENXIO, VSS_E_BAD_STATE, "The prepared snapshot device %s is "
-                                           "gone or lost its table", st->rec.snapshot_name);
+                        return provider_fail(res, i, ENXIO, VSS_E_BAD_STATE, "The prepared snapshot device %s is "
+                                             "gone or lost its table", st->rec.snapshot_name);
                 if (dm_device_info(DM_REF_DEVNUM(st->origin_major, st->origin_minor), &o) < 0 ||
                     !streq(o.name, st->rec.origin_name) || o.suspended ||
                     o.inactive_table != st->rec.loaded_origin_table)
-                        return result_fail(res, i, ESTALE, VSS_E_BAD_STATE, "%s changed since it was prepared "
-                                           "(suspended, renamed, or its inactive table changed)", st->rec.origin_name);
+                        return provider_fail(res, i, ESTALE, VSS_E_BAD_STATE, "%s changed since it was prepared "
+                                             "(suspended, renamed, or its inactive table changed)", st->rec.origin_name);
         }
         if (!ps->state)
-                return result_fail(res, SIZE_MAX, EINVAL, VSS_E_BAD_STATE, "end_prepare_snapshots was not called");
+                return provider_fail(res, SIZE_MAX, EINVAL, VSS_E_BAD_STATE, "end_prepare_snapshots was not called");
         return S_OK;
 }
 
@@ -940,14 +883,14 @@ static VssCode dm_snapshot_hold_writes(ProviderSet *ps, ProviderResult *res) {
                 int r;
 
                 if (!st)
-                        return result_fail(res, i, EINVAL, VSS_E_BAD_STATE, "A volume was not prepared");
+                        return provider_fail(res, i, EINVAL, VSS_E_BAD_STATE, "A volume was not prepared");
                 /* skip-lockfs: the coordinator froze the filesystem with FIFREEZE, and a lockfs
                  * suspend on top fails with EBUSY before Linux 6.8. With a flush (not noflush):
                  * every write acknowledged so far must be in what the snapshot sees. */
                 r = dm_device_suspend(DM_REF_DEVNUM(st->origin_major, st->origin_minor), true);
                 if (r < 0)
-                        return result_fail(res, i, r, code_from_errno(r, VSS_E_PROVIDER_VETO),
-                                           "Suspending %s failed", st->rec.origin_name);
+                        return provider_fail(res, i, r, provider_code_from_errno(r, VSS_E_PROVIDER_VETO),
+                                             "Suspending %s failed", st->rec.origin_name);
                 st->origin_suspended = true;
         }
         return S_OK;
@@ -961,14 +904,14 @@ static VssCode dm_snapshot_commit(ProviderSet *ps, ProviderResult *res) {
                 int r;
 
                 if (!st || !st->origin_suspended)
-                        return result_fail(res, i, EINVAL, VSS_E_BAD_STATE, "%s is not held",
-                                           st ? st->rec.origin_name : "a volume");
+                        return provider_fail(res, i, EINVAL, VSS_E_BAD_STATE, "%s is not held",
+                                             st ? st->rec.origin_name : "a volume");
                 /* The point in time: the snapshot goes active while its origin is suspended. */
                 r = dm_device_resume(DM_REF_DEVNUM(st->snap_major, st->snap_minor), DM_RULES_LOW_PRIORITY,
                                      s && s->have_cookie ? &s->cookie : NULL);
                 if (r < 0)
-                        return result_fail(res, i, r, code_from_errno(r, VSS_E_PROVIDER_VETO),
-                                           "Activating snapshot %s failed (see the kernel log)", st->rec.snapshot_name);
+                        return provider_fail(res, i, r, provider_code_from_errno(r, VSS_E_PROVIDER_VETO),
+                                             "Activating snapshot %s failed (see the kernel log)", st->rec.snapshot_name);
                 st->snapshot_resumed = true;
         }
         return S_OK;
@@ -994,8 +937,8 @@ static VssCode dm_snapshot_release_writes(ProviderSet *ps, bool committed, Provi
                         if (r >= 0)
                                 st->origin_cleared = true;
                         else if (code == S_OK)
-                                code = result_fail(res, i, r, code_from_errno(r, VSS_E_PROVIDER_VETO),
-                                                   "Dropping the inactive table of %s failed", st->rec.origin_name);
+                                code = provider_fail(res, i, r, provider_code_from_errno(r, VSS_E_PROVIDER_VETO),
+                                                     "Dropping the inactive table of %s failed", st->rec.origin_name);
                 }
                 r = dm_device_resume(o, DM_RULES_ALL, s && s->have_cookie ? &s->cookie : NULL);
                 if (r < 0)
@@ -1003,8 +946,8 @@ static VssCode dm_snapshot_release_writes(ProviderSet *ps, bool committed, Provi
                 if (r >= 0)
                         st->origin_suspended = false;
                 else if (code == S_OK)
-                        code = result_fail(res, i, r, code_from_errno(r, VSS_E_PROVIDER_VETO),
-                                           "Resuming %s failed", st->rec.origin_name);
+                        code = provider_fail(res, i, r, provider_code_from_errno(r, VSS_E_PROVIDER_VETO),
+                                             "Resuming %s failed", st->rec.origin_name);
         }
         return code;
 }
@@ -1020,24 +963,24 @@ static VssCode snapshot_check_status(const char *name, size_t index, DmSnapshotR
 
         r = dm_device_status(DM_REF_NAME(name), &type, &params);
         if (r < 0)
-                return result_fail(res, index, r, code_from_errno(r, VSS_E_OBJECT_NOT_FOUND),
-                                   "Cannot read the status of %s", name);
+                return provider_fail(res, index, r, provider_code_from_errno(r, VSS_E_OBJECT_NOT_FOUND),
+                                     "Cannot read the status of %s", name);
         if (!streq(type, "snapshot"))
-                return result_fail(res, index, 0, VSS_E_BAD_STATE, "%s is not a snapshot (its target is %s)",
-                                   name, type);
+                return provider_fail(res, index, 0, VSS_E_BAD_STATE, "%s is not a snapshot (its target is %s)",
+                                     name, type);
         r = dm_snapshot_status_parse(params, &used, &total, &metadata, &state);
         if (r == -EINVAL) {
                 if (model)
                         model->invalid = true;
-                return result_fail(res, index, 0, streq(state, "Invalid") || streq(state, "Overflow") ?
-                                   VSS_E_INSUFFICIENT_STORAGE : VSS_E_PROVIDER_VETO,
-                                   "Snapshot %s is %s: its copy-on-write store %s is full or failed (see the "
-                                   "kernel log); give snapshots of this volume a larger cow size", name, state,
-                                   strna(rec ? rec->cow_file : NULL));
+                return provider_fail(res, index, 0, streq(state, "Invalid") || streq(state, "Overflow") ?
+                                     VSS_E_INSUFFICIENT_STORAGE : VSS_E_PROVIDER_VETO,
+                                     "Snapshot %s is %s: its copy-on-write store %s is full or failed (see the "
+                                     "kernel log); give snapshots of this volume a larger cow size", name, state,
+                                     strna(rec ? rec->cow_file : NULL));
         }
         if (r < 0)
-                return result_fail(res, index, r, VSS_E_PROVIDER_VETO, "Cannot parse the status of %s (\"%s\")",
-                                   name, params);
+                return provider_fail(res, index, r, VSS_E_PROVIDER_VETO, "Cannot parse the status of %s (\"%s\")",
+                                     name, params);
         if (rec) {
                 rec->cow_used_sectors = used;
                 rec->cow_total_sectors = total;
@@ -1071,17 +1014,17 @@ static VssCode dm_snapshot_post_commit(ProviderSet *ps, ProviderResult *res) {
                 VssCode code;
 
                 if (!st || !st->snapshot_resumed)
-                        return result_fail(res, i, EINVAL, VSS_E_BAD_STATE, "A snapshot was not committed");
+                        return provider_fail(res, i, EINVAL, VSS_E_BAD_STATE, "A snapshot was not committed");
                 code = snapshot_check_status(st->rec.snapshot_name, i, NULL, model, res);
                 if (code != S_OK)
                         return code;
                 if (model_set_device(model, st->rec.snapshot_name) < 0)
-                        return result_fail(res, i, ENOMEM, E_OUTOFMEMORY, "Out of memory");
+                        return provider_fail(res, i, ENOMEM, E_OUTOFMEMORY, "Out of memory");
                 /* The window resumed it by number, so without udev nobody made its node yet. */
                 (void) dm_device_mknodes(DM_REF_NAME(st->rec.snapshot_name));
                 if (access(model->device, F_OK) < 0)
-                        return result_fail(res, i, errno, VSS_E_PROVIDER_VETO, "%s did not appear (udev rules "
-                                           "for device-mapper missing?)", model->device);
+                        return provider_fail(res, i, errno, VSS_E_PROVIDER_VETO, "%s did not appear (udev rules "
+                                             "for device-mapper missing?)", model->device);
         }
         /* Done: what is left to know is in each snapshot's provider_data. */
         set_state_free(ps);
@@ -1113,9 +1056,9 @@ static VssCode dm_snapshot_abort(ProviderSet *ps, ProviderResult *res) {
 
                 r = teardown(rec, st && st->origin_suspended, &cookie, msg, sizeof(msg));
                 if (r < 0 && code == S_OK)
-                        code = result_fail(res, i, r, VSS_E_PROVIDER_VETO, "Could not remove everything of "
-                                           "snapshot %s: %s. Remove what is left by hand (dmsetup ls, losetup "
-                                           "-l) or restart snapsetd, which retries", rec->snapshot_name, msg);
+                        code = provider_fail(res, i, r, VSS_E_PROVIDER_VETO, "Could not remove everything of "
+                                             "snapshot %s: %s. Remove what is left by hand (dmsetup ls, losetup "
+                                             "-l) or restart snapsetd, which retries", rec->snapshot_name, msg);
                 dm_snapshot_record_done(&parsed);
         }
         (void) dm_udev_cookie_wait(&cookie);
@@ -1131,8 +1074,8 @@ static VssCode record_of(const Snapshot *snap, DmSnapshotRecord *ret, ProviderRe
 
         r = dm_snapshot_record_from_json(snap->provider_data, ret);
         if (r < 0)
-                return result_fail(res, 0, r, code_from_errno(r, E_INVALIDARG), "Snapshot %s has no valid "
-                                   "dm-snapshot record (provider data)", snap->id);
+                return provider_fail(res, 0, r, provider_code_from_errno(r, E_INVALIDARG), "Snapshot %s has no valid "
+                                     "dm-snapshot record (provider data)", snap->id);
         return S_OK;
 }
 
@@ -1142,7 +1085,7 @@ static VssCode record_store(Snapshot *snap, const DmSnapshotRecord *rec, Provide
 
         r = dm_snapshot_record_to_json(rec, &j);
         if (r < 0)
-                return result_fail(res, 0, r, E_OUTOFMEMORY, "Out of memory");
+                return provider_fail(res, 0, r, E_OUTOFMEMORY, "Out of memory");
         json_object_put(snap->provider_data);
         snap->provider_data = j;
         return S_OK;
@@ -1162,9 +1105,9 @@ static VssCode undo_from_record(Snapshot *snap, bool recovering, ProviderResult 
         r = teardown(&rec, recovering, &cookie, msg, sizeof(msg));
         (void) dm_udev_cookie_wait(&cookie);
         if (r < 0)
-                return result_fail(res, 0, r, r == -EBUSY ? VSS_E_BAD_STATE : code_from_errno(r, VSS_E_PROVIDER_VETO),
-                                   "Removing snapshot %s failed, %s%s", rec.snapshot_name, msg,
-                                   r == -EBUSY ? " (is it mounted or exposed? unmount it first)" : "");
+                return provider_fail(res, 0, r, r == -EBUSY ? VSS_E_BAD_STATE : provider_code_from_errno(r, VSS_E_PROVIDER_VETO),
+                                     "Removing snapshot %s failed, %s%s", rec.snapshot_name, msg,
+                                     r == -EBUSY ? " (is it mounted or exposed? unmount it first)" : "");
         return S_OK;
 }
 
@@ -1210,13 +1153,13 @@ static VssCode dm_snapshot_activate(Snapshot *snap, const ProviderSettings *sett
                 return code;
         r = origin_find(&rec, &origin);
         if (r < 0)
-                return result_fail(res, 0, r, code_from_errno(r, VSS_E_OBJECT_NOT_FOUND), "The origin %s of "
-                                   "snapshot %s is not there (is its device-mapper table set up yet?)",
-                                   rec.origin_name, snap->id);
+                return provider_fail(res, 0, r, provider_code_from_errno(r, VSS_E_OBJECT_NOT_FOUND), "The origin %s of "
+                                     "snapshot %s is not there (is its device-mapper table set up yet?)",
+                                     rec.origin_name, snap->id);
         r = dm_device_table(DM_REF_DEVNUM(origin.major, origin.minor), false, &live);
         if (r < 0 || !live[0])
-                return result_fail(res, 0, r < 0 ? r : ENODATA, VSS_E_BAD_STATE, "Cannot read the table of %s",
-                                   origin.name);
+                return provider_fail(res, 0, r < 0 ? r : ENODATA, VSS_E_BAD_STATE, "Cannot read the table of %s",
+                                     origin.name);
         is_origin = dm_snapshot_origin_table_parse(live, &ma, &mi) > 0;
 
         if (dm_device_info(DM_REF_NAME(rec.snapshot_name), &s) >= 0 && s.live_table) {
@@ -1224,16 +1167,16 @@ static VssCode dm_snapshot_activate(Snapshot *snap, const ProviderSettings *sett
                 if (is_origin && dm_device_info(DM_REF_NAME(rec.real_name), &real) >= 0 &&
                     real.major == ma && real.minor == mi) {
                         if (model_set_device(snap, rec.snapshot_name) < 0)
-                                return result_fail(res, 0, ENOMEM, E_OUTOFMEMORY, "Out of memory");
+                                return provider_fail(res, 0, ENOMEM, E_OUTOFMEMORY, "Out of memory");
                         return S_OK;
                 }
-                return result_fail(res, 0, 0, VSS_E_BAD_STATE, "%s is active, but %s is not its origin: "
-                                   "writes to %s are not being copied into it; delete the snapshot",
-                                   rec.snapshot_name, origin.name, origin.name);
+                return provider_fail(res, 0, 0, VSS_E_BAD_STATE, "%s is active, but %s is not its origin: "
+                                     "writes to %s are not being copied into it; delete the snapshot",
+                                     rec.snapshot_name, origin.name, origin.name);
         }
         if (access(rec.cow_file, F_OK) < 0)
-                return result_fail(res, 0, errno, VSS_E_OBJECT_NOT_FOUND, "The copy-on-write store %s of "
-                                   "snapshot %s is gone", rec.cow_file, snap->id);
+                return provider_fail(res, 0, errno, VSS_E_OBJECT_NOT_FOUND, "The copy-on-write store %s of "
+                                     "snapshot %s is gone", rec.cow_file, snap->id);
 
         (void) dm_udev_cookie_new(&cookie);
         /* Left from an interrupted activation. */
@@ -1242,8 +1185,8 @@ static VssCode dm_snapshot_activate(Snapshot *snap, const ProviderSettings *sett
 
         if (is_origin) {
                 if (dm_device_info(DM_REF_DEVNUM(ma, mi), &real) < 0 || !streq(real.name, rec.real_name)) {
-                        code = result_fail(res, 0, 0, VSS_E_BAD_STATE, "%s is the origin of a snapshot, but "
-                                           "not through %s", origin.name, rec.real_name);
+                        code = provider_fail(res, 0, 0, VSS_E_BAD_STATE, "%s is the origin of a snapshot, but "
+                                             "not through %s", origin.name, rec.real_name);
                         goto finish;
                 }
         } else if (dm_device_info(DM_REF_NAME(rec.real_name), &real) >= 0) {
@@ -1251,9 +1194,9 @@ static VssCode dm_snapshot_activate(Snapshot *snap, const ProviderSettings *sett
                 _cleanup_free_ char *t = NULL;
 
                 if (dm_device_table(DM_REF_NAME(rec.real_name), false, &t) < 0 || !streq(t, live)) {
-                        code = result_fail(res, 0, EEXIST, VSS_E_BAD_STATE, "%s exists, but is not a copy of "
-                                           "%s: remove it with 'dmsetup remove %s'", rec.real_name, origin.name,
-                                           rec.real_name);
+                        code = provider_fail(res, 0, EEXIST, VSS_E_BAD_STATE, "%s exists, but is not a copy of "
+                                             "%s: remove it with 'dmsetup remove %s'", rec.real_name, origin.name,
+                                             rec.real_name);
                         goto finish;
                 }
         } else {
@@ -1261,22 +1204,22 @@ static VssCode dm_snapshot_activate(Snapshot *snap, const ProviderSettings *sett
                  * snapshot was taken), not the recorded one. */
                 r = dm_device_create(rec.real_name, rec.real_uuid, live, DM_RULES_HIDDEN, &cookie, &real);
                 if (r < 0) {
-                        code = result_fail(res, 0, r, code_from_errno(r, VSS_E_PROVIDER_VETO),
-                                           "Cannot create %s", rec.real_name);
+                        code = provider_fail(res, 0, r, provider_code_from_errno(r, VSS_E_PROVIDER_VETO),
+                                             "Cannot create %s", rec.real_name);
                         goto finish;
                 }
                 created_real = true;
         }
         r = dm_table_length(live, &length);
         if (r < 0) {
-                code = result_fail(res, 0, r, VSS_E_PROVIDER_VETO, "Cannot parse the table of %s", origin.name);
+                code = provider_fail(res, 0, r, VSS_E_PROVIDER_VETO, "Cannot parse the table of %s", origin.name);
                 goto undo;
         }
 
         r = loop_attach(rec.cow_file, &loop_fd, &loop, &loop_devnum);
         if (r < 0) {
-                code = result_fail(res, 0, r, code_from_errno(r, VSS_E_PROVIDER_VETO), "Cannot attach %s to a "
-                                   "loop device", rec.cow_file);
+                code = provider_fail(res, 0, r, provider_code_from_errno(r, VSS_E_PROVIDER_VETO), "Cannot attach %s to a "
+                                     "loop device", rec.cow_file);
                 goto undo;
         }
         r = dm_snapshot_snapshot_table(length, real.major, real.minor, major(loop_devnum), minor(loop_devnum),
@@ -1286,8 +1229,8 @@ static VssCode dm_snapshot_activate(Snapshot *snap, const ProviderSettings *sett
         if (r >= 0)
                 r = dm_device_load(DM_REF_NAME(rec.snapshot_name), table);
         if (r < 0) {
-                code = result_fail(res, 0, r, code_from_errno(r, VSS_E_PROVIDER_VETO), "Cannot set up %s on %s "
-                                   "(see the kernel log)", rec.snapshot_name, rec.cow_file);
+                code = provider_fail(res, 0, r, provider_code_from_errno(r, VSS_E_PROVIDER_VETO), "Cannot set up %s on %s "
+                                     "(see the kernel log)", rec.snapshot_name, rec.cow_file);
                 goto undo;
         }
         loop_fd = safe_close(loop_fd);
@@ -1302,15 +1245,15 @@ static VssCode dm_snapshot_activate(Snapshot *snap, const ProviderSettings *sett
                 if (r >= 0)
                         r = dm_device_load(DM_REF_DEVNUM(origin.major, origin.minor), table);
                 if (r < 0) {
-                        code = result_fail(res, 0, r, code_from_errno(r, VSS_E_PROVIDER_VETO),
-                                           "Cannot load the snapshot-origin table into %s", origin.name);
+                        code = provider_fail(res, 0, r, provider_code_from_errno(r, VSS_E_PROVIDER_VETO),
+                                             "Cannot load the snapshot-origin table into %s", origin.name);
                         goto undo;
                 }
         }
         r = dm_device_suspend(DM_REF_DEVNUM(origin.major, origin.minor), true);
         if (r < 0) {
-                code = result_fail(res, 0, r, code_from_errno(r, VSS_E_PROVIDER_VETO), "Suspending %s failed",
-                                   origin.name);
+                code = provider_fail(res, 0, r, provider_code_from_errno(r, VSS_E_PROVIDER_VETO), "Suspending %s failed",
+                                     origin.name);
                 goto undo;
         }
         r = dm_device_resume(DM_REF_NAME(rec.snapshot_name), DM_RULES_LOW_PRIORITY, &cookie);
@@ -1318,8 +1261,8 @@ static VssCode dm_snapshot_activate(Snapshot *snap, const ProviderSettings *sett
         if (q < 0)
                 q = dm_device_resume(DM_REF_DEVNUM(origin.major, origin.minor), DM_RULES_ALL, NULL);
         if (r < 0 || q < 0) {
-                code = result_fail(res, 0, r < 0 ? r : q, VSS_E_PROVIDER_VETO, "Activating %s failed (see the "
-                                   "kernel log)", rec.snapshot_name);
+                code = provider_fail(res, 0, r < 0 ? r : q, VSS_E_PROVIDER_VETO, "Activating %s failed (see the "
+                                     "kernel log)", rec.snapshot_name);
                 goto undo;
         }
         (void) dm_udev_cookie_wait(&cookie);
@@ -1332,7 +1275,7 @@ static VssCode dm_snapshot_activate(Snapshot *snap, const ProviderSettings *sett
         if (code == S_OK)
                 code = record_store(snap, &rec, res);
         if (code == S_OK && model_set_device(snap, rec.snapshot_name) < 0)
-                code = result_fail(res, 0, ENOMEM, E_OUTOFMEMORY, "Out of memory");
+                code = provider_fail(res, 0, ENOMEM, E_OUTOFMEMORY, "Out of memory");
         return code;
 
 undo:

@@ -340,6 +340,28 @@ int dm_device_get_targets(unsigned major, unsigned minor, char ***ret_targets) {
         return targets_of_table(dmt, ret_targets);
 }
 
+int dm_device_thin_pool_name(unsigned major, unsigned minor, char *buf, size_t n) {
+        _cleanup_free_ char *table = NULL, *type = NULL, *params = NULL;
+        unsigned pma, pmi;
+        uint64_t start, length;
+        DmInfo pool;
+        int r;
+
+        r = dm_device_table(DM_REF_DEVNUM(major, minor), false, &table);
+        if (r < 0)
+                return r;
+        r = dm_table_line_parse(table, strcspn(table, "\n"), &start, &length, &type, &params);
+        if (r < 0)
+                return r;
+        if (!streq(type, "thin") || sscanf(params, "%u:%u", &pma, &pmi) != 2)
+                return -EMEDIUMTYPE;
+        r = dm_device_info(DM_REF_DEVNUM(pma, pmi), &pool);
+        if (r < 0)
+                return r;
+        snprintf(buf, n, "%s", pool.name);
+        return 0;
+}
+
 int dm_lvm_name_split(const char *name, char **ret_vg, char **ret_lv, char **ret_layer) {
         _cleanup_free_ char *buf = NULL, *vg = NULL, *lv = NULL, *layer = NULL;
         char *vgp, *lvp = NULL, *layerp = NULL;
@@ -367,6 +389,34 @@ int dm_lvm_name_split(const char *name, char **ret_vg, char **ret_lv, char **ret
         *ret_vg = TAKE_PTR(vg);
         *ret_lv = TAKE_PTR(lv);
         *ret_layer = TAKE_PTR(layer);
+        return 0;
+}
+
+static char *append_doubling_dashes(char *p, const char *s) {
+        for (; *s; s++) {
+                *p++ = *s;
+                if (*s == '-')
+                        *p++ = '-';
+        }
+        return p;
+}
+
+int dm_lvm_name_join(const char *vg, const char *lv, const char *layer, char **ret) {
+        size_t len = 2 * (strlen(vg) + strlen(lv) + strlen(strempty(layer))) + 3;
+        char *s, *p;
+
+        s = malloc(len);
+        if (!s)
+                return -ENOMEM;
+        p = append_doubling_dashes(s, vg);
+        *p++ = '-';
+        p = append_doubling_dashes(p, lv);
+        if (layer) {
+                *p++ = '-';
+                p = append_doubling_dashes(p, layer);
+        }
+        *p = 0;
+        *ret = s;
         return 0;
 }
 
@@ -675,96 +725,84 @@ int dm_device_create(const char *name, const char *uuid, const char *table, DmUd
         return 0;
 }
 
-int dm_device_load(DmRef ref, const char *table) {
+/* What one of the simple tasks below needs besides its type and device. */
+typedef struct TaskOptions {
+        const char *table;        /* targets to add (load) */
+        bool no_open_count;       /* the kernel need not count the openers */
+        bool skip_lockfs;         /* suspend without freezing the filesystem on the device */
+        bool retry_remove;
+        bool with_cookie;         /* join *cookie (may be NULL: no udev synchronisation) */
+        DmUdevRules rules;
+        uint32_t *cookie;
+        const char *message;      /* a target message, sent to the target at sector */
+        uint64_t sector;
+} TaskOptions;
+
+/* Creates a task of type for ref, applies o, runs it: 0 or the kernel's -errno. The one place
+ * where the simple device operations meet libdm. */
+static int task_run_on(int type, DmRef ref, const TaskOptions *o) {
         _cleanup_(dm_task_destroyp) struct dm_task *dmt = NULL;
         int r;
 
-        r = dm_task_new(DM_DEVICE_RELOAD, ref, &dmt);
+        r = dm_task_new(type, ref, &dmt);
         if (r < 0)
                 return r;
-        r = table_for_each(table, add_target, dmt);
-        if (r < 0)
-                return r;
+        if (o->table) {
+                r = table_for_each(o->table, add_target, dmt);
+                if (r < 0)
+                        return r;
+        }
+        if ((o->no_open_count && !dm_task_no_open_count(dmt)) ||
+            (o->skip_lockfs && !dm_task_skip_lockfs(dmt)) ||
+            (o->retry_remove && !dm_task_retry_remove(dmt)))
+                return -ENOMEM;
+        if (o->message && (!dm_task_set_sector(dmt, o->sector) || !dm_task_set_message(dmt, o->message)))
+                return -ENOMEM;
+        if (o->with_cookie) {
+                r = task_set_cookie(dmt, o->rules, o->cookie);
+                if (r < 0)
+                        return r;
+        }
         if (!dm_task_run(dmt))
                 return dm_task_errno(dmt);
         return 0;
+}
+
+int dm_device_load(DmRef ref, const char *table) {
+        return task_run_on(DM_DEVICE_RELOAD, ref, &(TaskOptions) { .table = table });
 }
 
 int dm_device_clear(DmRef ref) {
-        _cleanup_(dm_task_destroyp) struct dm_task *dmt = NULL;
-        int r;
-
-        r = dm_task_new(DM_DEVICE_CLEAR, ref, &dmt);
-        if (r < 0)
-                return r;
-        if (!dm_task_run(dmt))
-                return dm_task_errno(dmt);
-        return 0;
+        return task_run_on(DM_DEVICE_CLEAR, ref, &(TaskOptions) {});
 }
 
 int dm_device_suspend(DmRef ref, bool skip_lockfs) {
-        _cleanup_(dm_task_destroyp) struct dm_task *dmt = NULL;
-        int r;
-
-        r = dm_task_new(DM_DEVICE_SUSPEND, ref, &dmt);
-        if (r < 0)
-                return r;
-        if (!dm_task_no_open_count(dmt))
-                return -ENOMEM;
-        if (skip_lockfs && !dm_task_skip_lockfs(dmt))
-                return -ENOMEM;
-        if (!dm_task_run(dmt))
-                return dm_task_errno(dmt);
-        return 0;
+        return task_run_on(DM_DEVICE_SUSPEND, ref, &(TaskOptions) { .no_open_count = true, .skip_lockfs = skip_lockfs });
 }
 
 int dm_device_resume(DmRef ref, DmUdevRules rules, uint32_t *cookie) {
-        _cleanup_(dm_task_destroyp) struct dm_task *dmt = NULL;
-        int r;
-
-        r = dm_task_new(DM_DEVICE_RESUME, ref, &dmt);
-        if (r < 0)
-                return r;
-        if (!dm_task_no_open_count(dmt))
-                return -ENOMEM;
-        r = task_set_cookie(dmt, rules, cookie);
-        if (r < 0)
-                return r;
-        if (!dm_task_run(dmt))
-                return dm_task_errno(dmt);
-        return 0;
+        return task_run_on(DM_DEVICE_RESUME, ref, &(TaskOptions) {
+                .no_open_count = true, .with_cookie = true, .rules = rules, .cookie = cookie });
 }
 
 int dm_device_remove(DmRef ref, uint32_t *cookie) {
-        _cleanup_(dm_task_destroyp) struct dm_task *dmt = NULL;
-        int r;
+        /* retry_remove: udev's blkid may hold a new or changed device open for a moment; libdm
+         * then retries for a few seconds instead of failing with EBUSY. */
+        return task_run_on(DM_DEVICE_REMOVE, ref, &(TaskOptions) {
+                .no_open_count = true, .retry_remove = true, .with_cookie = true, .rules = DM_RULES_ALL,
+                .cookie = cookie });
+}
 
-        r = dm_task_new(DM_DEVICE_REMOVE, ref, &dmt);
-        if (r < 0)
-                return r;
-        if (!dm_task_no_open_count(dmt))
-                return -ENOMEM;
-        /* udev's blkid may hold a new or changed device open for a moment: libdm then retries
-         * for a few seconds instead of failing with EBUSY. */
-        if (!dm_task_retry_remove(dmt))
-                return -ENOMEM;
-        r = task_set_cookie(dmt, DM_RULES_ALL, cookie);
-        if (r < 0)
-                return r;
-        if (!dm_task_run(dmt))
-                return dm_task_errno(dmt);
-        return 0;
+int dm_device_message(DmRef ref, uint64_t sector, const char *message) {
+        return task_run_on(DM_DEVICE_TARGET_MSG, ref, &(TaskOptions) { .message = message, .sector = sector });
 }
 
 int dm_device_mknodes(DmRef ref) {
-        _cleanup_(dm_task_destroyp) struct dm_task *dmt = NULL;
         int r;
 
-        r = dm_task_new(DM_DEVICE_MKNODES, ref, &dmt);
+        r = task_run_on(DM_DEVICE_MKNODES, ref, &(TaskOptions) {});
         if (r < 0)
                 return r;
-        if (!dm_task_run(dmt))
-                return dm_task_errno(dmt);
         /* libdm stacks node operations; do them now. */
         dm_task_update_nodes();
         return 0;

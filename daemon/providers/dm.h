@@ -34,10 +34,17 @@ int dm_targets_available(const char *const *targets, const char *module, char **
  * -ENXIO if there is no such device. */
 int dm_device_get_targets(unsigned major, unsigned minor, char ***ret_targets);
 
+/* The dm name of the thin pool a thin volume (major:minor, a single "thin" target) maps to. */
+int dm_device_thin_pool_name(unsigned major, unsigned minor, char *buf, size_t n);
+
 /* Splits the dm name of an LVM volume, "VG-LV[-LAYER]" with '-' inside names doubled, into its
  * parts (libdm's dm_split_lvm_name(); a pure string function, no kernel involved). *ret_layer is
  * NULL when there is no layer. -EINVAL if name is not of that form. */
 int dm_lvm_name_split(const char *name, char **ret_vg, char **ret_lv, char **ret_layer);
+/* The reverse: the dm name of LVM's VG/LV (layer NULL, or "tpool", "real", "cow", ...), as LVM
+ * names its devices ("vg-lv", '-' doubled inside each part). Reading such a device's table or
+ * status is fine; changing it is LVM's business. */
+int dm_lvm_name_join(const char *vg, const char *lv, const char *layer, char **ret);
 
 /* ---------------------------------------------------------------- devices: create, load, swap
  *
@@ -114,6 +121,11 @@ int dm_device_suspend(DmRef ref, bool skip_lockfs);
 int dm_device_resume(DmRef ref, DmUdevRules rules, uint32_t *cookie);
 /* Removes the device (retrying while udev's blkid holds it open for a moment). */
 int dm_device_remove(DmRef ref, uint32_t *cookie);
+/* Sends a target message (DM_DEVICE_TARGET_MSG) to the target of ref's live table that starts at
+ * sector: e.g. "create_snap 5 3" to a thin pool. The kernel's -errno on failure (EEXIST for a
+ * thin device id in use, ENODATA for one that does not exist, EBUSY for a thin device still open,
+ * EOPNOTSUPP once a pool is read-only or out of metadata space); its reason goes to the kernel log. */
+int dm_device_message(DmRef ref, uint64_t sector, const char *message);
 /* Makes sure /dev/mapper/NAME exists and is right (DM_DEVICE_MKNODES; ref must name the device
  * by name). Needed after a resume by major:minor without udev: libdm only makes a node on a
  * resume that names the device, and udev is not there to do it. With udev, a no-op once udev is

@@ -81,6 +81,10 @@ typedef struct ProviderResult {
         int error;               /* the errno behind a failure, 0 if none */
         size_t failed;           /* index into ProviderSet.snapshots of the volume that failed, or SIZE_MAX */
         char message[512];       /* what went wrong and, for a veto, how to resolve it */
+        /* activate_snapshot: the snapshot no longer exists (removed behind snapset's back), so
+         * its record can go; not set when it is only not available yet (an origin or a pool
+         * not set up at this point of the boot). */
+        bool snapshot_gone;
 } ProviderResult;
 
 /* Settings the coordinator passes to providers (from snapsetd.conf). */
@@ -91,6 +95,11 @@ typedef struct ProviderSettings {
         const char *run_directory;     /* /run/snapset: never frozen */
         uint64_t hold_timeout_usec;    /* HoldTimeoutSec=: bounds what an external provider may
                                           take for hold, commit and release */
+        unsigned thin_pool_max_used_percent; /* ThinPoolMaxUsedPercent=: refuse a thin snapshot
+                                                in a pool this full (0: the default) */
+        bool lvm_thin_classic;         /* LvmThinSnapshots=classic: classic snapshots of LVM thin
+                                          volumes in sets of several volumes, even where native
+                                          ones could be taken at one instant */
 } ProviderSettings;
 
 /* One volume's snapshot in a set being created, as its provider sees it. */
@@ -99,6 +108,11 @@ typedef struct ProviderSnapshot {
                                           provider sets ->device and ->provider_data */
         const BlockDevice *volume;     /* the origin as found when it was added */
         void *state;                   /* the provider's, between phases; freed by abort or post-commit */
+        /* Set by the provider before the window (at the latest in pre_commit_snapshots): the
+         * coordinator does not FIFREEZE this volume's filesystems, because the provider's commit
+         * freezes them itself (LVM's own lockfs suspend, for a thin LV alone in its set), and a
+         * FIFREEZE on top would make that fail. */
+        bool skip_freeze;
 } ProviderSnapshot;
 
 /* One provider's share of a set in creation. */
@@ -137,6 +151,11 @@ typedef struct ProviderOps {
         int (*probe_instance)(const struct Provider *p, char **ret_reason);
         int (*is_volume_supported_instance)(const struct Provider *p, const BlockDevice *d, char **ret_reason);
 
+        /* Optional: what an administrator should know about how the provider works on this
+         * machine (for ListProviders), as a NULL-terminated array of sentences. May take a
+         * moment the first time (lvm probes the kernel once per boot). */
+        int (*notes)(char ***ret_notes);
+
         /* The snapshot methods, in the order the coordinator calls them (see above). A provider
          * that cannot take snapshots leaves them NULL, and is never selected for a set. */
         VssCode (*begin_prepare_snapshot)(ProviderSet *ps, ProviderSnapshot *snap, ProviderResult *res);
@@ -158,6 +177,10 @@ typedef struct ProviderOps {
         VssCode (*delete_snapshot)(Snapshot *snap, const ProviderSettings *settings, ProviderResult *res);
         VssCode (*activate_snapshot)(Snapshot *snap, const ProviderSettings *settings, ProviderResult *res);
         VssCode (*recover)(Snapshot *snap, const ProviderSettings *settings, ProviderResult *res);
+        /* Optional second step of recovery, once every filesystem of the interrupted set is
+         * thawed again: what cannot be done while they may be frozen (lvm commands, which
+         * suspend with lockfs and may write to /etc/lvm). */
+        VssCode (*recover_after_thaw)(Snapshot *snap, const ProviderSettings *settings, ProviderResult *res);
         VssCode (*query)(Snapshot *snap, ProviderResult *res);
 } ProviderOps;
 

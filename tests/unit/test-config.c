@@ -51,6 +51,8 @@ static void assert_defaults(const Config *c) {
         ck_assert_str_eq(c->cow_directory, SNAPSET_LOCALSTATEDIR "/lib/snapset/cow");
         ck_assert_uint_eq(c->default_cow_size_percent, 10);
         ck_assert_uint_eq(c->default_cow_size_bytes, 0);
+        ck_assert_uint_eq(c->thin_pool_max_used_percent, 95);
+        ck_assert(!c->lvm_thin_classic);
 }
 
 START_TEST(test_missing_default_file_gives_the_defaults) {
@@ -348,7 +350,7 @@ START_TEST(test_shipped_example_file_uncommented_parses_to_the_defaults) {
         fclose(in);
         fclose(out);
 
-        ck_assert_uint_eq(keys, 15);
+        ck_assert_uint_eq(keys, 17);
         ck_assert_msg(parse_text(text, &c, &m) == 0, "%s", strna(m));
         assert_defaults(&c);
         config_done(&c);

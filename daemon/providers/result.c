@@ -1,0 +1,53 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+
+#include "result.h"
+
+VssCode provider_code_from_errno(int r, VssCode otherwise) {
+        switch (r < 0 ? -r : r) {
+        case ENOMEM:
+                return E_OUTOFMEMORY;
+        case EACCES:
+        case EPERM:
+                return E_ACCESSDENIED;
+        case ENOSPC:
+        case EDQUOT:
+                return VSS_E_INSUFFICIENT_STORAGE;
+        default:
+                return otherwise;
+        }
+}
+
+VssCode provider_fail(ProviderResult *res, size_t index, int error, VssCode code, const char *format, ...) {
+        va_list ap;
+        int n;
+
+        res->error = error < 0 ? -error : error;
+        res->failed = index;
+        va_start(ap, format);
+        n = vsnprintf(res->message, sizeof(res->message), format, ap);
+        va_end(ap);
+        if (error != 0 && n >= 0 && (size_t) n < sizeof(res->message)) {
+                const char *e = strerrordesc_np(res->error);
+                snprintf(res->message + n, sizeof(res->message) - (size_t) n, ": %s", e ?: "unknown error");
+        }
+        return code;
+}
+
+void provider_format_bytes(char *buf, size_t n, uint64_t bytes) {
+        static const char *const units[] = { "B", "KiB", "MiB", "GiB", "TiB", "PiB" };
+        double v = (double) bytes;
+        size_t u = 0;
+
+        while (v >= 1024 && u + 1 < ELEMENTSOF(units)) {
+                v /= 1024;
+                u++;
+        }
+        if (u == 0)
+                snprintf(buf, n, "%" PRIu64 " B", bytes);
+        else
+                snprintf(buf, n, "%.1f %s", v, units[u]);
+}

@@ -1,0 +1,26 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+/* How the built-in providers report: a VssCode for the coordinator, and the preallocated
+ * ProviderResult filled with the errno, the volume concerned and a message an administrator can
+ * act on. Shared by every built-in provider, so that they phrase and translate alike. */
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "macro.h"
+#include "provider.h"
+
+/* The VssCode for a negative errno from a system or library call: out of memory, no access, no
+ * space; otherwise the caller's choice. */
+VssCode provider_code_from_errno(int r, VssCode otherwise);
+
+/* Fills res (the errno, which volume of the share failed, the formatted message followed by
+ * ": <strerror>" when error is not 0) and returns code. Safe inside the freeze window: it formats
+ * into the preallocated message, and strerrordesc_np() neither translates nor allocates. error
+ * may be given positive or negative. */
+VssCode provider_fail(ProviderResult *res, size_t index, int error, VssCode code, const char *format, ...)
+        _printf_(5, 6);
+
+/* "512 B", "1.5 GiB": sizes in messages. */
+void provider_format_bytes(char *buf, size_t n, uint64_t bytes);
