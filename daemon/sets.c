@@ -4,6 +4,7 @@
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/stat.h>
 #include <syslog.h>
 
 #include "inflight.h"
@@ -382,27 +383,157 @@ static void load_bad(const char *path, int error, void *userdata) {
                         "managed until it is repaired or removed.", path);
 }
 
-/* Brings every persistent snapshot's devices back (after a reboot they are gone). */
+/* Drops snapshot j of the set at index i from the registry and its record (the set too, with
+ * its last snapshot), without touching any device: for a snapshot that no longer exists. */
+static void forget_snapshot(Manager *m, size_t i, size_t j) {
+        SnapshotSet *set = m->sets->sets[i];
+        int k;
+
+        snapshot_set_remove(set, j);
+        if (set->n_snapshots > 0) {
+                k = store_save_set(m->state_directory, set);
+                if (k < 0)
+                        log_warning_errno(k, "Failed to update the record of set %s: %m", set->id);
+                return;
+        }
+        k = store_remove_set(m->state_directory, set->id);
+        if (k < 0 && k != -ENOENT)
+                log_warning_errno(k, "Failed to remove the record of set %s: %m", set->id);
+        registry_remove(m->sets, i);
+}
+
+/* Brings every persistent snapshot's devices back (after a reboot they are gone). A snapshot
+ * that no longer exists at all (its provider says so: an LV removed with lvremove, a thin id
+ * deleted) is reported and forgotten; one that is only not available yet stays recorded. */
 static void activate_all(Manager *m) {
         SetRegistry *r = m->sets;
 
-        for (size_t i = 0; i < r->n_sets; i++)
-                for (size_t j = 0; j < r->sets[i]->n_snapshots; j++) {
-                        Snapshot *snap = r->sets[i]->snapshots[j];
+        for (size_t i = r->n_sets; i-- > 0;)
+                for (size_t j = r->sets[i]->n_snapshots; j-- > 0;) {
+                        SnapshotSet *set = r->sets[i];
+                        Snapshot *snap = set->snapshots[j];
                         const Provider *p = provider_by_name(snap->provider);
                         ProviderResult res = { .failed = SIZE_MAX };
                         SetOutcome out = {};
                         VssCode code;
+                        bool last = set->n_snapshots == 1;
 
                         if (!p || !p->ops->activate_snapshot)
                                 continue;
                         code = p->ops->activate_snapshot(snap, &r->settings, &res);
-                        code = coordinator_check_code(p->name, "ActivateSnapshot", code, &res, r->sets[i],
+                        if (code != S_OK && res.snapshot_gone) {
+                                set_event(m, LOG_WARNING, "snapshot-gone", set, snap, "Snapshot %s of '%s' (set %s) "
+                                          "no longer exists and is forgotten: %s", snap->id, snap->volume, set->id,
+                                          res.message);
+                                forget_snapshot(m, i, j);
+                                if (last)
+                                        break;
+                                continue;
+                        }
+                        code = coordinator_check_code(p->name, "ActivateSnapshot", code, &res, set,
                                                       daemon_sink, m, &out);
                         if (code != S_OK)
                                 log_error("Snapshot %s of '%s' could not be activated: %s", snap->id,
                                           snap->volume, out.message);
                 }
+}
+
+/* Adopts an orphan into its set (made anew if the registry does not have it), recorded. */
+static int adopt_orphan(Manager *m, const Provider *p, ProviderOrphan *o) {
+        _cleanup_(snapshot_set_freep) SnapshotSet *fresh = NULL;
+        SnapshotSet *set = sets_find_set(m, o->set_id, NULL);
+        Snapshot *snap;
+        struct stat st;
+        int r;
+
+        if (!set) {
+                r = snapshot_set_new(SET_CONTEXT_PERSISTENT, &fresh);
+                if (r < 0)
+                        return r;
+                memcpy(fresh->id, o->set_id, sizeof fresh->id);
+                fresh->state = SET_STATE_CREATED;
+                fresh->created_usec = o->created_usec;
+                set = fresh;
+        }
+        r = snapshot_set_add(set, o->volume, o->volume, stat(o->volume, &st) >= 0 ? st.st_rdev : 0, p->name, &snap);
+        if (r < 0)
+                return r;
+        memcpy(snap->id, o->snapshot_id, sizeof snap->id);
+        if (o->created_usec)
+                snap->created_usec = o->created_usec;
+        snap->provider_data = TAKE_PTR(o->provider_data);
+        r = store_save_set(m->state_directory, set);
+        if (r < 0)
+                return r;
+        if (fresh) {
+                r = registry_append(m->sets, fresh, 0);
+                if (r < 0)
+                        return r;
+                TAKE_PTR(fresh);
+        }
+        return 0;
+}
+
+/* Deletes an orphan through its provider. */
+static void delete_orphan(Manager *m, const Provider *p, ProviderOrphan *o) {
+        _cleanup_(snapshot_set_freep) SnapshotSet *tmp = NULL;
+        ProviderResult res = { .failed = SIZE_MAX };
+        Snapshot *snap;
+
+        if (snapshot_set_new(SET_CONTEXT_BACKUP, &tmp) < 0 ||
+            snapshot_set_add(tmp, o->volume, o->volume, 0, p->name, &snap) < 0)
+                return;
+        memcpy(snap->id, o->snapshot_id, sizeof snap->id);
+        snap->provider_data = TAKE_PTR(o->provider_data);
+        if (p->ops->delete_snapshot(snap, &m->sets->settings, &res) != S_OK)
+                log_error("Could not delete snapshot %s of '%s', left without a record: %s", snap->id, o->volume,
+                          res.message);
+}
+
+/* Snapshots a provider made that no record names: adopted (persistent), or deleted (backup, or
+ * never finished). */
+static void reconcile_orphans(Manager *m) {
+        _cleanup_free_ Snapshot **known = NULL;
+        size_t n_known = 0, n_providers;
+        const Provider *const *providers = provider_builtins(&n_providers);
+
+        known = calloc(sets_count_snapshots(m) + 1, sizeof(Snapshot *));
+        if (!known) {
+                log_oom();
+                return;
+        }
+        for (size_t i = 0; i < m->sets->n_sets; i++)
+                for (size_t j = 0; j < m->sets->sets[i]->n_snapshots; j++)
+                        known[n_known++] = m->sets->sets[i]->snapshots[j];
+
+        for (size_t k = 0; k < n_providers; k++) {
+                const Provider *p = providers[k];
+                _cleanup_free_ char *reason = NULL;
+                ProviderOrphan *orphans = NULL;
+                size_t n = 0;
+
+                /* Only where the provider works: without device-mapper there is nothing to find. */
+                if (!p->ops->find_orphans || provider_probe(p, &reason) <= 0 ||
+                    p->ops->find_orphans(known, n_known, &orphans, &n) < 0)
+                        continue;
+                for (size_t i = 0; i < n; i++) {
+                        ProviderOrphan *o = orphans + i;
+
+                        if (o->discard) {
+                                log_warning("Snapshot %s of '%s' (%s, set %s) has no record and is deleted: it was "
+                                            "made for a backup set, whose client is gone, or never finished.",
+                                            o->snapshot_id, o->volume, p->name, o->set_id);
+                                delete_orphan(m, p, o);
+                        } else if (adopt_orphan(m, p, o) < 0)
+                                log_error("Snapshot %s of '%s' (%s) has no record, and recording it failed; it stays "
+                                          "as it is.", o->snapshot_id, o->volume, p->name);
+                        else
+                                log_warning("Snapshot %s of '%s' (%s, set %s) had no record (lost state directory, or "
+                                            "a crash right after it was made): adopted, 'snapsetctl list' shows it.",
+                                            o->snapshot_id, o->volume, p->name, o->set_id);
+                }
+                provider_orphans_free(orphans, n);
+        }
 }
 
 int sets_startup(Manager *m) {
@@ -442,6 +573,7 @@ int sets_startup(Manager *m) {
                 if (r->sets[i]->context == SET_CONTEXT_BACKUP)
                         delete_whole_set(m, i, "its client's connection ended with the previous run of snapsetd");
 
+        reconcile_orphans(m);
         activate_all(m);
         if (r->n_sets > 0)
                 log_info("%zu snapshot set(s) with %zu snapshot(s) loaded from %s.", r->n_sets,

@@ -294,12 +294,15 @@ static bool finished(const Command *c) {
         return c->pid <= 0 && c->out_fd < 0 && c->err_fd < 0;
 }
 
-/* One round: poll the pipes of every unfinished command until timeout_ms, read, reap. */
+/* One round: poll the pipes of every unfinished command until timeout_ms, read, reap. NULL
+ * entries in cmds (here and below) stand for no command: a caller's slots. */
 static void poll_round(Command *const *cmds, size_t n, int timeout_ms) {
         struct pollfd pfd[2 * 32];
         size_t k = 0;
 
         for (size_t i = 0; i < n && k + 2 <= ELEMENTSOF(pfd); i++) {
+                if (!cmds[i])
+                        continue;
                 if (cmds[i]->out_fd >= 0)
                         pfd[k++] = (struct pollfd) { .fd = cmds[i]->out_fd, .events = POLLIN };
                 if (cmds[i]->err_fd >= 0)
@@ -311,6 +314,8 @@ static void poll_round(Command *const *cmds, size_t n, int timeout_ms) {
         for (size_t i = 0; i < n; i++) {
                 Command *c = cmds[i];
 
+                if (!c)
+                        continue;
                 if (c->out_fd >= 0)
                         drain(&c->out_fd, &c->out, &c->out_len, &c->out_size, c->fixed_buffers, &c->out_truncated);
                 if (c->err_fd >= 0)
@@ -335,7 +340,7 @@ static void kill_running(Command *const *cmds, size_t n) {
         bool all_dead;
 
         for (size_t i = 0; i < n; i++)
-                if (cmds[i]->pid > 0) {
+                if (cmds[i] && cmds[i]->pid > 0) {
                         (void) kill(cmds[i]->pid, SIGKILL);
                         cmds[i]->timed_out = true;
                 }
@@ -344,13 +349,15 @@ static void kill_running(Command *const *cmds, size_t n) {
                 all_dead = true;
                 poll_round(cmds, n, remaining_ms(grace_end, 20));
                 for (size_t i = 0; i < n; i++)
-                        all_dead = all_dead && cmds[i]->pid <= 0;
+                        all_dead = all_dead && (!cmds[i] || cmds[i]->pid <= 0);
                 if (all_dead)
                         break;
         }
         for (size_t i = 0; i < n; i++) {
                 Command *c = cmds[i];
 
+                if (!c)
+                        continue;
                 if (c->pid > 0)
                         abandon(c);
                 c->out_fd = safe_close(c->out_fd);
@@ -359,7 +366,7 @@ static void kill_running(Command *const *cmds, size_t n) {
 }
 
 static bool settled(const Command *c) {
-        return finished(c) || c->abandoned;
+        return !c || finished(c) || c->abandoned;
 }
 
 /* Waits until every command (any=false) or at least one that was running on entry (any=true)
@@ -396,8 +403,16 @@ int commands_wait_any(Command *const *cmds, size_t n, uint64_t deadline_usec) {
         return wait_commands(cmds, n, deadline_usec, true);
 }
 
+void commands_poll(Command *const *cmds, size_t n, int timeout_ms) {
+        poll_round(cmds, n, timeout_ms);
+}
+
+void commands_kill(Command *const *cmds, size_t n) {
+        kill_running(cmds, n);
+}
+
 bool command_finished(const Command *c) {
-        return settled(c);
+        return c && settled(c);
 }
 
 int command_run(Command *c, uint64_t timeout_usec) {

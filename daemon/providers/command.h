@@ -71,6 +71,12 @@ int commands_wait(Command *const *cmds, size_t n, uint64_t deadline_usec);
  * deadline, after killing every command still running: -ETIMEDOUT). At most 64 commands. */
 int commands_wait_any(Command *const *cmds, size_t n, uint64_t deadline_usec);
 
+/* The parts of the two above, for a caller with its own loop (one that also watches something
+ * else while commands run): one round of reading output and reaping, waiting at most timeout_ms
+ * for output; and killing every command still running, as at a deadline (timed_out, abandoned). */
+void commands_poll(Command *const *cmds, size_t n, int timeout_ms);
+void commands_kill(Command *const *cmds, size_t n);
+
 /* Whether the command has exited (or was abandoned) and its output is read. */
 bool command_finished(const Command *c);
 

@@ -717,6 +717,10 @@ static VssCode dm_snapshot_begin_prepare(ProviderSet *ps, ProviderSnapshot *snap
                 goto fail_nothing;
         }
         model->cow_size = cow_size;
+        if (snapshot_set_field(&model->kind, "classic") < 0) {
+                code = provider_fail(res, index, ENOMEM, E_OUTOFMEMORY, "Out of memory");
+                goto fail;
+        }
 
         r = loop_attach(rec->cow_file, &loop_fd, &rec->loop_device, &loop_devnum);
         if (r < 0) {

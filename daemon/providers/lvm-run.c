@@ -10,9 +10,12 @@
 #include "result.h"
 
 /* Inside the window: a VG lock held by someone else fails the command at once instead of
- * waiting for it, and lvm's device scan skips suspended devices (a suspended non-LVM origin of
- * the same set would otherwise block it until the resume, which comes after it). */
-#define WINDOW_CONFIG "global{wait_for_locks=0} devices{ignore_suspended_devices=1}"
+ * waiting for it; lvm's device scan skips suspended devices (a suspended non-LVM origin of the
+ * same set would otherwise block it until the resume, which comes after it); no archive or
+ * backup is written to /etc/lvm (which may be on a frozen filesystem: -An, for the commands
+ * that have it), and dmeventd is not asked to monitor anything (--ignoremonitoring). */
+#define WINDOW_CONFIG "global{wait_for_locks=0} devices{ignore_suspended_devices=1} " \
+                      "backup{archive=0 backup=0} activation{monitoring=0}"
 
 static const char *lvm_path(void) {
         static char *path = NULL;

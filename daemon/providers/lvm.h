@@ -5,8 +5,8 @@
  * The provider itself is provider_lvm (provider.h).
  *
  * A snapshot of LV VG/X is the LV VG/snapset-<snapshot id>, tagged "snapset" and
- * "snapset_set_<set id>", so that it can be told apart from anyone else's and found again
- * without a record. */
+ * "snapset_set_<set id>" (and "snapset_backup" for a backup-context set), so that it can be told
+ * apart from anyone else's and found again without a record. */
 
 #include <json-c/json.h>
 #include <errno.h>
@@ -20,6 +20,7 @@
 #define LVM_SNAPSHOT_LV_PREFIX "snapset-"
 #define LVM_TAG "snapset"
 #define LVM_SET_TAG_PREFIX "snapset_set_"
+#define LVM_BACKUP_TAG "snapset_backup"
 
 /* How one LV joins the set's instant (lvm-thin-facts.md, snapsetd(8) "LVM volumes"). */
 typedef enum LvmMethod {

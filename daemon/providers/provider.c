@@ -3,6 +3,8 @@
 #include <stdarg.h>
 #include <stdio.h>
 
+#include <json-c/json.h>
+
 #include "log.h"
 #include "provider.h"
 
@@ -15,6 +17,14 @@ static const Provider *const builtins[] = {
 const Provider *const *provider_builtins(size_t *ret_n) {
         *ret_n = ELEMENTSOF(builtins);
         return builtins;
+}
+
+void provider_orphans_free(ProviderOrphan *o, size_t n) {
+        for (size_t i = 0; o && i < n; i++) {
+                free(o[i].volume);
+                json_object_put(o[i].provider_data);
+        }
+        free(o);
 }
 
 /* ---------------------------------------------------------------- probing */

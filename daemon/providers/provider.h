@@ -73,6 +73,8 @@ typedef enum VolumeSupport {
 
 typedef struct Snapshot Snapshot;
 typedef struct SnapshotSet SnapshotSet;
+typedef struct json_object json_object;
+struct ProviderOrphan;
 
 /* What a method reports besides its code. Preallocated by the coordinator; methods only fill
  * it, which is safe inside the window. */
@@ -182,7 +184,26 @@ typedef struct ProviderOps {
          * suspend with lockfs and may write to /etc/lvm). */
         VssCode (*recover_after_thaw)(Snapshot *snap, const ProviderSettings *settings, ProviderResult *res);
         VssCode (*query)(Snapshot *snap, ProviderResult *res);
+
+        /* Optional, at start: snapshots this provider made that no record names (the state
+         * directory was lost, or the daemon died between the window and writing the record),
+         * found by the provider's own marks (LVM tags). known lists every snapshot the records
+         * name. Each orphan is described for the registry, which adopts it (persistent) or
+         * deletes it (backup: its client is gone). */
+        int (*find_orphans)(Snapshot *const *known, size_t n_known, struct ProviderOrphan **ret, size_t *ret_n);
 } ProviderOps;
+
+typedef struct ProviderOrphan {
+        char set_id[37], snapshot_id[37];
+        /* Delete it rather than adopt it: made for a backup-context set (whose client is gone),
+         * or never finished (the COW LV of a classic snapshot that was never combined). */
+        bool discard;
+        char *volume;                  /* the origin, as a path */
+        uint64_t created_usec;         /* 0 if unknown */
+        json_object *provider_data;    /* owned: the record the provider would have written */
+} ProviderOrphan;
+
+void provider_orphans_free(ProviderOrphan *o, size_t n);
 
 
 typedef struct Provider {

@@ -160,6 +160,14 @@ int thin_pool_check_space(const ThinPoolStatus *s, const char *pool, uint64_t da
                          pool);
                 return -EROFS;
         }
+        if (s->mode == THIN_POOL_RO && s->meta_total > 0 && s->meta_used >= s->meta_total) {
+                provider_format_bytes(total, sizeof total, s->meta_total * THIN_METADATA_BLOCK_BYTES);
+                snprintf(msg, msg_size, "Thin pool %s is out of metadata space (%" PRIu64 " of %" PRIu64 " blocks, "
+                         "%s, in use) and the kernel switched it read-only: extend its metadata (lvextend "
+                         "--poolmetadatasize for LVM), then repair it if it stays read-only", pool, s->meta_used,
+                         s->meta_total, total);
+                return -ENOSPC;
+        }
         if (s->mode == THIN_POOL_RO) {
                 snprintf(msg, msg_size, "Thin pool %s is read-only (the kernel switched it after a metadata "
                          "error or when its metadata filled up): extend or repair its metadata, then retry",
@@ -170,11 +178,11 @@ int thin_pool_check_space(const ThinPoolStatus *s, const char *pool, uint64_t da
                 provider_format_bytes(used, sizeof used, s->data_used * data_block_bytes);
                 provider_format_bytes(total, sizeof total, s->data_total * data_block_bytes);
                 snprintf(msg, msg_size, "Thin pool %s has %u%% of its data space in use (%" PRIu64 " of %" PRIu64
-                         " blocks, %s of %s%s), and a snapshot needs room for its origin's changes (at most %u%% "
-                         "may be in use): extend the pool or delete old snapshots", pool,
+                         " blocks, %s of %s%s), and a snapshot needs room for its origin's changes (refused from "
+                         "%u%% on, ThinPoolMaxUsedPercent=): extend the pool or delete old snapshots", pool,
                          percent_of(s->data_used, s->data_total), s->data_used, s->data_total, used, total,
                          s->mode == THIN_POOL_OUT_OF_DATA_SPACE ? "; it is out of data space" : "",
-                         max_used_percent - 1);
+                         max_used_percent);
                 return -ENOSPC;
         }
         if (percent_of(s->meta_used, s->meta_total) >= max_used_percent ||
@@ -183,9 +191,9 @@ int thin_pool_check_space(const ThinPoolStatus *s, const char *pool, uint64_t da
                 provider_format_bytes(total, sizeof total, s->meta_total * THIN_METADATA_BLOCK_BYTES);
                 snprintf(msg, msg_size, "Thin pool %s has %u%% of its metadata space in use (%" PRIu64 " of %" PRIu64
                          " blocks, %s of %s; low-water mark %" PRIu64 " blocks free), and every snapshot and every "
-                         "later change needs metadata (at most %u%% may be in use): extend the pool's metadata or "
-                         "delete old snapshots", pool, percent_of(s->meta_used, s->meta_total), s->meta_used,
-                         s->meta_total, used, total, s->meta_low_watermark, max_used_percent - 1);
+                         "later change needs metadata (refused from %u%% on, ThinPoolMaxUsedPercent=): extend the "
+                         "pool's metadata or delete old snapshots", pool, percent_of(s->meta_used, s->meta_total),
+                         s->meta_used, s->meta_total, used, total, s->meta_low_watermark, max_used_percent);
                 return -ENOSPC;
         }
         return 0;

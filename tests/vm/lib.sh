@@ -9,6 +9,12 @@
 #   SNAPSET_VM_TEST     the test's file name
 #   SNAPSET_VM_RESULTS  the results share (the host reads it after the run)
 #   SNAPSET_VM_TMP      the test's scratch directory (tmpfs, removed afterwards)
+#   SNAPSET_VM_SLOWNESS how much slower than an unloaded machine this VM runs now (>= 1);
+#                       scale every time limit a test sets with scaled SECONDS
+#   SNAPSET_VM_KERNEL_SUITE  bookworm or bookworm-backports: whose kernel this is
+#
+# A test that says "# vm-kernels: all" in its first lines runs on every kernel of the harness
+# (6.1 and 6.12); the others only on the first (6.1).
 #
 # What you get:
 #   step MSG...                 print a timestamped progress line (goes into the log)
@@ -46,6 +52,21 @@ fi
 export SNAPSET_VM_BOOT SNAPSET_VM_TEST SNAPSET_VM_RESULTS SNAPSET_VM_TMP
 
 _lib_t0=$(date +%s.%N)
+: "${SNAPSET_VM_SLOWNESS:=1}"
+
+# SECONDS times the VM's slowness, rounded up: for every limit a test sets itself (a hold
+# timeout in snapsetd.conf, a wait loop), so that a loaded host gives slow passes.
+scaled() {
+	awk -v s="$1" -v f="$SNAPSET_VM_SLOWNESS" 'BEGIN { v = s * f; printf "%d", (v == int(v)) ? v : int(v) + 1 }'
+}
+
+# Whether the running kernel is at least MAJOR.MINOR (for reporting what a kernel does; the
+# daemon itself probes behaviour rather than versions).
+kernel_at_least() {
+	local v
+	v=$(uname -r | cut -d- -f1)
+	printf '%s\n%s\n' "$1" "$v" | sort -V -C
+}
 
 step() {
 	local now
@@ -433,4 +454,172 @@ def call(c, method, params=None, timeout=120):
 
 snapset_py() {
 	/usr/bin/python3 -c "$_snapset_py_prelude$(cat)" "$@"
+}
+
+# --- consistent cuts (60, 80) --------------------------------------------------
+#
+#   seq_writer_start BLOCKS PATH...   a writer appending "k\n" to each PATH in turn, k = 0, 1, ...;
+#                               a short pause after each round; every write that took longer than
+#                               2 ms goes to BLOCKS as "t0_usec t1_usec index k". Prints its pid;
+#                               stopped (and waited for) when the test exits. fsync after each
+#                               write while $SNAPSET_VM_TMP/fsync exists.
+#   seq_writer_stop PID         stop it now
+#   seq_check_cut FILE...       each FILE (a snapshot of PATH, in writer order) is exactly
+#                               "0\n1\n...\nlast\n", and the lasts are a consistent cut:
+#                               non-increasing in writer order, differing by at most 1. Prints the
+#                               lasts; exits non-zero with the reason otherwise.
+#   seq_max_block BLOCKS T0 T1  the writer's longest blocked write between T0 and T1 (usec)
+#
+# Why a cut shows one instant: a write to a frozen filesystem blocks until the thaw, and the
+# writer is one sequential process. So a snapshot holds a prefix of the writer's sequence: if a
+# write made it into a snapshot and an earlier one (to another volume of the set) did not, that
+# earlier write would have blocked until after the thaw, and the later one could not have started.
+
+seq_writer_start() {
+	local blocks=$1 pid
+	shift
+	: >"$blocks"
+	# stdout closed: the caller runs this in $(...), which would wait for it otherwise.
+	/usr/bin/python3 - "$SNAPSET_VM_TMP/fsync" "$blocks" "$@" >/dev/null 2>&1 <<'PY' &
+import os, sys, time, signal
+flag, blocks, paths = sys.argv[1], sys.argv[2], sys.argv[3:]
+fds = [os.open(p, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644) for p in paths]
+log = open(blocks, "a", buffering=1)
+stop = False
+def on_term(*_):
+    global stop
+    stop = True
+signal.signal(signal.SIGTERM, on_term)
+k = 0
+while not stop:
+    sync = os.path.exists(flag)
+    for i, fd in enumerate(fds):
+        t0 = time.time_ns()
+        os.write(fd, b"%d\n" % k)
+        if sync:
+            os.fsync(fd)
+        t1 = time.time_ns()
+        if t1 - t0 > 2_000_000:
+            log.write("%d %d %d %d\n" % (t0 // 1000, t1 // 1000, i, k))
+    k += 1
+    # Leave the (emulated) CPUs to the daemon and the test; the order of writes is what matters.
+    time.sleep(0.005)
+PY
+	pid=$!
+	defer "seq_writer_stop $pid"
+	echo "$pid"
+}
+
+# Stops the writer and waits until it is gone (it is not this shell's child: started in $(...)).
+seq_writer_stop() {
+	local i
+	kill "$1" 2>/dev/null || return 0
+	for i in $(seq 100); do
+		[[ -e /proc/$1 ]] || return 0
+		sleep 0.1
+	done
+}
+
+seq_check_cut() {
+	/usr/bin/python3 - "$@" <<'PY'
+import sys
+lasts = []
+for p in sys.argv[1:]:
+    data = open(p, "rb").read()
+    if not data.endswith(b"\n"):
+        sys.exit("%s: does not end with a newline (torn write): %r" % (p, data[-40:]))
+    nums = data.split(b"\n")[:-1]
+    for j, v in enumerate(nums):
+        if v != b"%d" % j:
+            sys.exit("%s: line %d is %r, expected %d" % (p, j + 1, v[:40], j))
+    lasts.append(len(nums) - 1)
+ok = all(a >= b for a, b in zip(lasts, lasts[1:])) and lasts[0] - lasts[-1] <= 1
+print(" ".join(map(str, lasts)))
+sys.exit(0 if ok else "not a consistent cut: last numbers %s" % lasts)
+PY
+}
+
+seq_max_block() {
+	awk -v a="$2" -v b="$3" '$1 >= a && $2 <= b { d = $2 - $1; if (d > m) m = d } END { print m + 0 }' "$1"
+}
+
+# --- LVM (80-84) ---------------------------------------------------------------
+#
+#   lvm_vg NAME DISK...         pvcreate + vgcreate; removed with its PVs, disks wiped, at exit
+#   lvm_snapset_lvs VG          the names of snapset's LVs in VG (snapset-<id>), sorted
+#   lvm_assert_clean WHAT VG... no snapset LV in any VG, no snapset-* dm device, no device left
+#                               suspended, and every thin pool's transaction id the same in the
+#                               kernel and in LVM's metadata
+#   lvm_pool_tids_agree VG POOL fails unless the kernel's and LVM's transaction ids agree
+#   lockfs_freezes VG LV MNT    runs an administrator's own native "lvcreate -s" of VG/LV and says
+#                               whether LVM's own suspend froze the filesystem at MNT ("yes"/"no"):
+#                               while lvm holds the LV suspended, a FIFREEZE fails with EBUSY if
+#                               the filesystem is frozen, and waits for the resume if it is not;
+#                               the administrator's snapshot is removed again
+
+lvm_vg() {
+	local vg=$1
+	shift
+	defer "scratch_wipe $*"
+	defer "pvremove -qq -y $* 2>/dev/null || true"
+	defer "vgremove -qq -ff $vg 2>/dev/null || true"
+	pvcreate -qq -y "$@"
+	vgcreate -qq "$vg" "$@"
+}
+
+lvm_snapset_lvs() {
+	lvs --noheadings -o lv_name "$1" 2>/dev/null | awk '$1 ~ /^snapset-/ { print $1 }' | sort
+}
+
+lvm_pool_tids_agree() {
+	local vg=$1 pool=$2 kernel meta
+	kernel=$(dmsetup status "$vg-$pool-tpool" | awk '{ print $4 }')
+	meta=$(lvs --noheadings -o transaction_id "$vg/$pool" | tr -d ' ')
+	[[ $kernel == "$meta" ]] || fail "thin pool $vg/$pool: transaction id $kernel in the kernel, $meta in LVM's metadata"
+}
+
+lvm_assert_clean() {
+	local what=$1 vg left pool
+	shift
+	for vg in "$@"; do
+		left=$(lvm_snapset_lvs "$vg")
+		[[ -z $left ]] || fail "$what: snapset LVs left in $vg: $left"
+		for pool in $(lvs --noheadings -o lv_name,segtype "$vg" | awk '$2 == "thin-pool" { print $1 }'); do
+			lvm_pool_tids_agree "$vg" "$pool"
+		done
+	done
+	left=$(dmsetup ls | awk '$1 ~ /^snapset-/ { print $1 }')
+	[[ -z $left ]] || fail "$what: dm devices left: $left"
+	left=$(dmsetup info -c --noheadings -o name,attr --separator ' ' | awk '$2 ~ /s/ { print $1 }')
+	[[ -z $left ]] || fail "$what: devices left suspended: $left"
+}
+
+lockfs_freezes() {
+	local vg=$1 lv=$2 mnt=$3 dm w
+	dm=$(basename "$(readlink -f "/dev/$vg/$lv")")
+	/usr/bin/python3 - "/sys/block/$dm/dm/suspended" "$mnt" >"$SNAPSET_VM_TMP/.lockfs" 2>&1 <<'PY' &
+import fcntl, os, sys, time
+FIFREEZE, FITHAW = 0xC0045877, 0xC0045878
+f = open(sys.argv[1], "rb", buffering=0)
+fd = os.open(sys.argv[2], os.O_RDONLY)
+end = time.monotonic() + 60
+while time.monotonic() < end:
+    f.seek(0)
+    if f.read(8).strip() == b"1":
+        try:
+            fcntl.ioctl(fd, FIFREEZE, 0)
+            fcntl.ioctl(fd, FITHAW, 0)
+            print("no")
+        except OSError:
+            print("yes")
+        sys.exit(0)
+    time.sleep(0.0002)
+print("never suspended")
+PY
+	w=$!
+	sleep 0.5
+	lvcreate -qq -s -n adminsnap "$vg/$lv" >/dev/null 2>&1 || echo "admin lvcreate failed" >>"$SNAPSET_VM_TMP/.lockfs"
+	wait "$w" || true
+	lvremove -qq -f "$vg/adminsnap" >/dev/null 2>&1 || true
+	head -n 1 "$SNAPSET_VM_TMP/.lockfs"
 }

@@ -48,38 +48,10 @@ step "8 volumes: $(for i in "${!devs[@]}"; do printf '%s(%s) ' "${devs[i]}" "${f
 
 # --- the writer ----------------------------------------------------------------
 
-# Appends "k\n" to v0..v7 in turn, forever; fsync after each write while $fsync_flag exists.
-# A short pause after each round. Every write that took longer than 2 ms is logged to $blocks as "t0_usec t1_usec volume k".
+# The writer (lib.sh): "k\n" to v0..v7 in turn, fsync after each write while $fsync_flag exists.
 fsync_flag=$SNAPSET_VM_TMP/fsync
 blocks=$SNAPSET_VM_TMP/blocks
-: >"$blocks"
-/usr/bin/python3 - "$fsync_flag" "$blocks" "${mnts[@]/%//sequence}" <<'PY' &
-import os, sys, time, signal
-flag, blocks, paths = sys.argv[1], sys.argv[2], sys.argv[3:]
-fds = [os.open(p, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644) for p in paths]
-log = open(blocks, "a", buffering=1)
-stop = False
-def on_term(*_):
-    global stop
-    stop = True
-signal.signal(signal.SIGTERM, on_term)
-k = 0
-while not stop:
-    sync = os.path.exists(flag)
-    for i, fd in enumerate(fds):
-        t0 = time.time_ns()
-        os.write(fd, b"%d\n" % k)
-        if sync:
-            os.fsync(fd)
-        t1 = time.time_ns()
-        if t1 - t0 > 2_000_000:
-            log.write("%d %d %d %d\n" % (t0 // 1000, t1 // 1000, i, k))
-    k += 1
-    # Leave the (emulated) CPUs to the daemon and the test; the order of writes is what matters.
-    time.sleep(0.005)
-PY
-writer=$!
-defer "kill $writer; wait $writer"
+writer=$(seq_writer_start "$blocks" "${mnts[@]/%//sequence}")
 sleep 1
 
 last_line() { tail -n 1 "$1"; }
@@ -105,23 +77,7 @@ check_set() {
 		assert_eq "$(sha "$smnt/fixed")" "${fixed_sha[i]}" "$label: v$i (${fss[i]}) file written before the set, byte-identical in the snapshot"
 	done
 	# Each file is exactly 0..last, one number per line; the lasts form a consistent cut.
-	n=$(/usr/bin/python3 - "${files[@]}" <<'PY'
-import sys
-lasts = []
-for p in sys.argv[1:]:
-    data = open(p, "rb").read()
-    if not data.endswith(b"\n"):
-        sys.exit("%s: does not end with a newline (torn write): %r" % (p, data[-40:]))
-    nums = data.split(b"\n")[:-1]
-    for j, v in enumerate(nums):
-        if v != b"%d" % j:
-            sys.exit("%s: line %d is %r, expected %d" % (p, j + 1, v[:40], j))
-    lasts.append(len(nums) - 1)
-ok = all(a >= b for a, b in zip(lasts, lasts[1:])) and lasts[0] - lasts[-1] <= 1
-print(" ".join(map(str, lasts)))
-sys.exit(0 if ok else "not a consistent cut: last numbers %s" % lasts)
-PY
-	) || fail "$label: $n"
+	n=$(seq_check_cut "${files[@]}") || fail "$label: $n"
 	step "ok: $label: snapshot files are exactly 0..last; last numbers in writer order: $n (a consistent cut)"
 	read -r -a lasts <<<"$n"
 	for i in "${!files[@]}"; do
@@ -167,7 +123,7 @@ take_set() {
 	[[ $win =~ ^[0-9]+$ && $hold =~ ^[0-9]+$ ]] || fail "$label: no freeze window in the reply: $json"
 	((hold <= win)) || fail "$label: holdUsec $hold > freezeWindowUsec $win"
 	# The writer's longest blocked write during the call (it blocks on the first frozen volume).
-	blk=$(awk -v a="$t0" -v b="$t1" '$1 >= a && $2 <= b { d = $2 - $1; if (d > m) m = d } END { print m + 0 }' "$blocks")
+	blk=$(seq_max_block "$blocks" "$t0" "$t1")
 	printf 'FREEZE WINDOW %-26s %d volume(s): freezeWindowUsec=%d holdUsec=%d; writer blocked at most %d us; call %d ms\n' \
 		"$label" "${#idx[@]}" "$win" "$hold" "$blk" $(((t1 - t0) / 1000)) | tee -a "$SNAPSET_VM_TMP/windows"
 	check_set "$json" "$label" "${idx[@]}"
@@ -198,8 +154,7 @@ sleep 0.5
 take_set "8 volumes, fsync" 0 1 2 3 4 5 6 7
 rm -f "$fsync_flag"
 
-kill "$writer"
-wait "$writer" || true
+seq_writer_stop "$writer"
 for i in "${!mnts[@]}"; do
 	fs_not_frozen "${mnts[i]}"
 done
