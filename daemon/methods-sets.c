@@ -670,6 +670,43 @@ static int delete_and_collect(MethodCall *mc, SnapshotSet *set, Snapshot *snap, 
         return json_object_array_add(deleted, json_object_new_string(id)) < 0 ? -ENOMEM : 0;
 }
 
+/* Every snapshot of the set, the ones that can be deleted even when one cannot (it is mounted,
+ * say): then the first failure is the reply, and what could go is gone. */
+static int delete_set(MethodCall *mc, SnapshotSet *set, json_object *deleted) {
+        Manager *m = mc->manager;
+        _cleanup_free_ SnapsetId *ids = NULL;
+        SnapsetId set_id;
+        SetOutcome first = {};
+        size_t n = set->n_snapshots;
+
+        ids = calloc(n ?: 1, sizeof(SnapsetId));
+        if (!ids)
+                return -ENOMEM;
+        for (size_t i = 0; i < n; i++)
+                memcpy(ids[i], set->snapshots[i]->id, sizeof(SnapsetId));
+        memcpy(set_id, set->id, sizeof set_id);
+        sets_prepare_delete(m, set);
+        /* The set is freed with its last snapshot: look it up again each time. */
+        for (size_t i = 0; i < n; i++) {
+                SnapshotSet *s = sets_find_set(m, set_id, NULL);
+                Snapshot *snap = s ? snapshot_set_find(s, ids[i]) : NULL;
+                SetOutcome out;
+
+                if (!snap)
+                        continue;
+                if (sets_delete_snapshot(m, s, snap, &out) != S_OK) {
+                        if (first.code == S_OK)
+                                first = out;
+                        continue;
+                }
+                if (json_object_array_add(deleted, json_object_new_string(ids[i])) < 0)
+                        return -ENOMEM;
+        }
+        if (first.code != S_OK)
+                return reply_outcome(mc, &first, set_id) ?: 1;
+        return 0;
+}
+
 int vl_method_delete_snapshots(MethodCall *mc, json_object *parameters) {
         struct { char *snapshot_id; char *set_id; char *oldest; } p = {};
         static const JsonDispatch table[] = {
@@ -711,9 +748,8 @@ int vl_method_delete_snapshots(MethodCall *mc, json_object *parameters) {
                 if (r == 0 && !(set = sets_find_set(m, p.set_id, NULL)))
                         r = set_error(mc, VSS_E_OBJECT_NOT_FOUND, &(VssErrorFields) { .set_id = p.set_id },
                                              "There is no snapshot set %s.", p.set_id) ?: 1;
-                /* The set is freed with its last snapshot: count first. */
-                for (size_t n = set ? set->n_snapshots : 0; r == 0 && n > 0; n--)
-                        r = delete_and_collect(mc, set, set->snapshots[0], deleted);
+                if (r == 0)
+                        r = delete_set(mc, set, deleted);
         } else {
                 snap = oldest_of(m, p.oldest, &set);
                 if (!snap)

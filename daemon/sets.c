@@ -266,6 +266,29 @@ VssCode sets_delete_snapshot(Manager *m, SnapshotSet *set, Snapshot *snap, SetOu
         return S_OK;
 }
 
+void sets_prepare_delete(Manager *m, const SnapshotSet *set) {
+        size_t n;
+        const Provider *const *builtins = provider_builtins(&n);
+
+        /* Built-in providers only: an external one is asked about each snapshot on its own. */
+        for (size_t k = 0; k < n; k++) {
+                const Provider *p = builtins[k];
+                _cleanup_free_ Snapshot **mine = NULL;
+                size_t n_mine = 0;
+
+                if (!p->ops->prepare_delete)
+                        continue;
+                mine = calloc(set->n_snapshots + 1, sizeof(Snapshot *));
+                if (!mine)
+                        return;
+                for (size_t i = 0; i < set->n_snapshots; i++)
+                        if (streq_ptr(set->snapshots[i]->provider, p->name))
+                                mine[n_mine++] = set->snapshots[i];
+                if (n_mine > 1)
+                        p->ops->prepare_delete(mine, n_mine, &m->sets->settings);
+        }
+}
+
 /* Deletes every snapshot of the set at index i (used for backup sets going with their client). */
 static void delete_whole_set(Manager *m, size_t i, const char *why) {
         SnapshotSet *set = m->sets->sets[i];
@@ -273,6 +296,7 @@ static void delete_whole_set(Manager *m, size_t i, const char *why) {
 
         memcpy(id, set->id, sizeof id);
         log_info("Deleting backup set %s: %s.", id, why);
+        sets_prepare_delete(m, set);
         while (set->n_snapshots > 0) {
                 SetOutcome out;
                 size_t n = set->n_snapshots;

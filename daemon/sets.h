@@ -65,5 +65,9 @@ int sets_add(Manager *m, SnapshotSet *set, uint64_t owner);
  * snapshot does. Fills out on failure. */
 VssCode sets_delete_snapshot(Manager *m, SnapshotSet *set, Snapshot *snap, SetOutcome *out);
 
+/* Before deleting a whole set one snapshot after another: lets each built-in provider remove its
+ * snapshots of the set at once (prepare_delete). The deletions that follow still decide. */
+void sets_prepare_delete(Manager *m, const SnapshotSet *set);
+
 /* Coordinator options for a new set in creation, from the configuration. */
 void sets_coordinator_options(const Manager *m, CoordinatorOptions *ret);

@@ -81,6 +81,11 @@ typedef struct LvmShareState {
          * start, and the commands running. */
         size_t *next;
         Command **running;
+        /* The udev cookie of our own resumes of LVM devices (made before the window, waited on
+         * after it). Without one, libdm's uevent lacks the primary-source flag, LVM's udev rules
+         * skip the event, and udev drops the device's /dev/VG/LV link. */
+        uint32_t cookie;
+        bool have_cookie;
 } LvmShareState;
 
 static void snap_state_free(LvmSnapState *s) {
@@ -97,6 +102,8 @@ static void share_state_free(ProviderSet *ps) {
         LvmShareState *s = ps->state;
 
         if (s) {
+                if (s->have_cookie)
+                        (void) dm_udev_cookie_wait(&s->cookie);
                 blockdev_strv_free(s->vgs);
                 free(s->next);
                 free(s->running);
@@ -527,6 +534,7 @@ static VssCode lvm_end_prepare(ProviderSet *ps, ProviderResult *res) {
         if (!s)
                 return oom(res, SIZE_MAX);
         ps->state = s;
+        s->have_cookie = dm_udev_cookie_new(&s->cookie) >= 0;
         r = group_by_vg(ps, s);
         if (r < 0)
                 return provider_fail(res, SIZE_MAX, r, r == -E2BIG ? E_INVALIDARG : E_OUTOFMEMORY, r == -E2BIG ?
@@ -776,6 +784,12 @@ static VssCode lvm_commit(ProviderSet *ps, ProviderResult *res) {
         return code;
 }
 
+static uint32_t *share_cookie(ProviderSet *ps) {
+        LvmShareState *s = ps->state;
+
+        return s && s->have_cookie ? &s->cookie : NULL;
+}
+
 static VssCode lvm_release_writes(ProviderSet *ps, bool committed, ProviderResult *res) {
         VssCode code = S_OK;
 
@@ -795,8 +809,8 @@ static VssCode lvm_release_writes(ProviderSet *ps, bool committed, ProviderResul
                         st->suspended = false;
                         continue;
                 }
-                r = dm_device_resume(o, DM_RULES_ALL, NULL);
-                if (r < 0)   /* once more: writers hang until it is resumed */
+                r = dm_device_resume(o, DM_RULES_ALL, share_cookie(ps));
+                if (r < 0)   /* once more, without udev: writers hang until it is resumed */
                         r = dm_device_resume(o, DM_RULES_ALL, NULL);
                 if (r >= 0)
                         st->suspended = false;
@@ -939,46 +953,41 @@ static VssCode lvm_post_commit(ProviderSet *ps, ProviderResult *res) {
 
 /* ---------------------------------------------------------------- undoing */
 
-/* Removes snapshot LVs of rec's kind that exist: lvremove of each one lvs finds (nothing found
- * is success). After a failed or killed lvcreate, the origin's tables are refreshed from LVM's
- * metadata, so that the kernel shows what LVM believes. */
+/* Removes the snapshot LV rec names (or the COW LV it would have become): gone already, or its
+ * whole VG gone, is success. After a failed or killed command inside the window, the origin's
+ * tables are refreshed from LVM's metadata, so that the kernel shows what LVM believes. One
+ * lvm process for the removal, none to look first: under TCG each costs about a second. */
 static VssCode remove_snapshot_lv(const LvmRecord *rec, bool refresh_origin, size_t index, ProviderResult *res) {
         _cleanup_free_ char *path = NULL, *origin = NULL;
         _cleanup_(command_freep) Command *c = NULL;
-        LvmLv *lvs = NULL;
-        size_t n = 0;
-        VssCode code = S_OK;
+        VssCode code;
         char what[300];
         int r;
 
         if (lv_path(rec->vg, rec->snapshot, &path) < 0 || lv_path(rec->vg, rec->origin, &origin) < 0)
                 return oom(res, index);
-        /* All of the VG's snapset LVs, to see whether this one exists: lvs of a missing LV fails. */
-        code = lvm_query_lvs((char *[]) { rec->vg, NULL }, &lvs, &n, index, res);
+        snprintf(what, sizeof what, "Removing snapshot %s", path);
+        r = lvm_new("lvremove", false, &c);
+        if (r >= 0)
+                r = command_add(c, "-f") ?: command_add(c, "-y") ?: command_add(c, path);
+        if (r < 0)
+                return oom(res, index);
+        code = lvm_run(c, what, index, res);
         if (code == VSS_E_OBJECT_NOT_FOUND)
-                return S_OK;   /* the whole VG is gone */
-        if (code != S_OK)
+                code = S_OK;   /* nothing of it exists */
+        if (code != S_OK || !refresh_origin)
                 return code;
-        for (size_t i = 0; i < n && code == S_OK; i++) {
-                if (!streq_ptr(lvs[i].name, rec->snapshot))
-                        continue;
-                snprintf(what, sizeof what, "Removing snapshot %s", path);
-                r = lvm_new("lvremove", false, &c);
-                if (r >= 0)
-                        r = command_add(c, "-f") ?: command_add(c, "-y") ?: command_add(c, path);
-                code = r < 0 ? oom(res, index) : lvm_run(c, what, index, res);
-        }
-        lvm_lvs_free(lvs, n);
-        if (code == S_OK && refresh_origin) {
-                command_free(c);
-                c = NULL;
-                snprintf(what, sizeof what, "Refreshing %s", origin);
-                r = lvm_new("lvchange", false, &c);
-                if (r >= 0)
-                        r = command_add(c, "--refresh") ?: command_add(c, origin);
-                code = r < 0 ? oom(res, index) : lvm_run(c, what, index, res);
-        }
-        return code;
+        command_free(c);
+        c = NULL;
+        snprintf(what, sizeof what, "Refreshing %s", origin);
+        r = lvm_new("lvchange", false, &c);
+        if (r >= 0)
+                r = command_add(c, "--refresh") ?: command_add(c, origin);
+        if (r < 0)
+                return oom(res, index);
+        code = lvm_run(c, what, index, res);
+        /* An origin removed since (the set failed because it went) has nothing to refresh. */
+        return code == VSS_E_OBJECT_NOT_FOUND ? S_OK : code;
 }
 
 static VssCode lvm_abort(ProviderSet *ps, ProviderResult *res) {
@@ -997,7 +1006,7 @@ static VssCode lvm_abort(ProviderSet *ps, ProviderResult *res) {
                         /* Never left suspended, whatever happened before. */
                         if (st->suspended) {
                                 (void) dm_device_resume(DM_REF_DEVNUM(st->origin_major, st->origin_minor), DM_RULES_ALL,
-                                                        NULL);
+                                                        share_cookie(ps));
                                 st->suspended = false;
                         }
                         messy = st->failed;
@@ -1043,11 +1052,43 @@ static VssCode lvm_delete(Snapshot *snap, const ProviderSettings *settings, Prov
         return code;
 }
 
+/* One lvremove per volume group for all of the set's snapshots in it. */
+static void lvm_prepare_delete(Snapshot *const *snaps, size_t n, const ProviderSettings *settings) {
+        _cleanup_free_ LvmRecord *recs = calloc(n ?: 1, sizeof(LvmRecord));
+        _cleanup_free_ bool *done = calloc(n ?: 1, sizeof(bool));
+        ProviderResult res = { .failed = SIZE_MAX };
+
+        if (!recs || !done)
+                return;
+        for (size_t i = 0; i < n; i++)
+                done[i] = lvm_record_from_json(snaps[i]->provider_data, &recs[i]) < 0;
+        for (size_t i = 0; i < n; i++) {
+                _cleanup_(command_freep) Command *c = NULL;
+                int r;
+
+                if (done[i])
+                        continue;
+                r = lvm_new("lvremove", false, &c);
+                if (r >= 0)
+                        r = command_add(c, "-f") ?: command_add(c, "-y");
+                for (size_t j = i; r >= 0 && j < n; j++)
+                        if (!done[j] && streq(recs[j].vg, recs[i].vg)) {
+                                r = command_addf(c, "%s/%s", recs[j].vg, recs[j].snapshot);
+                                done[j] = true;
+                        }
+                if (r >= 0)
+                        (void) lvm_run(c, "Removing the snapshots", SIZE_MAX, &res);
+        }
+        for (size_t i = 0; i < n; i++)
+                lvm_record_done(&recs[i]);
+}
+
 /* Before the interrupted set's filesystems are thawed: only resume the origin if it was left
  * suspended. No lvm command here: lvm would suspend with lockfs and may write to /etc/lvm. */
 static VssCode lvm_recover(Snapshot *snap, const ProviderSettings *settings, ProviderResult *res) {
         _cleanup_(lvm_record_done) LvmRecord rec = { .method = _LVM_METHOD_INVALID };
         _cleanup_free_ char *name = NULL;
+        uint32_t cookie = 0;
         DmInfo info;
         VssCode code;
         int r;
@@ -1059,7 +1100,13 @@ static VssCode lvm_recover(Snapshot *snap, const ProviderSettings *settings, Pro
                 return oom(res, 0);
         if (dm_device_info(DM_REF_NAME(name), &info) < 0 || !info.suspended)
                 return S_OK;
-        r = dm_device_resume(DM_REF_NAME(name), DM_RULES_ALL, NULL);
+        /* With a cookie (see LvmShareState.cookie), waited on at once: nothing is suspended
+         * any more. */
+        (void) dm_udev_cookie_new(&cookie);
+        r = dm_device_resume(DM_REF_NAME(name), DM_RULES_ALL, &cookie);
+        if (r < 0)
+                r = dm_device_resume(DM_REF_NAME(name), DM_RULES_ALL, NULL);
+        (void) dm_udev_cookie_wait(&cookie);
         if (r < 0)
                 return provider_fail(res, 0, r, VSS_E_PROVIDER_VETO, "Resuming %s failed; run 'dmsetup resume %s'",
                                      name, name);
@@ -1352,6 +1399,7 @@ static const ProviderOps lvm_ops = {
         .post_commit_snapshots = lvm_post_commit,
         .abort_snapshots = lvm_abort,
         .delete_snapshot = lvm_delete,
+        .prepare_delete = lvm_prepare_delete,
         .activate_snapshot = lvm_activate,
         .recover = lvm_recover,
         .recover_after_thaw = lvm_recover_after_thaw,

@@ -177,6 +177,12 @@ typedef struct ProviderOps {
          * thaws the set's filesystems, which may still be frozen, so any suspend it does must
          * skip lockfs. query refreshes the snapshot's status (COW usage, invalid). */
         VssCode (*delete_snapshot)(Snapshot *snap, const ProviderSettings *settings, ProviderResult *res);
+        /* Optional: the n snapshots of this provider that are about to be deleted one by one
+         * (a whole set), together, so that the provider can remove them in one go (lvm: one
+         * lvremove per volume group, not one per snapshot). Its result is advisory: each
+         * snapshot is then deleted with delete_snapshot, which finds it gone, or fails with
+         * the precise reason. */
+        void (*prepare_delete)(Snapshot *const *snaps, size_t n, const ProviderSettings *settings);
         VssCode (*activate_snapshot)(Snapshot *snap, const ProviderSettings *settings, ProviderResult *res);
         VssCode (*recover)(Snapshot *snap, const ProviderSettings *settings, ProviderResult *res);
         /* Optional second step of recovery, once every filesystem of the interrupted set is
