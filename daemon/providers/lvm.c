@@ -8,13 +8,15 @@
  *
  * One instant for the whole set, on the kernels there are (lvm-thin-facts.md; snapsetd(8)):
  *
- *   classic LVs        FIFREEZE (the coordinator), suspend the origin skip-lockfs (hold_writes),
- *                      "lvcreate -s -L": lvm finds the origin suspended, skips its own lockfs
+ *   classic LVs        the COW LV made before the window (end_prepare); FIFREEZE (the
+ *                      coordinator), suspend the origin skip-lockfs (hold_writes), "lvconvert -s
+ *                      -Zn ORIGIN COW": lvm finds the origin suspended, skips its own lockfs
  *                      suspend (which would collide with FIFREEZE before 6.8), and resumes it into
  *                      the snapshot's tables. LVM_METHOD_CLASSIC.
  *   thin LVs, 6.8+     FIFREEZE, then a native "lvcreate -s" without any suspend of ours: lvm's
  *                      lockfs suspend nests inside the FIFREEZE, and lvm sends the pool's
- *                      create_snap from it. LVM_METHOD_THIN_NESTED.
+ *                      create_snap from it; the filesystem is thawed while lvm still holds it
+ *                      (lvm-window.c says why). LVM_METHOD_THIN_NESTED.
  *   thin LVs, < 6.8    alone in their set: "lvcreate -s" with lvm's own freeze, no FIFREEZE
  *                      (LVM_METHOD_THIN_LOCKFS); with other volumes: a classic COW snapshot of the
  *                      thin LV, as for classic LVs (LVM_METHOD_CLASSIC_OF_THIN), said so in the
@@ -22,20 +24,21 @@
  *                      lvcreate: lvm then reports success but never sends create_snap, and the
  *                      pool's transaction id no longer matches LVM's.
  *
- * Inside the window the lvm commands are started from command lines built before it, with -An (no
- * archive or backup in /etc/lvm, which may be frozen), --ignoremonitoring, LVM_SUPPRESS_SYSLOG,
- * HOME in /run, and a --config that fails on a held VG lock instead of waiting and skips
- * suspended devices when scanning. Volume groups run in parallel (each has its own lock), the LVs
- * of one group one after another; everything is bounded by the hold timeout, past which the
- * commands are killed and the set undone. After the thaw: vgcfgbackup, activation of thin
- * snapshots, monitoring of classic ones. */
+ * Inside the window the lvm commands are started from command lines built before it, with a
+ * --config that writes no archive or backup to /etc/lvm (which may be frozen), asks dmeventd for
+ * nothing, fails on a held VG lock instead of waiting and skips suspended devices when scanning
+ * (lvm-run.c), LVM_SUPPRESS_SYSLOG and HOME in /run. Volume groups run in parallel (each has its
+ * own lock), the LVs of one group one after another, each LV's filesystem thawed as soon as its
+ * own snapshot exists; everything is bounded by the hold timeout, past which the commands are
+ * killed and the set undone. After the thaw: vgcfgbackup, activation of thin snapshots,
+ * monitoring of classic ones.
+ *
+ * This file: preparation, after the window, undoing, finished snapshots, support. The window
+ * itself is lvm-window.c, reconcile at start lvm-orphans.c, the state they share lvm-state.h,
+ * running lvm and reading its reports lvm-run.c and lvm-report.c. */
 
-#include <fcntl.h>
 #include <inttypes.h>
-#include <linux/fs.h>
 #include <stdio.h>
-#include <sys/ioctl.h>
-#include <sys/stat.h>
 #include <sys/sysmacros.h>
 
 #include "cow.h"
@@ -43,6 +46,7 @@
 #include "freeze-nesting.h"
 #include "log.h"
 #include "lvm-run.h"
+#include "lvm-state.h"
 #include "lvm.h"
 #include "provider.h"
 #include "result.h"
@@ -51,105 +55,6 @@
 
 /* The most volume groups a set may span (each runs its own lvm at once). */
 #define MAX_PARALLEL_VGS 32
-
-/* ---------------------------------------------------------------- state between phases */
-
-typedef struct LvmSnapState {
-        LvmRecord rec;
-        uint64_t origin_size;
-        unsigned origin_major, origin_minor;
-        bool thin;
-        Command *create;           /* the window's lvcreate, built in end_prepare */
-        size_t group;              /* its volume group's index in LvmShareState.vgs */
-        bool suspended;            /* by hold_writes */
-        bool cow_made;             /* the classic methods: the COW LV exists (made in end_prepare) */
-        bool started, created, failed;
-        /* The early thaw (prepare_early_thaw()), everything opened and resolved before the
-         * window; -EBADF/unset when it cannot be done. */
-        int fs_fd;                 /* the origin's filesystem */
-        int suspended_fd;          /* THIN_NESTED: the origin's /sys/dev/block/M:m/dm/suspended */
-        unsigned tpool_major, tpool_minor;
-        uint64_t tid_start;        /* the pool's transaction id when its lvcreate started */
-        bool watch, early_thawed;
-} LvmSnapState;
-
-typedef struct LvmShareState {
-        char **vgs;                /* the share's volume groups, each once */
-        size_t n_vgs;
-        uint64_t deadline_usec;    /* end of the hold, for the window's commands */
-        /* The window's bookkeeping, allocated before it: per group the next snapshot to
-         * start, and the commands running. */
-        size_t *next;
-        Command **running;
-        /* The udev cookie of our own resumes of LVM devices (made before the window, waited on
-         * after it). Without one, libdm's uevent lacks the primary-source flag, LVM's udev rules
-         * skip the event, and udev drops the device's /dev/VG/LV link. */
-        uint32_t cookie;
-        bool have_cookie;
-} LvmShareState;
-
-static void snap_state_free(LvmSnapState *s) {
-        if (!s)
-                return;
-        lvm_record_done(&s->rec);
-        command_free(s->create);
-        safe_close(s->suspended_fd);
-        safe_close(s->fs_fd);
-        free(s);
-}
-
-static void share_state_free(ProviderSet *ps) {
-        LvmShareState *s = ps->state;
-
-        if (s) {
-                if (s->have_cookie)
-                        (void) dm_udev_cookie_wait(&s->cookie);
-                blockdev_strv_free(s->vgs);
-                free(s->next);
-                free(s->running);
-                free(s);
-                ps->state = NULL;
-        }
-        for (size_t i = 0; i < ps->n_snapshots; i++) {
-                snap_state_free(ps->snapshots[i]->state);
-                ps->snapshots[i]->state = NULL;
-        }
-        command_reap_abandoned();
-}
-
-static size_t snapshot_index(const ProviderSet *ps, const ProviderSnapshot *snap) {
-        for (size_t i = 0; i < ps->n_snapshots; i++)
-                if (ps->snapshots[i] == snap)
-                        return i;
-        return SIZE_MAX;
-}
-
-static VssCode oom(ProviderResult *res, size_t index) {
-        return provider_fail(res, index, ENOMEM, E_OUTOFMEMORY, "Out of memory");
-}
-
-static int record_store(Snapshot *model, const LvmRecord *rec) {
-        json_object *j;
-        int r;
-
-        r = lvm_record_to_json(rec, &j);
-        if (r < 0)
-                return r;
-        json_object_put(model->provider_data);
-        model->provider_data = j;
-        return 0;
-}
-
-static unsigned max_used_percent(const ProviderSettings *s) {
-        unsigned p = s ? s->thin_pool_max_used_percent : 0;
-
-        return p > 0 && p <= 100 ? p : THIN_POOL_DEFAULT_MAX_USED_PERCENT;
-}
-
-/* "vg/lv", for lvm's arguments and for messages. */
-static int lv_path(const char *vg, const char *lv, char **ret) {
-        return asprintf(ret, "%s/%s", vg, lv) < 0 ? -ENOMEM : 0;
-}
 
 /* ---------------------------------------------------------------- space */
 
@@ -166,7 +71,7 @@ static VssCode pool_check(const char *vg, const char *pool, const ProviderSettin
         snprintf(what, sizeof what, "%s/%s", vg, pool);
         r = dm_lvm_name_join(vg, pool, "tpool", &name);
         if (r < 0)
-                return oom(res, index);
+                return lvm_oom(res, index);
         r = dm_device_status(DM_REF_NAME(name), &type, &params);
         if (r >= 0 && !streq(type, "thin-pool"))
                 r = -EMEDIUMTYPE;
@@ -178,7 +83,7 @@ static VssCode pool_check(const char *vg, const char *pool, const ProviderSettin
         if (dm_device_table(DM_REF_NAME(name), false, &table) >= 0 &&
             dm_table_line_parse(table, strcspn(table, "\n"), &start, &length, &ttype, &tparams) >= 0)
                 (void) thin_pool_table_parse(tparams, &a, &b, &c, &d, &block);
-        r = thin_pool_check_space(&s, what, block * 512, max_used_percent(settings), msg, sizeof msg);
+        r = thin_pool_check_space(&s, what, block * 512, lvm_max_used_percent(settings), msg, sizeof msg);
         if (r == -ENOSPC)
                 return provider_fail(res, index, 0, VSS_E_INSUFFICIENT_STORAGE, "%s", msg);
         if (r < 0)
@@ -207,8 +112,8 @@ static VssCode origin_query(const BlockDevice *v, size_t index, LvmLv *ret, Prov
         size_t n = 0;
         VssCode code;
 
-        if (lv_path(v->lvm_vg, v->lvm_lv, &path) < 0)
-                return oom(res, index);
+        if (lvm_lv_path(v->lvm_vg, v->lvm_lv, &path) < 0)
+                return lvm_oom(res, index);
         code = lvm_query_lvs((char *[]) { path, NULL }, &lvs, &n, index, res);
         if (code != S_OK)
                 return code;
@@ -237,7 +142,7 @@ static VssCode origin_query(const BlockDevice *v, size_t index, LvmLv *ret, Prov
 static VssCode lvm_begin_prepare(ProviderSet *ps, ProviderSnapshot *snap, ProviderResult *res) {
         const BlockDevice *v = snap->volume;
         Snapshot *model = snap->snapshot;
-        size_t index = snapshot_index(ps, snap);
+        size_t index = lvm_snapshot_index(ps, snap);
         const ProviderSettings *set = ps->settings;
         LvmSnapState *st = NULL;
         LvmLv origin = {};
@@ -261,7 +166,7 @@ static VssCode lvm_begin_prepare(ProviderSet *ps, ProviderSnapshot *snap, Provid
 
         st = calloc(1, sizeof(LvmSnapState));
         if (!st) {
-                code = oom(res, index);
+                code = lvm_oom(res, index);
                 goto finish;
         }
         st->rec.method = _LVM_METHOD_INVALID;
@@ -277,7 +182,7 @@ static VssCode lvm_begin_prepare(ProviderSet *ps, ProviderSnapshot *snap, Provid
             snapshot_set_field(&st->rec.origin_uuid, origin.uuid) < 0 ||
             snapshot_set_field(&st->rec.pool, st->thin ? origin.pool : NULL) < 0 ||
             asprintf(&st->rec.snapshot, LVM_SNAPSHOT_LV_PREFIX "%s", model->id) < 0) {
-                code = oom(res, index);
+                code = lvm_oom(res, index);
                 goto finish;
         }
 
@@ -294,16 +199,16 @@ static VssCode lvm_begin_prepare(ProviderSet *ps, ProviderSnapshot *snap, Provid
 
         /* Recorded before anything exists: if the daemon dies from here on, recovery looks for
          * this name and removes it, and finds nothing to remove if nothing was made. */
-        if (record_store(model, &st->rec) < 0 ||
+        if (lvm_record_store(model, &st->rec) < 0 ||
             snapshot_set_field(&model->kind, st->thin ? "thin" : "classic") < 0) {
-                code = oom(res, index);
+                code = lvm_oom(res, index);
                 goto finish;
         }
         snap->state = TAKE_PTR(st);
         log_debug("lvm: prepared a snapshot of %s/%s (%s, %" PRIu64 " bytes).", v->lvm_vg, v->lvm_lv,
                   origin.segtype, origin.size);
 finish:
-        snap_state_free(st);
+        lvm_snap_state_free(st);
         lvm_lv_done(&origin);
         lvm_vg_done(&vg);
         return code;
@@ -389,9 +294,9 @@ static int build_create(const ProviderSet *ps, LvmSnapState *st) {
         bool classic = lvm_method_presuspends(st->rec.method);
         int r;
 
-        r = lv_path(st->rec.vg, st->rec.origin, &origin);
+        r = lvm_lv_path(st->rec.vg, st->rec.origin, &origin);
         if (r >= 0)
-                r = lv_path(st->rec.vg, st->rec.snapshot, &snapshot);
+                r = lvm_lv_path(st->rec.vg, st->rec.snapshot, &snapshot);
         if (r >= 0)
                 r = lvm_new(classic ? "lvconvert" : "lvcreate", true, &c);
         if (r < 0)
@@ -436,7 +341,7 @@ static VssCode make_cow_lv(const ProviderSet *ps, LvmSnapState *st, size_t index
                     command_add(c, "-n") ?: command_add(c, st->rec.snapshot) ?: command_add(c, "-Zy") ?:
                     command_add(c, "-Wy") ?: command_add(c, "-y") ?: add_tags(ps, c) ?: command_add(c, st->rec.vg);
         if (r < 0)
-                return oom(res, index);
+                return lvm_oom(res, index);
         snprintf(what, sizeof what, "Making the copy-on-write LV for the snapshot of %s/%s", st->rec.vg, st->rec.origin);
         code = lvm_run(c, what, index, res);
         if (code == S_OK)
@@ -466,36 +371,6 @@ static VssCode make_cow_lvs(ProviderSet *ps, ProviderResult *res) {
         }
         return run_for_group(ps, SIZE_MAX, "lvchange", deactivate, is_cow_made,
                              "Deactivating the copy-on-write LVs", res);
-}
-
-/* Opens what the early thaw of an origin needs: its filesystem, to thaw it as soon as its own
- * snapshot exists (lvm_commit()), and for THIN_NESTED the origin's suspend state and its pool,
- * to thaw it while lvm still holds it suspended (watch_early_thaw()). Nothing is lost when
- * something is missing: the filesystem is then thawed with the others, at the end. */
-static void prepare_early_thaw(LvmSnapState *st, const BlockDevice *v) {
-        _cleanup_free_ char *tpool = NULL;
-        char path[128];
-        struct stat sb;
-        DmInfo info;
-
-        /* The filesystem is thawed through this fd: only if it is the origin's own, not
-         * something mounted over its mountpoint since. THIN_LOCKFS is not frozen by us. */
-        if (lvm_method_needs_fifreeze(st->rec.method) && v && v->mountpoints && v->mountpoints[0]) {
-                st->fs_fd = open(v->mountpoints[0], O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-                if (st->fs_fd >= 0 && (fstat(st->fs_fd, &sb) < 0 ||
-                                       sb.st_dev != makedev(st->origin_major, st->origin_minor)))
-                        st->fs_fd = safe_close(st->fs_fd);
-        }
-        if (st->rec.method != LVM_METHOD_THIN_NESTED || st->fs_fd < 0)
-                return;
-        snprintf(path, sizeof path, "/sys/dev/block/%u:%u/dm/suspended", st->origin_major, st->origin_minor);
-        st->suspended_fd = open(path, O_RDONLY | O_CLOEXEC);
-        if (dm_lvm_name_join(st->rec.vg, st->rec.pool, "tpool", &tpool) >= 0 &&
-            dm_device_info(DM_REF_NAME(tpool), &info) >= 0) {
-                st->tpool_major = info.major;
-                st->tpool_minor = info.minor;
-        }
-        st->watch = st->suspended_fd >= 0 && st->tpool_major > 0;
 }
 
 static VssCode lvm_end_prepare(ProviderSet *ps, ProviderResult *res) {
@@ -532,7 +407,7 @@ static VssCode lvm_end_prepare(ProviderSet *ps, ProviderResult *res) {
 
         s = calloc(1, sizeof(LvmShareState));
         if (!s)
-                return oom(res, SIZE_MAX);
+                return lvm_oom(res, SIZE_MAX);
         ps->state = s;
         s->have_cookie = dm_udev_cookie_new(&s->cookie) >= 0;
         r = group_by_vg(ps, s);
@@ -549,22 +424,22 @@ static VssCode lvm_end_prepare(ProviderSet *ps, ProviderResult *res) {
                 LvmSnapState *st = ps->snapshots[i]->state;
                 Snapshot *model = ps->snapshots[i]->snapshot;
 
-                prepare_early_thaw(st, ps->snapshots[i]->volume);
+                lvm_prepare_early_thaw(st, ps->snapshots[i]->volume);
                 r = build_create(ps, st);
                 if (r < 0)
                         return provider_fail(res, i, r, provider_code_from_errno(r, VSS_E_PROVIDER_VETO),
                                              "Cannot prepare the lvcreate command for %s/%s", st->rec.vg,
                                              st->rec.origin);
                 model->cow_size = st->rec.cow_size;
-                if (record_store(model, &st->rec) < 0 ||
+                if (lvm_record_store(model, &st->rec) < 0 ||
                     snapshot_set_field(&model->kind, lvm_method_kind(st->rec.method)) < 0 ||
                     snapshot_set_field(&model->note, lvm_method_note(st->rec.method)) < 0)
-                        return oom(res, i);
+                        return lvm_oom(res, i);
                 if (st->rec.pool && st->rec.method == LVM_METHOD_THIN_NESTED) {
                         _cleanup_free_ char *pool = NULL;
 
-                        if (lv_path(st->rec.vg, st->rec.pool, &pool) < 0 || snapshot_set_field(&model->pool, pool) < 0)
-                                return oom(res, i);
+                        if (lvm_lv_path(st->rec.vg, st->rec.pool, &pool) < 0 || snapshot_set_field(&model->pool, pool) < 0)
+                                return lvm_oom(res, i);
                 }
                 log_debug("lvm: %s/%s will be snapshotted as %s (%s).", st->rec.vg, st->rec.origin,
                           st->rec.snapshot, lvm_method_to_string(st->rec.method));
@@ -582,7 +457,7 @@ static VssCode lvm_pre_commit(ProviderSet *ps, ProviderResult *res) {
                         return provider_fail(res, i, EINVAL, VSS_E_BAD_STATE, "A volume was not prepared");
                 /* Gone or changed since AddToSnapshotSet: better now than inside the window. */
                 if (dm_lvm_name_join(st->rec.vg, st->rec.origin, NULL, &name) < 0)
-                        return oom(res, i);
+                        return lvm_oom(res, i);
                 if (dm_device_info(DM_REF_DEVNUM(st->origin_major, st->origin_minor), &o) < 0 || !streq(o.name, name))
                         return provider_fail(res, i, ENXIO, VSS_E_OBJECT_NOT_FOUND, "Logical volume %s/%s is gone "
                                              "(removed or renamed since it was added to the set)", st->rec.vg,
@@ -593,232 +468,6 @@ static VssCode lvm_pre_commit(ProviderSet *ps, ProviderResult *res) {
                                              st->rec.origin);
         }
         return S_OK;
-}
-
-/* ---------------------------------------------------------------- the window
- *
- * From here to release_writes: no malloc of ours, no logging, no path lookup but lvm's. */
-
-static VssCode lvm_hold_writes(ProviderSet *ps, ProviderResult *res) {
-        LvmShareState *s = ps->state;
-        uint64_t hold = ps->settings && ps->settings->hold_timeout_usec ? ps->settings->hold_timeout_usec :
-                        120 * USEC_PER_SEC;
-
-        if (!s)
-                return provider_fail(res, SIZE_MAX, EINVAL, VSS_E_BAD_STATE, "end_prepare_snapshots was not called");
-        /* A little before the coordinator's own timeout, so that a command killed at its end
-         * still leaves time to resume and thaw within it. */
-        s->deadline_usec = command_now_usec() + hold - hold / 10;
-        for (size_t i = 0; i < ps->n_snapshots; i++) {
-                LvmSnapState *st = ps->snapshots[i]->state;
-                int r;
-
-                if (!lvm_method_presuspends(st->rec.method))
-                        continue;
-                /* skip-lockfs: the filesystem is frozen already, and lvm, finding the origin
-                 * suspended, skips its own lockfs suspend, which would fail with EBUSY on a
-                 * FIFREEZE before Linux 6.8. With a flush: every acknowledged write is in. */
-                r = dm_device_suspend(DM_REF_DEVNUM(st->origin_major, st->origin_minor), true);
-                if (r < 0)
-                        return provider_fail(res, i, r, provider_code_from_errno(r, VSS_E_PROVIDER_VETO),
-                                             "Suspending %s/%s failed", st->rec.vg, st->rec.origin);
-                st->suspended = true;
-        }
-        return S_OK;
-}
-
-/* The pool's transaction id, which lvm sets with a message right after create_snap, in the
- * same suspend of the origin. */
-static int pool_transaction_id(unsigned major, unsigned minor, uint64_t *ret) {
-        _cleanup_free_ char *type = NULL, *params = NULL;
-        ThinPoolStatus s;
-        int r;
-
-        r = dm_device_status(DM_REF_DEVNUM(major, minor), &type, &params);
-        if (r >= 0)
-                r = thin_pool_status_parse(params, &s);
-        if (r < 0)
-                return r;
-        *ret = s.transaction_id;
-        return 0;
-}
-
-/* The early thaw of a THIN_NESTED origin. lvm's native thin lvcreate suspends the origin with
- * lockfs, which on Linux 6.8+ nests inside our FIFREEZE; if our FITHAW comes after lvm's resume,
- * the kernel's thaw for dm fails (another holder remains) and leaves the device's freeze count
- * at 1, so that every later lockfs suspend of that LV silently stops freezing its filesystem
- * (measured on 6.12; lvm-thin-facts.md). So the FITHAW is issued while lvm holds the origin
- * suspended and after its create_snap (the pool's transaction id has moved on): dm is then the
- * last holder, and its resume thaws cleanly. It cannot harm the snapshot: the origin stays
- * suspended (and its filesystem frozen by dm's lockfs) until the snapshot exists. If lvm is
- * faster than this watch, the filesystem is thawed with the others, as without it. */
-static void watch_early_thaw(ProviderSet *ps) {
-        for (size_t i = 0; i < ps->n_snapshots; i++) {
-                LvmSnapState *st = ps->snapshots[i]->state;
-                uint64_t tid;
-                char c = '0';
-
-                if (!st->watch || !st->started || st->early_thawed || command_finished(st->create))
-                        continue;
-                if (pread(st->suspended_fd, &c, 1, 0) != 1 || c != '1')
-                        continue;
-                if (pool_transaction_id(st->tpool_major, st->tpool_minor, &tid) < 0 || tid <= st->tid_start)
-                        continue;
-                /* EINVAL is the expected answer: dm still holds the filesystem frozen. */
-                (void) ioctl(st->fs_fd, FITHAW, 0);
-                st->early_thawed = true;
-        }
-}
-
-static bool watching(const ProviderSet *ps) {
-        for (size_t i = 0; i < ps->n_snapshots; i++) {
-                const LvmSnapState *st = ps->snapshots[i]->state;
-
-                if (st->watch && st->started && !st->early_thawed && !command_finished(st->create))
-                        return true;
-        }
-        return false;
-}
-
-/* Starts the next snapshot of group g, if any. */
-static int start_next(ProviderSet *ps, LvmShareState *s, size_t g) {
-        for (size_t i = s->next[g]; i < ps->n_snapshots; i++) {
-                LvmSnapState *st = ps->snapshots[i]->state;
-                int r;
-
-                if (st->group != g || st->started)
-                        continue;
-                s->next[g] = i + 1;
-                st->started = true;
-                if (st->watch && pool_transaction_id(st->tpool_major, st->tpool_minor, &st->tid_start) < 0)
-                        st->watch = false;
-                r = command_start(st->create);
-                if (r < 0) {
-                        st->failed = true;
-                        return r;
-                }
-                s->running[g] = st->create;
-                return 1;
-        }
-        s->next[g] = ps->n_snapshots;
-        s->running[g] = NULL;
-        return 0;
-}
-
-static LvmSnapState *state_of_command(ProviderSet *ps, const Command *c, size_t *ret_index) {
-        for (size_t i = 0; i < ps->n_snapshots; i++) {
-                LvmSnapState *st = ps->snapshots[i]->state;
-
-                if (st->create == c) {
-                        *ret_index = i;
-                        return st;
-                }
-        }
-        return NULL;
-}
-
-static bool any_running(const LvmShareState *s) {
-        for (size_t g = 0; g < s->n_vgs; g++)
-                if (s->running[g])
-                        return true;
-        return false;
-}
-
-static VssCode lvm_commit(ProviderSet *ps, ProviderResult *res) {
-        LvmShareState *s = ps->state;
-        VssCode code = S_OK;
-        bool stop = false;
-        int r;
-
-        for (size_t g = 0; g < s->n_vgs; g++) {
-                r = start_next(ps, s, g);
-                if (r < 0)
-                        return provider_fail(res, SIZE_MAX, r, VSS_E_PROVIDER_VETO, "Cannot start lvm");
-        }
-        while (any_running(s)) {
-                uint64_t now = command_now_usec();
-
-                if (now >= s->deadline_usec) {
-                        /* Past the hold: kill, and report each as timed out below. */
-                        commands_kill(s->running, s->n_vgs);
-                        stop = true;
-                } else
-                        /* 1 ms while an early thaw is due, so as not to miss lvm's suspend. */
-                        commands_poll(s->running, s->n_vgs, watching(ps) ? 1 :
-                                      (int) ((s->deadline_usec - now) / 1000 < 20 ? (s->deadline_usec - now) / 1000 + 1 : 20));
-                watch_early_thaw(ps);
-                for (size_t g = 0; g < s->n_vgs; g++) {
-                        Command *c = s->running[g];
-                        LvmSnapState *st;
-                        size_t i;
-
-                        if (!c || !command_finished(c) || !(st = state_of_command(ps, c, &i)))
-                                continue;
-                        if (c->exit_status == 0 && !c->timed_out) {
-                                st->created = true;
-                                /* Its own snapshot exists: its filesystem may take writes again
-                                 * (any later write to a volume not snapshotted yet still blocks,
-                                 * so the set stays one instant; lvm-thin-facts.md). */
-                                if (st->fs_fd >= 0 && !st->early_thawed) {
-                                        (void) ioctl(st->fs_fd, FITHAW, 0);
-                                        st->early_thawed = true;
-                                }
-                        } else {
-                                st->failed = true;
-                                if (code == S_OK) {
-                                        char what[300];
-
-                                        snprintf(what, sizeof what, "Snapshot of %s/%s", st->rec.vg, st->rec.origin);
-                                        code = lvm_fail(c, what, i, res);
-                                }
-                                stop = true;
-                        }
-                        s->running[g] = NULL;
-                        /* After a failure nothing new starts; what runs is waited for. */
-                        if (!stop && start_next(ps, s, g) < 0 && code == S_OK) {
-                                code = provider_fail(res, SIZE_MAX, errno, VSS_E_PROVIDER_VETO, "Cannot start lvm");
-                                stop = true;
-                        }
-                }
-        }
-        return code;
-}
-
-static uint32_t *share_cookie(ProviderSet *ps) {
-        LvmShareState *s = ps->state;
-
-        return s && s->have_cookie ? &s->cookie : NULL;
-}
-
-static VssCode lvm_release_writes(ProviderSet *ps, bool committed, ProviderResult *res) {
-        VssCode code = S_OK;
-
-        /* Every origin that is still suspended is resumed: ours that lvm did not resume (its
-         * command failed before), and any lvm left suspended when it was killed (that resume
-         * also thaws a filesystem lvm's lockfs froze). */
-        for (size_t i = 0; i < ps->n_snapshots; i++) {
-                LvmSnapState *st = ps->snapshots[i]->state;
-                DmRef o;
-                DmInfo info;
-                int r;
-
-                if (!st)
-                        continue;
-                o = DM_REF_DEVNUM(st->origin_major, st->origin_minor);
-                if (dm_device_info(o, &info) < 0 || !info.suspended) {
-                        st->suspended = false;
-                        continue;
-                }
-                r = dm_device_resume(o, DM_RULES_ALL, share_cookie(ps));
-                if (r < 0)   /* once more, without udev: writers hang until it is resumed */
-                        r = dm_device_resume(o, DM_RULES_ALL, NULL);
-                if (r >= 0)
-                        st->suspended = false;
-                else if (code == S_OK)
-                        code = provider_fail(res, i, r, provider_code_from_errno(r, VSS_E_PROVIDER_VETO),
-                                             "Resuming %s/%s failed", st->rec.vg, st->rec.origin);
-        }
-        return code;
 }
 
 /* ---------------------------------------------------------------- after the window */
@@ -924,7 +573,7 @@ static VssCode lvm_post_commit(ProviderSet *ps, ProviderResult *res) {
         for (size_t g = 0; r >= 0 && g < s->n_vgs; g++)
                 r = command_add(backup, s->vgs[g]);
         if (r < 0)
-                return oom(res, SIZE_MAX);
+                return lvm_oom(res, SIZE_MAX);
         code = lvm_run(backup, "Backing up the volume groups' metadata", SIZE_MAX, res);
         if (code == S_OK)
                 code = run_for_group(ps, SIZE_MAX, "lvchange", activate, is_native_thin,
@@ -939,15 +588,15 @@ static VssCode lvm_post_commit(ProviderSet *ps, ProviderResult *res) {
                 LvmSnapState *st = ps->snapshots[i]->state;
                 Snapshot *model = ps->snapshots[i]->snapshot;
 
-                if (model_set_device(model, &st->rec) < 0 || record_store(model, &st->rec) < 0)
-                        return oom(res, i);
+                if (model_set_device(model, &st->rec) < 0 || lvm_record_store(model, &st->rec) < 0)
+                        return lvm_oom(res, i);
                 query_into(model, &st->rec);
                 if (model->invalid)
                         return provider_fail(res, i, 0, VSS_E_PROVIDER_VETO, "Snapshot %s/%s was created but is not "
                                              "usable (inactive, or its copy-on-write store failed); see 'lvs -a %s'",
                                              st->rec.vg, st->rec.snapshot, st->rec.vg);
         }
-        share_state_free(ps);
+        lvm_share_state_free(ps);
         return S_OK;
 }
 
@@ -964,14 +613,14 @@ static VssCode remove_snapshot_lv(const LvmRecord *rec, bool refresh_origin, siz
         char what[300];
         int r;
 
-        if (lv_path(rec->vg, rec->snapshot, &path) < 0 || lv_path(rec->vg, rec->origin, &origin) < 0)
-                return oom(res, index);
+        if (lvm_lv_path(rec->vg, rec->snapshot, &path) < 0 || lvm_lv_path(rec->vg, rec->origin, &origin) < 0)
+                return lvm_oom(res, index);
         snprintf(what, sizeof what, "Removing snapshot %s", path);
         r = lvm_new("lvremove", false, &c);
         if (r >= 0)
                 r = command_add(c, "-f") ?: command_add(c, "-y") ?: command_add(c, path);
         if (r < 0)
-                return oom(res, index);
+                return lvm_oom(res, index);
         code = lvm_run(c, what, index, res);
         if (code == VSS_E_OBJECT_NOT_FOUND)
                 code = S_OK;   /* nothing of it exists */
@@ -984,7 +633,7 @@ static VssCode remove_snapshot_lv(const LvmRecord *rec, bool refresh_origin, siz
         if (r >= 0)
                 r = command_add(c, "--refresh") ?: command_add(c, origin);
         if (r < 0)
-                return oom(res, index);
+                return lvm_oom(res, index);
         code = lvm_run(c, what, index, res);
         /* An origin removed since (the set failed because it went) has nothing to refresh. */
         return code == VSS_E_OBJECT_NOT_FOUND ? S_OK : code;
@@ -1006,7 +655,7 @@ static VssCode lvm_abort(ProviderSet *ps, ProviderResult *res) {
                         /* Never left suspended, whatever happened before. */
                         if (st->suspended) {
                                 (void) dm_device_resume(DM_REF_DEVNUM(st->origin_major, st->origin_minor), DM_RULES_ALL,
-                                                        share_cookie(ps));
+                                                        lvm_share_cookie(ps));
                                 st->suspended = false;
                         }
                         messy = st->failed;
@@ -1021,7 +670,7 @@ static VssCode lvm_abort(ProviderSet *ps, ProviderResult *res) {
                         code = k;
                 lvm_record_done(&parsed);
         }
-        share_state_free(ps);
+        lvm_share_state_free(ps);
         return code;
 }
 
@@ -1097,7 +746,7 @@ static VssCode lvm_recover(Snapshot *snap, const ProviderSettings *settings, Pro
         if (code != S_OK)
                 return code;
         if (dm_lvm_name_join(rec.vg, rec.origin, NULL, &name) < 0)
-                return oom(res, 0);
+                return lvm_oom(res, 0);
         if (dm_device_info(DM_REF_NAME(name), &info) < 0 || !info.suspended)
                 return S_OK;
         /* With a cookie (see LvmShareState.cookie), waited on at once: nothing is suspended
@@ -1140,8 +789,8 @@ static VssCode lvm_activate(Snapshot *snap, const ProviderSettings *settings, Pr
         code = record_of(snap, &rec, res);
         if (code != S_OK)
                 return code;
-        if (lv_path(rec.vg, rec.snapshot, &path) < 0)
-                return oom(res, 0);
+        if (lvm_lv_path(rec.vg, rec.snapshot, &path) < 0)
+                return lvm_oom(res, 0);
         code = lvm_query_lvs((char *[]) { rec.vg, NULL }, &lvs, &n, 0, res);
         if (code != S_OK)
                 return code;
@@ -1161,13 +810,13 @@ static VssCode lvm_activate(Snapshot *snap, const ProviderSettings *settings, Pr
                 if (r >= 0)
                         r = command_add(c, "-ay") ?: command_add(c, "-K") ?: command_add(c, path);
                 if (r < 0)
-                        return oom(res, 0);
+                        return lvm_oom(res, 0);
                 code = lvm_run(c, "Activating the snapshot", 0, res);
                 if (code != S_OK)
                         return code;
         }
         if (model_set_device(snap, &rec) < 0)
-                return oom(res, 0);
+                return lvm_oom(res, 0);
         query_into(snap, &rec);
         return S_OK;
 }
@@ -1182,106 +831,6 @@ static VssCode lvm_query(Snapshot *snap, ProviderResult *res) {
         /* From the devices' status: no lvm process for a listing. */
         query_into(snap, &rec);
         return S_OK;
-}
-
-/* ---------------------------------------------------------------- orphans */
-
-static bool known_snapshot(Snapshot *const *known, size_t n, const LvmLv *lv) {
-        for (size_t i = 0; i < n; i++) {
-                LvmRecord rec = { .method = _LVM_METHOD_INVALID };
-                bool match;
-
-                if (!streq_ptr(known[i]->provider, provider_lvm.name) ||
-                    lvm_record_from_json(known[i]->provider_data, &rec) < 0)
-                        continue;
-                match = streq_ptr(rec.vg, lv->vg) && streq_ptr(rec.snapshot, lv->name);
-                lvm_record_done(&rec);
-                if (match)
-                        return true;
-        }
-        return false;
-}
-
-/* The set a snapset LV belongs to, from its "snapset_set_<id>" tag. */
-static bool set_id_of(const LvmLv *lv, char ret[static 37]) {
-        for (const char *t = lv->tags; t && *t; ) {
-                size_t l = strcspn(t, ",");
-                const char *id = startswith(t, LVM_SET_TAG_PREFIX);
-
-                if (id && (size_t) (t + l - id) == 36) {
-                        memcpy(ret, id, 36);
-                        ret[36] = 0;
-                        return snapset_id_is_valid(ret);
-                }
-                t += l;
-                if (*t == ',')
-                        t++;
-        }
-        return false;
-}
-
-static int orphan_of(const LvmLv *lv, ProviderOrphan *ret) {
-        /* A COW LV made before a window that never came has no origin: its own name stands in. */
-        LvmRecord rec = {
-                .vg = lv->vg, .origin = lv->origin ?: lv->name, .snapshot = lv->name, .pool = lv->pool,
-                .method = streq_ptr(lv->segtype, "thin") ? LVM_METHOD_THIN_NESTED : LVM_METHOD_CLASSIC,
-                .cow_size = streq_ptr(lv->segtype, "snapshot") ? lv->size : 0,
-        };
-        ProviderOrphan o = {};
-        int r;
-
-        memcpy(o.snapshot_id, lv->name + strlen(LVM_SNAPSHOT_LV_PREFIX), 36);
-        if (!set_id_of(lv, o.set_id))
-                return -EBADMSG;
-        o.discard = lvm_lv_has_tag(lv, LVM_BACKUP_TAG) || !lv->origin;
-        o.created_usec = lv->time * USEC_PER_SEC;
-        r = lvm_record_to_json(&rec, &o.provider_data);
-        if (r < 0)
-                return r;
-        if (asprintf(&o.volume, "/dev/%s/%s", lv->vg, rec.origin) < 0) {
-                json_object_put(o.provider_data);
-                return -ENOMEM;
-        }
-        *ret = o;
-        return 0;
-}
-
-/* Every LV tagged "snapset" that looks like ours (named snapset-<uuid>, tagged with its set)
- * and that no record names. */
-static int lvm_find_orphans(Snapshot *const *known, size_t n_known, ProviderOrphan **ret, size_t *ret_n) {
-        ProviderResult res = { .failed = SIZE_MAX };
-        ProviderOrphan *orphans = NULL;
-        LvmLv *lvs = NULL;
-        size_t n = 0, k = 0;
-        int r = 0;
-
-        if (lvm_query_lvs((char *[]) { (char *) "@" LVM_TAG, NULL }, &lvs, &n, 0, &res) != S_OK)
-                return log_debug_errno(EIO, "Cannot look for snapset's LVs: %s", res.message);
-        orphans = calloc(n ?: 1, sizeof(ProviderOrphan));
-        if (!orphans) {
-                lvm_lvs_free(lvs, n);
-                return -ENOMEM;
-        }
-        for (size_t i = 0; i < n; i++) {
-                const char *id = startswith(strempty(lvs[i].name), LVM_SNAPSHOT_LV_PREFIX);
-
-                if (!id || !snapset_id_is_valid(id) || known_snapshot(known, n_known, &lvs[i]))
-                        continue;
-                r = orphan_of(&lvs[i], &orphans[k]);
-                if (r == -ENOMEM)
-                        break;
-                if (r >= 0)
-                        k++;
-                r = 0;
-        }
-        lvm_lvs_free(lvs, n);
-        if (r < 0) {
-                provider_orphans_free(orphans, k);
-                return r;
-        }
-        *ret = orphans;
-        *ret_n = k;
-        return 0;
 }
 
 /* ---------------------------------------------------------------- probe, support */

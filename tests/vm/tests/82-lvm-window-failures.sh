@@ -6,6 +6,9 @@
 #     the volume and carries lvm's message; everything is undone: no snapshot LV (classic or
 #     thin) or device left, nothing suspended or frozen, the origins' tables as before, the thin
 #     pool's transaction ids agreeing, and the journal record written after the thaw;
+#   - snapsetd killed inside the window (SNAPSETD_TEST_HOOKS=kill=committing, the origins held,
+#     the COW LVs made): systemd restarts it, the restart resumes the origins, thaws, and only
+#     then (lvm needs thawed filesystems) removes what the set made;
 #   - an LV removed between AddToSnapshotSet and DoSnapshotSet: VSS_E_OBJECT_NOT_FOUND, nothing
 #     left;
 #   - a set that includes the filesystem holding /etc/lvm (a directory of one of the set's LVs
@@ -78,6 +81,27 @@ fail_on() {
 fail_on c0
 fail_on c1
 snapset_restart
+
+# --- snapsetd killed inside the window ----------------------------------------------
+
+snapset_hooks "kill=committing"
+pid_before=$(systemctl show -P MainPID snapsetd.service)
+snapset_capture k snapsetctl create /dev/$vg/c0 /dev/$vg/t0
+((k_rc != 0)) || fail "kill=committing: the set was created"
+for _ in $(seq 100); do
+	pid=$(systemctl show -P MainPID snapsetd.service)
+	[[ $pid != 0 && $pid != "$pid_before" ]] && snapsetctl status >/dev/null 2>&1 && break
+	sleep 0.2
+done
+[[ $pid != 0 && $pid != "$pid_before" ]] || fail "kill=committing: snapsetd was not restarted"
+fs_not_frozen "${mnt[c0]}" "${mnt[t0]}"
+lvm_assert_clean "kill=committing" $vg
+snapset_assert_clean "kill=committing" "$cowdir" "${names[@]}"
+for lv in c0 t0; do
+	assert_eq "$(cat "${mnt[$lv]}/f")" "$lv before" "kill=committing: $lv's data"
+done
+step "ok: killed inside the window: restarted, resumed, thawed, and nothing of the set left"
+snapset_hooks ""
 
 # --- an LV removed between Add and Do --------------------------------------------
 
