@@ -5,6 +5,7 @@
 #include <limits.h>
 #include <stddef.h>
 #include <stdio.h>
+#include <systemd/sd-daemon.h>
 
 #include "config.h"
 #include "ini.h"
@@ -355,7 +356,37 @@ static int config_parse_line(const char *section, const char *key, const char *v
         r = k->parse(k, value, c, reason, sizeof reason);
         if (r == -EINVAL)
                 return ini_error(reterr_message, "%s=%s: %s", key, value, reason);
+        if (k->offset == F(flush_timeout_sec))
+                c->flush_timeout_line = line;
+        else if (k->offset == F(hold_timeout_sec))
+                c->hold_timeout_line = line;
         return r;
+}
+
+uint64_t config_watchdog_usec(void) {
+        uint64_t usec = 0;
+
+        return sd_watchdog_enabled(false, &usec) > 0 ? usec : 0;
+}
+
+/* Limits checked against each other and against the watchdog. Until DoSnapshotSet runs beside
+ * the event loop, the loop does not ping the watchdog during a set, and the freeze window alone
+ * may last FlushTimeoutSec= + HoldTimeoutSec=; the loop pings at half the interval, so that must
+ * stay below half of it, or a legal configuration gets snapsetd killed (SIGABRT) in the middle
+ * of a set. */
+static int config_check(const Config *c, const char *name, char **reterr_message) {
+        uint64_t watchdog = config_watchdog_usec();
+        unsigned window = c->flush_timeout_sec + c->hold_timeout_sec;
+        unsigned line = c->flush_timeout_line > c->hold_timeout_line ? c->flush_timeout_line : c->hold_timeout_line;
+
+        if (watchdog > 0 && (uint64_t) window * USEC_PER_SEC * 2 >= watchdog)
+                return ini_error(reterr_message,
+                                 "%s:%u: FlushTimeoutSec=%u + HoldTimeoutSec=%u = %u s: must stay below half of "
+                                 "snapsetd.service's WatchdogSec= (%llu s), or the watchdog kills snapsetd in "
+                                 "the middle of a set; lower them, or raise WatchdogSec= in a drop-in",
+                                 name, line, c->flush_timeout_sec, c->hold_timeout_sec, window,
+                                 (unsigned long long) (watchdog / USEC_PER_SEC));
+        return 0;
 }
 
 int config_parse(FILE *f, const char *name, Config *ret, char **reterr_message) {
@@ -367,6 +398,10 @@ int config_parse(FILE *f, const char *name, Config *ret, char **reterr_message) 
                 return r;
 
         r = ini_parse(f, name, config_parse_line, &c, reterr_message);
+        if (r < 0)
+                return r;
+
+        r = config_check(&c, name, reterr_message);
         if (r < 0)
                 return r;
 

@@ -54,6 +54,7 @@ typedef struct Config {
         unsigned set_idle_timeout_sec;  /* 0: a set in creation never times out */
         unsigned flush_timeout_sec;
         unsigned hold_timeout_sec;
+        unsigned flush_timeout_line, hold_timeout_line;  /* where they were set, 0: defaults */
 
         /* [Storage] */
         char *cow_directory;
@@ -86,3 +87,7 @@ int config_load(const char *path, bool missing_ok, Config *ret, char **reterr_me
 /* Parses a size: a number of bytes with an optional K, M, G or T suffix (powers of 1024; "KiB"
  * etc. are accepted too). Returns 0 or -EINVAL/-ERANGE. */
 int config_parse_size(const char *s, uint64_t *ret);
+
+/* The service's watchdog interval (WatchdogSec=, from the service manager), 0 without one.
+ * Whatever may keep the event loop busy in one go must stay below half of it. */
+uint64_t config_watchdog_usec(void);

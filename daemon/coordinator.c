@@ -10,6 +10,7 @@
 
 #include "coordinator.h"
 #include "freeze.h"
+#include "guardian.h"
 #include "inflight.h"
 #include "log.h"
 #include "set-events.h"
@@ -31,6 +32,11 @@ struct SetCreation {
         dev_t *devices;            /* every volume's device number, for ProviderSet.set_devices */
 
         FreezeSet *freeze;
+        /* What must be undone if the window ends in any way, and the process that undoes it if
+         * we cannot (window-undo.h, guardian.h). Made before the window. */
+        WindowUndo *undo;
+        Guardian *guardian;
+        UndoReport undo_report;    /* the last resort's, after our own release and thaw */
         bool memory_locked;
         ProviderResult result;     /* preallocated: providers report into it inside the window */
 };
@@ -211,6 +217,23 @@ static VssCode hook_failure(SetCreation *c, const ProviderSet *ps) {
         return VSS_E_PROVIDER_VETO;
 }
 
+/* fail-inside: the share holding that snapshot is told to fail inside its own method, at that
+ * snapshot's place in the share. */
+static void hooks_arm_shares(SetCreation *c) {
+        const CoordinatorTestHooks *h = &c->options.hooks;
+        const char *method = h->fail_inside_phase == SET_PHASE_HOLDING ? "HoldWrites" :
+                             h->fail_inside_phase == SET_PHASE_COMMITTING ? "CommitSnapshots" : NULL;
+
+        if (!method || h->fail_inside_index >= c->n)
+                return;
+        for (size_t i = 0; i < c->n_shares; i++)
+                for (size_t k = 0; k < c->shares[i]->n_snapshots; k++)
+                        if (c->shares[i]->snapshots[k] == c->psnaps[h->fail_inside_index]) {
+                                c->shares[i]->test_fail_method = method;
+                                c->shares[i]->test_fail_index = k;
+                        }
+}
+
 static void enter_phase(SetCreation *c, SetPhase phase) {
         c->phase = phase;
         if (c->options.hooks.kill_phase == phase)
@@ -261,7 +284,10 @@ SetCreation *set_creation_free(SetCreation *c) {
                 provider_set_free(c->shares[i]);
         free(c->shares);
         free(c->devices);
+        /* Not disarmed yet (an error path): closing the channel makes it undo everything. */
+        guardian_free(c->guardian);
         freeze_set_free(c->freeze);
+        window_undo_free(c->undo);
         snapshot_set_free(c->set);
         free(c);
         return NULL;
@@ -412,7 +438,7 @@ VssCode set_creation_add(SetCreation *c, const char *volume, const BlockDevice *
                 code = provider->ops->begin_prepare_snapshot(ps, psnap, &c->result);
         code = check(c, ps, "BeginPrepareSnapshot", code, out);
         /* What the provider made is recorded at once, so that a crash from here on is undone. */
-        if (code == S_OK && (r = inflight_save(c->options.inflight_directory, c->set, NULL)) < 0) {
+        if (code == S_OK && (r = inflight_save(c->options.inflight_directory, c->set, NULL, NULL)) < 0) {
                 outcome_set(out, VSS_E_UNEXPECTED, -r, volume, snap->id, NULL, NULL,
                             "Could not record the set in %s for crash recovery: %s",
                             c->options.inflight_directory, strerror(-r));
@@ -577,13 +603,44 @@ static int freeze_set_prepare_for(SetCreation *c) {
         return freeze_set_prepare(devices, n, c->options.mountinfo_path, &c->freeze);
 }
 
+/* The undo list: every volume of the set, with its filesystem's mountpoint fd if the set freezes
+ * it (the FreezeSet's, borrowed), and whether its inactive table is the provider's own. */
+static int undo_prepare(SetCreation *c) {
+        int r;
+
+        r = window_undo_new(c->n, &c->undo);
+        if (r < 0)
+                return r;
+        for (size_t i = 0; i < c->n; i++) {
+                c->undo->volumes[i].device = c->devices[i];
+                c->undo->volumes[i].drop_inactive = c->psnaps[i]->undo_drop_inactive;
+        }
+        for (size_t i = 0; i < c->freeze->n_targets; i++) {
+                FreezeTarget *t = &c->freeze->targets[i];
+                UndoVolume *v = window_undo_volume(c->undo, t->device);
+
+                if (v) {
+                        v->fs_fd = t->fd;
+                        t->undo = v;
+                }
+        }
+        return 0;
+}
+
 /* Everything slow, before the window: the providers' last preparations, the mountpoints opened
- * and synced, the record for crash recovery, memory locked. */
+ * and synced, the undo list, the record for crash recovery, the guardian, memory locked. */
 static VssCode prepare_window(SetCreation *c, SetOutcome *out) {
         VssCode code;
         int r;
 
         enter_phase(c, SET_PHASE_PREPARING);
+        hooks_arm_shares(c);
+        if (freeze_lingering()) {
+                outcome_set(out, VSS_E_BAD_STATE, EBUSY, NULL, NULL, NULL, NULL,
+                            "An earlier set's FIFREEZE of %s has not returned yet (the device under it is "
+                            "not completing writes); retry when it has. Nothing was frozen.", freeze_lingering());
+                return VSS_E_BAD_STATE;
+        }
         code = CALL_ALL(c, SET_PHASE_PREPARING, "EndPrepareSnapshots", end_prepare_snapshots, out);
         if (code == S_OK)
                 code = CALL_ALL(c, SET_PHASE_PREPARING, "PreCommitSnapshots", pre_commit_snapshots, out);
@@ -604,13 +661,29 @@ static VssCode prepare_window(SetCreation *c, SetOutcome *out) {
                 return out ? out->code : VSS_E_UNEXPECTED;
         }
 
+        r = undo_prepare(c);
+        if (r < 0) {
+                outcome_set(out, VSS_E_UNEXPECTED, -r, NULL, NULL, NULL, NULL,
+                            "Could not prepare the undo list of the freeze window: %s", strerror(-r));
+                return VSS_E_UNEXPECTED;
+        }
+
         /* The record names every mountpoint that may end up frozen and every device that may
          * end up suspended, so that a daemon killed inside the window can be undone at start. */
-        r = inflight_save(c->options.inflight_directory, c->set, c->freeze);
+        r = inflight_save(c->options.inflight_directory, c->set, c->freeze, c->undo);
         if (r < 0) {
                 outcome_set(out, VSS_E_UNEXPECTED, -r, NULL, NULL, NULL, NULL,
                             "Could not record the set in %s for crash recovery: %s",
                             c->options.inflight_directory, strerror(-r));
+                return VSS_E_UNEXPECTED;
+        }
+
+        /* No window without someone to end it if we cannot. */
+        r = guardian_start(c->undo, &c->guardian);
+        if (r < 0) {
+                outcome_set(out, VSS_E_UNEXPECTED, -r, NULL, NULL, NULL, NULL,
+                            "Could not start the thaw guardian (the process that thaws the set if snapsetd "
+                            "dies inside the freeze window): %s; nothing was frozen", strerror(-r));
                 return VSS_E_UNEXPECTED;
         }
 
@@ -632,16 +705,64 @@ static VssCode prepare_window(SetCreation *c, SetOutcome *out) {
         return S_OK;
 }
 
+static bool guardian_fired(const SetCreation *c) {
+        return c->undo && atomic_load(&c->undo->fired);
+}
+
 static bool hold_expired(const SetCreation *c, uint64_t hold_start) {
-        return c->options.hold_timeout_usec > 0 &&
-               now_usec(CLOCK_MONOTONIC) - hold_start > c->options.hold_timeout_usec;
+        return guardian_fired(c) || (c->options.hold_timeout_usec > 0 &&
+                                     now_usec(CLOCK_MONOTONIC) - hold_start > c->options.hold_timeout_usec);
+}
+
+/* Tells the guardian when it must act by itself: the end of what the limits allow from start
+ * (both limits 0: never), plus its grace. One atomic store and one non-blocking send. */
+static void guardian_deadline(SetCreation *c, uint64_t start, uint64_t allowed) {
+        atomic_store(&c->undo->deadline_usec, allowed == 0 ? UINT64_MAX : start + allowed + GUARDIAN_GRACE_USEC);
+        guardian_wake(c->guardian);
 }
 
 static VssCode hold_timeout(SetCreation *c, SetOutcome *out) {
         outcome_set(out, VSS_E_HOLD_WRITES_TIMEOUT, ETIMEDOUT, NULL, NULL, NULL, NULL,
-                    "Holding writes took longer than %llu ms; everything was undone. Retry later.",
-                    (unsigned long long) (c->options.hold_timeout_usec / USEC_PER_MSEC));
+                    "Holding writes took longer than %llu ms; %severything was undone. Retry later.",
+                    (unsigned long long) (c->options.hold_timeout_usec / USEC_PER_MSEC),
+                    guardian_fired(c) ? "the thaw guardian resumed and thawed the set at the deadline, and " : "");
         return VSS_E_HOLD_WRITES_TIMEOUT;
+}
+
+static void guardian_disarm_cb(void *userdata) {
+        guardian_disarm(userdata);
+}
+
+/* After our own thaw: the guardian goes, unless a FIFREEZE is still stuck (flush timeout), in
+ * which case it stays armed until that one has returned and been thawed. */
+static void guardian_end(SetCreation *c) {
+        if (c->freeze && freeze_set_linger(c->freeze, guardian_disarm_cb, c->guardian))
+                c->guardian = NULL;
+        else
+                guardian_disarm(TAKE_PTR(c->guardian));
+}
+
+static void emit_undo_report(const SetCreation *c) {
+        const UndoReport *r = &c->undo_report;
+        SetEvent e;
+
+        if (guardian_fired(c)) {
+                set_event_init(&e, LOG_ERR, c->set->id, NULL, NULL, NULL, NULL);
+                snprintf(e.message, sizeof e.message,
+                         "The thaw guardian ended the freeze window of set %s at its deadline (HoldTimeoutSec= "
+                         "plus %llu ms): a provider or a device did not return in time.", c->set->id,
+                         (unsigned long long) (GUARDIAN_GRACE_USEC / USEC_PER_MSEC));
+                emit(c, &e);
+        }
+        if (r->resumed + r->thawed + r->failed == 0)
+                return;
+        set_event_init(&e, r->failed ? LOG_ERR : LOG_WARNING, c->set->id, NULL, NULL, NULL, NULL);
+        e.error = -r->failed_error;
+        snprintf(e.message, sizeof e.message,
+                 "After the window of set %s, %u device(s) were still suspended and %u filesystem(s) frozen; "
+                 "they were resumed and thawed%s%s.", c->set->id, r->resumed, r->thawed,
+                 r->failed ? ", but not all: " : "", r->failed ? strerror(-r->failed_error) : "");
+        emit(c, &e);
 }
 
 /* The window itself. Nothing here allocates, logs or writes to a filesystem: events are queued
@@ -649,6 +770,7 @@ static VssCode hold_timeout(SetCreation *c, SetOutcome *out) {
  * released and thawed, whatever happened. */
 static VssCode run_window(SetCreation *c, SetOutcome *out) {
         uint64_t freeze_start, hold_start = 0, hold_end = 0, thaw_end;
+        unsigned dropped_log, dropped_events;
         bool held = false, committed = false;
         VssCode code, released;
         int r;
@@ -658,6 +780,8 @@ static VssCode run_window(SetCreation *c, SetOutcome *out) {
 
         enter_phase(c, SET_PHASE_FLUSHING);
         freeze_start = now_usec(CLOCK_MONOTONIC);
+        guardian_deadline(c, freeze_start, c->options.flush_timeout_usec == 0 || c->options.hold_timeout_usec == 0 ? 0 :
+                          c->options.flush_timeout_usec + c->options.hold_timeout_usec);
         if (hook_fails(c, SET_PHASE_FLUSHING, NULL)) {
                 const Snapshot *snap = c->set->snapshots[c->options.hooks.fail_index];
 
@@ -667,6 +791,8 @@ static VssCode run_window(SetCreation *c, SetOutcome *out) {
                 code = VSS_E_PROVIDER_VETO;
                 goto thawed;
         }
+        c->freeze->kill_after_first_freeze = c->options.hooks.kill_after_first_freeze;
+        c->freeze->kill_after_first_thaw = c->options.hooks.kill_after_first_thaw;
         r = freeze_set_freeze(c->freeze, c->options.flush_timeout_usec);
         if (r < 0) {
                 code = freeze_failure(c, r, out);
@@ -678,6 +804,7 @@ static VssCode run_window(SetCreation *c, SetOutcome *out) {
         enter_phase(c, SET_PHASE_HOLDING);
         hold_start = now_usec(CLOCK_MONOTONIC);
         held = true;
+        guardian_deadline(c, hold_start, c->options.hold_timeout_usec);
         code = CALL_ALL(c, SET_PHASE_HOLDING, "HoldWrites", hold_writes, out);
         if (code == S_OK && hold_expired(c, hold_start))
                 code = hold_timeout(c, out);
@@ -708,6 +835,11 @@ static VssCode run_window(SetCreation *c, SetOutcome *out) {
                             t->mountpoint, strerror(-r), t->mountpoint);
                 code = VSS_E_UNEXPECTED;
         }
+        /* The last resort, on every way out past the freeze: whatever a provider left suspended
+         * is resumed, and whatever is still frozen thawed (normally nothing). Not after a failed
+         * freeze: nothing was suspended, freeze_set_freeze() thawed what it froze, and a FITHAW
+         * of a filesystem whose FIFREEZE is stuck would wait for it. */
+        window_undo_run(c->undo, &c->undo_report);
 thawed:
         thaw_end = now_usec(CLOCK_MONOTONIC);
         if (c->memory_locked) {
@@ -717,9 +849,25 @@ thawed:
         c->set->freeze_window_usec = thaw_end - freeze_start;
         c->set->hold_usec = held ? hold_end - hold_start : 0;
 
-        /* Writes flow again: what happened inside may now be written out. */
-        (void) log_release();
-        (void) set_events_release(c->options.sink, c->options.sink_userdata);
+        /* Writes flow again: what happened inside may now be written out, and what did not fit
+         * in the queues is at least counted. */
+        dropped_log = log_release();
+        dropped_events = set_events_release(c->options.sink, c->options.sink_userdata);
+        if (dropped_log + dropped_events > 0) {
+                SetEvent e;
+
+                set_event_init(&e, LOG_WARNING, c->set->id, NULL, NULL, NULL, NULL);
+                snprintf(e.message, sizeof e.message,
+                         "%u event(s) and %u log message(s) of set %s's freeze window did not fit in the "
+                         "queues held for it and were lost.", dropped_events, dropped_log, c->set->id);
+                emit(c, &e);
+        }
+
+        guardian_end(c);
+        emit_undo_report(c);
+        /* Past the deadline the set cannot be trusted, whatever the providers said. */
+        if (guardian_fired(c))
+                code = hold_timeout(c, out);
         return code;
 }
 

@@ -2,8 +2,11 @@
 
 #include <fcntl.h>
 #include <libmount.h>
+#include <limits.h>
 #include <linux/fs.h>
 #include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/ioctl.h>
@@ -68,6 +71,8 @@ static int freeze_set_add(FreezeSet *s, const char *mountpoint, dev_t device) {
         return 0;
 }
 
+static int worker_new(FreezeSet *s);
+
 int freeze_set_prepare(const dev_t *devices, size_t n, const char *mountinfo_path, FreezeSet **ret) {
         _cleanup_(freeze_set_freep) FreezeSet *s = NULL;
         _cleanup_(mnt_unref_tablep) struct libmnt_table *tb = NULL;
@@ -83,6 +88,9 @@ int freeze_set_prepare(const dev_t *devices, size_t n, const char *mountinfo_pat
         if (!s || !tb || !it)
                 return -ENOMEM;
 
+        r = worker_new(s);
+        if (r < 0)
+                return r;
         r = mnt_table_parse_file(tb, mountinfo_path ?: "/proc/self/mountinfo");
         if (r < 0)
                 return r;
@@ -119,13 +127,12 @@ int freeze_set_sync(FreezeSet *s) {
         return 0;
 }
 
-static int freeze_one(FreezeTarget *t) {
-        if (ioctl(t->fd, FIFREEZE, 0) < 0)
-                return -errno;
-        t->frozen = true;
-        return 0;
+static void mark_undo(FreezeTarget *t, bool maybe_frozen) {
+        if (t->undo)
+                atomic_store(&t->undo->frozen, maybe_frozen);
 }
 
+/* Called with the worker's lock held, or with no worker running. */
 int freeze_set_thaw(FreezeSet *s) {
         int first = 0;
 
@@ -148,64 +155,101 @@ int freeze_set_thaw(FreezeSet *s) {
                 }
                 t->frozen = false;
                 s->n_frozen--;
+                mark_undo(t, false);
+                if (s->kill_after_first_thaw)
+                        raise(SIGKILL);
         }
         return first;
 }
 
-/* Freezes in order until done, cancelled or failed; undoes its own work on failure or
- * cancellation. Returns 0, -ECANCELED, or the failing ioctl's error. */
-typedef struct FreezeWorker {
+/* The thread that does the FIFREEZEs, so that the caller can give up at the deadline: it cannot
+ * interrupt an ioctl, but it can thaw what is frozen already and return while the stuck one
+ * goes on. The worker then thaws that one the moment it returns, and ends by itself
+ * ("lingers"); its set is freed when both it and the owner are done with it. */
+struct FreezeWorker {
         FreezeSet *set;
+        pthread_t thread;
         pthread_mutex_t lock;
         pthread_cond_t cond;
-        bool cancelled;
+        size_t current;         /* the target being frozen */
+        bool cancelled;         /* the caller gave up (deadline) */
         bool done;
+        bool detached;          /* the caller returned without it */
+        bool orphaned;          /* freeze_set_free() was called while it lingered */
         int result;
-} FreezeWorker;
+        void (*on_exit)(void *userdata);
+        void *userdata;
+};
 
-static bool worker_cancelled(FreezeWorker *w) {
-        bool c;
+/* Freezes lingering now, and the mountpoint of the last one, for a clear refusal of the next set. */
+static atomic_uint lingering = 0;
+static char lingering_mountpoint[PATH_MAX];
 
-        pthread_mutex_lock(&w->lock);
-        c = w->cancelled;
-        pthread_mutex_unlock(&w->lock);
-        return c;
-}
-
-static int freeze_all(FreezeSet *s, FreezeWorker *w) {
-        for (size_t i = 0; i < s->n_targets; i++) {
-                int r;
-
-                if (w && worker_cancelled(w)) {
-                        (void) freeze_set_thaw(s);
-                        return -ECANCELED;
-                }
-                r = freeze_one(&s->targets[i]);
-                if (r < 0) {
-                        s->failed_index = i;
-                        s->failed_error = r;
-                        (void) freeze_set_thaw(s);
-                        return r;
-                }
-                s->n_frozen++;
-        }
-        /* Cancelled during the last ioctl: the caller has already given up on us. */
-        if (w && worker_cancelled(w)) {
-                (void) freeze_set_thaw(s);
-                return -ECANCELED;
-        }
-        return 0;
-}
+static void freeze_set_destroy(FreezeSet *s);
 
 static void *freeze_worker(void *userdata) {
         FreezeWorker *w = userdata;
-        int r = freeze_all(w->set, w);
+        FreezeSet *s = w->set;
+        void (*on_exit)(void *) = NULL;
+        bool cancelled = false, detached, orphaned;
+        void *on_exit_userdata;
+        int r = 0;
+
+        for (size_t i = 0; i < s->n_targets && !cancelled; i++) {
+                FreezeTarget *t = &s->targets[i];
+
+                pthread_mutex_lock(&w->lock);
+                cancelled = w->cancelled;
+                w->current = i;
+                /* From here on it may be frozen, for the guardian: a daemon that dies inside the
+                 * ioctl leaves it frozen the moment the ioctl returns. */
+                if (!cancelled)
+                        mark_undo(t, true);
+                pthread_mutex_unlock(&w->lock);
+                if (cancelled)
+                        break;
+
+                r = ioctl(t->fd, FIFREEZE, 0) < 0 ? -errno : 0;
+
+                pthread_mutex_lock(&w->lock);
+                cancelled = w->cancelled;
+                if (r == 0) {
+                        t->frozen = true;
+                        s->n_frozen++;
+                        if (s->kill_after_first_freeze)
+                                raise(SIGKILL);
+                        if (cancelled)      /* the caller gave up on us while we were stuck here */
+                                (void) freeze_set_thaw(s);
+                } else {
+                        mark_undo(t, false);
+                        if (!cancelled) {
+                                s->failed_index = i;
+                                s->failed_error = r;
+                                (void) freeze_set_thaw(s);
+                        }
+                }
+                pthread_mutex_unlock(&w->lock);
+                if (r < 0)
+                        break;
+        }
 
         pthread_mutex_lock(&w->lock);
-        w->result = r;
+        w->result = cancelled ? -ECANCELED : r;
         w->done = true;
+        detached = w->detached;
+        orphaned = w->orphaned;
+        on_exit = w->on_exit;
+        on_exit_userdata = w->userdata;
         pthread_cond_signal(&w->cond);
         pthread_mutex_unlock(&w->lock);
+
+        if (detached) {
+                atomic_fetch_sub(&lingering, 1);
+                if (on_exit)
+                        on_exit(on_exit_userdata);
+                if (orphaned)
+                        freeze_set_destroy(s);
+        }
         return NULL;
 }
 
@@ -222,68 +266,129 @@ static struct timespec deadline_after(uint64_t usec) {
         return ts;
 }
 
-int freeze_set_freeze(FreezeSet *s, uint64_t timeout_usec) {
-        FreezeWorker w = { .set = s };
+static int worker_new(FreezeSet *s) {
+        FreezeWorker *w = calloc(1, sizeof(FreezeWorker));
         pthread_condattr_t attr;
+
+        if (!w)
+                return -ENOMEM;
+        w->set = s;
+        pthread_condattr_init(&attr);
+        pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+        pthread_cond_init(&w->cond, &attr);
+        pthread_condattr_destroy(&attr);
+        pthread_mutex_init(&w->lock, NULL);
+        s->worker = w;
+        return 0;
+}
+
+int freeze_set_freeze(FreezeSet *s, uint64_t timeout_usec) {
+        FreezeWorker *w;
         struct timespec deadline;
-        pthread_t thread;
-        bool timed_out = false;
+        pthread_attr_t attr;
         int r;
 
         assert(s);
 
-        if (timeout_usec == 0 || s->n_targets == 0)
-                return freeze_all(s, NULL);
+        if (s->n_targets == 0)
+                return 0;
+        w = s->worker;
+        if (!w || w->detached)
+                return -EBUSY;   /* one freeze per set */
+        w->cancelled = w->done = false;
 
-        /* FIFREEZE blocks until the filesystem has drained its writers, for as long as that takes.
-         * A worker thread does the ioctls so that this thread can give up at the deadline. It
-         * cannot interrupt an ioctl, so after the deadline it waits for the worker to finish the
-         * one in progress and thaw: when this returns, nothing of the set is frozen. */
-        pthread_condattr_init(&attr);
-        pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
-        pthread_cond_init(&w.cond, &attr);
-        pthread_condattr_destroy(&attr);
-        pthread_mutex_init(&w.lock, NULL);
-
-        r = -pthread_create(&thread, NULL, freeze_worker, &w);
+        /* A small stack: the daemon's memory is locked, all of it would be made resident. */
+        pthread_attr_init(&attr);
+        pthread_attr_setstacksize(&attr, 256 * 1024);
+        r = -pthread_create(&w->thread, &attr, freeze_worker, w);
+        pthread_attr_destroy(&attr);
         if (r < 0)
-                goto finish;
+                return r;
 
         deadline = deadline_after(timeout_usec);
-        pthread_mutex_lock(&w.lock);
-        while (!w.done) {
-                if (timed_out)
-                        pthread_cond_wait(&w.cond, &w.lock);
-                else if (pthread_cond_timedwait(&w.cond, &w.lock, &deadline) == ETIMEDOUT && !w.done) {
-                        timed_out = true;
-                        w.cancelled = true;
-                }
+        pthread_mutex_lock(&w->lock);
+        while (!w->done) {
+                if (timeout_usec == 0)
+                        pthread_cond_wait(&w->cond, &w->lock);
+                else if (pthread_cond_timedwait(&w->cond, &w->lock, &deadline) == ETIMEDOUT && !w->done)
+                        break;
         }
-        r = w.result;
-        pthread_mutex_unlock(&w.lock);
-        pthread_join(thread, NULL);
+        if (w->done) {
+                r = w->result;
+                pthread_mutex_unlock(&w->lock);
+                pthread_join(w->thread, NULL);
+                return r;
+        }
 
-        if (timed_out) {
-                r = -ETIMEDOUT;
-                if (s->failed_error == 0) {
-                        s->failed_index = s->n_frozen;
-                        s->failed_error = r;
-                }
-        }
-finish:
-        pthread_cond_destroy(&w.cond);
-        pthread_mutex_destroy(&w.lock);
-        return r;
+        /* The deadline, with one FIFREEZE stuck: what is frozen is thawed now, from this thread;
+         * the stuck one is thawed by the worker when it returns. */
+        w->cancelled = true;
+        (void) freeze_set_thaw(s);
+        s->failed_index = w->current;
+        s->failed_error = -ETIMEDOUT;
+        w->detached = true;
+        snprintf(lingering_mountpoint, sizeof lingering_mountpoint, "%s", s->targets[w->current].mountpoint);
+        atomic_fetch_add(&lingering, 1);
+        pthread_mutex_unlock(&w->lock);
+        pthread_detach(w->thread);
+        return -ETIMEDOUT;
 }
 
-FreezeSet *freeze_set_free(FreezeSet *s) {
-        if (!s)
-                return NULL;
+bool freeze_set_linger(FreezeSet *s, void (*on_exit)(void *userdata), void *userdata) {
+        FreezeWorker *w = s ? s->worker : NULL;
+        bool lingers;
+
+        if (!w || !w->detached)
+                return false;
+        pthread_mutex_lock(&w->lock);
+        lingers = !w->done;
+        if (lingers) {
+                w->on_exit = on_exit;
+                w->userdata = userdata;
+                /* The owner's undo list goes when it returns; the stuck target stays marked there
+                 * as maybe frozen, which is what the guardian must know. */
+                for (size_t i = 0; i < s->n_targets; i++)
+                        s->targets[i].undo = NULL;
+        }
+        pthread_mutex_unlock(&w->lock);
+        return lingers;
+}
+
+const char *freeze_lingering(void) {
+        return atomic_load(&lingering) > 0 ? lingering_mountpoint : NULL;
+}
+
+static void freeze_set_destroy(FreezeSet *s) {
         for (size_t i = 0; i < s->n_targets; i++) {
                 free(s->targets[i].mountpoint);
                 safe_close(s->targets[i].fd);
         }
+        if (s->worker) {
+                pthread_cond_destroy(&s->worker->cond);
+                pthread_mutex_destroy(&s->worker->lock);
+                free(s->worker);
+        }
         free(s->targets);
         free(s);
+}
+
+FreezeSet *freeze_set_free(FreezeSet *s) {
+        FreezeWorker *w;
+
+        if (!s)
+                return NULL;
+        w = s->worker;
+        if (w && w->detached) {
+                bool done;
+
+                pthread_mutex_lock(&w->lock);
+                done = w->done;
+                if (!done)
+                        w->orphaned = true;   /* the worker frees it when its ioctl returns */
+                pthread_mutex_unlock(&w->lock);
+                if (!done)
+                        return NULL;
+        }
+        freeze_set_destroy(s);
         return NULL;
 }

@@ -18,13 +18,18 @@
 #include <sys/types.h>
 
 #include "macro.h"
+#include "window-undo.h"
 
 typedef struct FreezeTarget {
         char *mountpoint;
         dev_t device;    /* the block device the filesystem is mounted from */
         int fd;          /* the mountpoint, opened O_RDONLY|O_DIRECTORY before the window */
         bool frozen;
+        UndoVolume *undo; /* optional: marked "maybe frozen" from just before FIFREEZE until
+                             FITHAW, for the thaw guardian */
 } FreezeTarget;
+
+typedef struct FreezeWorker FreezeWorker;
 
 typedef struct FreezeSet {
         FreezeTarget *targets;
@@ -33,6 +38,10 @@ typedef struct FreezeSet {
         /* For the journal, after the window: which target failed and how. */
         size_t failed_index;
         int failed_error;
+        FreezeWorker *worker;     /* made before the window */
+        /* Test hooks (SNAPSETD_TEST_HOOKS): raise(SIGKILL) right after the first FIFREEZE, or the
+         * first FITHAW, to show that the guardian ends a window whatever point it dies at. */
+        bool kill_after_first_freeze, kill_after_first_thaw;
 } FreezeSet;
 
 /* Finds the filesystems mounted from any of the n block devices in devices (using the mount
@@ -44,17 +53,31 @@ int freeze_set_prepare(const dev_t *devices, size_t n, const char *mountinfo_pat
 /* syncfs() on every filesystem of the set, before the window. */
 int freeze_set_sync(FreezeSet *s);
 
-/* FIFREEZE on every filesystem, in order. Bounded by timeout_usec (0 = no bound): past it the
- * freeze is abandoned with -ETIMEDOUT. On any failure, whatever was frozen is thawed again before
- * this returns, so the caller never sees a half-frozen set; failed_index and failed_error say
- * which filesystem failed and why. A filesystem already frozen by someone else fails with -EBUSY
- * (we would not know when to thaw it). */
+/* FIFREEZE on every filesystem, in order, from a worker thread. Bounded by timeout_usec (0 = no
+ * bound): at the deadline every filesystem already frozen is thawed at once, from this thread,
+ * and -ETIMEDOUT returned; the one FIFREEZE still in progress (a device that does not complete
+ * writes) cannot be interrupted, so the worker thaws that filesystem the moment its ioctl
+ * returns, and then ends by itself: it "lingers" (freeze_set_linger(), freeze_lingering()). On
+ * any failure, whatever was frozen is thawed again before this returns, so the caller never sees
+ * a half-frozen set; failed_index and failed_error say which filesystem failed and why. A
+ * filesystem already frozen by someone else fails with -EBUSY (we would not know when to thaw
+ * it). Once per set. */
 int freeze_set_freeze(FreezeSet *s, uint64_t timeout_usec);
+
+/* After -ETIMEDOUT: if the worker is still stuck, it calls on_exit(userdata) once it has thawed
+ * and ended (from its thread), forgets the targets' undo marks (their list may go), and true is
+ * returned; false if it is already gone (then on_exit is not called). */
+bool freeze_set_linger(FreezeSet *s, void (*on_exit)(void *userdata), void *userdata);
+
+/* The mountpoint of a FIFREEZE still stuck from an earlier set, or NULL: a new set would get
+ * stuck behind it (syncfs and FIFREEZE wait for the same superblock). */
+const char *freeze_lingering(void);
 
 /* FITHAW on every frozen filesystem, in reverse order; tries all of them. Returns 0 or the first
  * error (the others are in failed_index/failed_error). */
 int freeze_set_thaw(FreezeSet *s);
 
-/* Closes and frees; does not thaw: thawing is always an explicit, visible step. */
+/* Closes and frees; does not thaw: thawing is always an explicit, visible step. While a worker
+ * lingers, it frees the set when it ends. */
 FreezeSet *freeze_set_free(FreezeSet *s);
 DEFINE_TRIVIAL_CLEANUP_FUNC(FreezeSet *, freeze_set_free);

@@ -14,7 +14,29 @@
 #include "store.h"
 #include "varlink.h"
 
-int inflight_save(const char *dir, const SnapshotSet *set, const FreezeSet *fs) {
+/* The undo list with each volume's mountpoint (the FreezeSet's target on the same device). */
+static int add_undo(json_object *j, const WindowUndo *u, const FreezeSet *fs) {
+        _cleanup_free_ char **mountpoints = calloc(u->n_volumes ?: 1, sizeof(char *));
+        json_object *a = NULL;
+        int r;
+
+        if (!mountpoints)
+                return -ENOMEM;
+        for (size_t i = 0; i < u->n_volumes; i++)
+                for (size_t k = 0; fs && k < fs->n_targets; k++)
+                        if (fs->targets[k].device == u->volumes[i].device)
+                                mountpoints[i] = fs->targets[k].mountpoint;
+        r = window_undo_to_json(u, mountpoints, &a);
+        if (r < 0)
+                return r;
+        if (json_object_object_add(j, "undoVolumes", a) < 0) {
+                json_object_put(a);
+                return -ENOMEM;
+        }
+        return 0;
+}
+
+int inflight_save(const char *dir, const SnapshotSet *set, const FreezeSet *fs, const WindowUndo *undo) {
         _cleanup_(json_object_putp) json_object *j = NULL;
         char name[NAME_MAX + 1];
         const char *text;
@@ -39,6 +61,11 @@ int inflight_save(const char *dir, const SnapshotSet *set, const FreezeSet *fs) 
                 for (size_t i = 0; i < fs->n_targets; i++)
                         if (json_object_array_add(a, json_object_new_string(fs->targets[i].mountpoint)) < 0)
                                 return -ENOMEM;
+        }
+        if (undo) {
+                r = add_undo(j, undo, fs);
+                if (r < 0)
+                        return r;
         }
         text = json_object_to_json_string_length(j, JSON_C_TO_STRING_PLAIN, &len);
         if (!text)
@@ -170,7 +197,10 @@ static int recover_record(const char *dir, const char *name, const ProviderSetti
         return 0;
 }
 
-int inflight_recover(const char *dir, const ProviderSettings *settings, SetEventSink sink, void *userdata) {
+/* Calls f for every record (NAME.json) in dir; returns how many, or negative errno if dir cannot
+ * be read (a missing one has none). */
+static int for_each_record(const char *dir, void (*f)(const char *dir, const char *name, void *userdata),
+                           void *userdata) {
         DIR *d;
         struct dirent *de;
         int n = 0;
@@ -183,9 +213,45 @@ int inflight_recover(const char *dir, const ProviderSettings *settings, SetEvent
 
                 if (de->d_name[0] == '.' || !dot || !streq(dot, ".json"))
                         continue;
-                (void) recover_record(dir, de->d_name, settings, sink, userdata);
+                f(dir, de->d_name, userdata);
                 n++;
         }
         closedir(d);
         return n;
+}
+
+static void rescue_record(const char *dir, const char *name, void *userdata) {
+        _cleanup_(json_object_putp) json_object *j = NULL;
+        _cleanup_(window_undo_freep) WindowUndo *u = NULL;
+        char p[PATH_MAX + NAME_MAX + 2];
+        json_object *a;
+
+        snprintf(p, sizeof p, "%s/%s", dir, name);
+        j = json_object_from_file(p);
+        /* A record without a list (unreadable, or written before the window was prepared):
+         * inflight_recover() reports it, and has nothing to resume or thaw. */
+        if (j && json_object_object_get_ex(j, "undoVolumes", &a) && window_undo_from_json(a, &u) >= 0)
+                window_undo_run(u, userdata);
+}
+
+int inflight_rescue(const char *dir, UndoReport *report) {
+        return for_each_record(dir, rescue_record, report);
+}
+
+typedef struct RecoverContext {
+        const ProviderSettings *settings;
+        SetEventSink sink;
+        void *userdata;
+} RecoverContext;
+
+static void recover_one(const char *dir, const char *name, void *userdata) {
+        RecoverContext *ctx = userdata;
+
+        (void) recover_record(dir, name, ctx->settings, ctx->sink, ctx->userdata);
+}
+
+int inflight_recover(const char *dir, const ProviderSettings *settings, SetEventSink sink, void *userdata) {
+        RecoverContext ctx = { .settings = settings, .sink = sink, .userdata = userdata };
+
+        return for_each_record(dir, recover_one, &ctx);
 }

@@ -9,12 +9,22 @@
 
 #include "coordinator.h"
 #include "freeze.h"
+#include "window-undo.h"
 
-/* Writes dir/<set id>.json (dir NULL: nothing to do). fs, if given, adds its mountpoints. */
-int inflight_save(const char *dir, const SnapshotSet *set, const FreezeSet *fs);
+/* Writes dir/<set id>.json (dir NULL: nothing to do). fs, if given, adds its mountpoints; undo,
+ * if given, the window's undo list. */
+int inflight_save(const char *dir, const SnapshotSet *set, const FreezeSet *fs, const WindowUndo *undo);
 
 /* Removes the record; a missing one is fine. */
 void inflight_remove(const char *dir, const char *set_id);
+
+/* The first thing a starting daemon does, before it touches the state directory, loads a
+ * provider or logs anything: for every record in dir, the window's undo list is run (resume the
+ * volumes, thaw their filesystems: raw ioctls on /run and /dev only). The thaw guardian will
+ * normally have done it already; this is for when it could not (killed with the daemon).
+ * Returns the number of records, or negative errno; what it did is summed in
+ * report, for the caller to log afterwards. */
+int inflight_rescue(const char *dir, UndoReport *report);
 
 /* Undoes what an interrupted run left, for every record in dir: first each snapshot's provider
  * recovers (resumes what is suspended, removes what was made; it skips lockfs, since the

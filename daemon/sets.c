@@ -52,15 +52,18 @@ static void set_event(Manager *m, int priority, const char *type, const Snapshot
 
 /* ---------------------------------------------------------------- configuration */
 
-/* SNAPSETD_TEST_HOOKS="fail=PHASE:INDEX" or "kill=PHASE": lets the test suites make a phase
- * fail on the nth volume, or kill the daemon inside the window. Ignored (with a warning) when
+/* SNAPSETD_TEST_HOOKS="fail=PHASE:INDEX", "fail-inside=holding|committing:INDEX",
+ * "kill=PHASE", "kill=first-freeze" or "kill=half-thawed": lets the test suites make a phase
+ * fail on the nth volume (before its provider is called, or inside the provider, after it did
+ * the volumes before), or kill the daemon inside the window. Ignored (with a warning) when
  * malformed; never set in production units. */
 static void parse_test_hooks(CoordinatorTestHooks *h) {
         const char *e = getenv("SNAPSETD_TEST_HOOKS");
         char phase[32];
         unsigned index = 0;
 
-        *h = (CoordinatorTestHooks) { .fail_phase = _SET_PHASE_INVALID, .kill_phase = _SET_PHASE_INVALID };
+        *h = (CoordinatorTestHooks) { .fail_phase = _SET_PHASE_INVALID, .kill_phase = _SET_PHASE_INVALID,
+                                      .fail_inside_phase = _SET_PHASE_INVALID };
         if (!e || !*e)
                 return;
         for (SetPhase p = 0; p < _SET_PHASE_MAX; p++) {
@@ -72,8 +75,17 @@ static void parse_test_hooks(CoordinatorTestHooks *h) {
                 snprintf(phase, sizeof phase, "kill=%s", set_phase_to_string(p));
                 if (streq(e, phase))
                         h->kill_phase = p;
+                snprintf(phase, sizeof phase, "fail-inside=%s:", set_phase_to_string(p));
+                if ((p == SET_PHASE_HOLDING || p == SET_PHASE_COMMITTING) && startswith(e, phase) &&
+                    sscanf(e + strlen(phase), "%u", &index) == 1) {
+                        h->fail_inside_phase = p;
+                        h->fail_inside_index = index;
+                }
         }
-        if (h->fail_phase < 0 && h->kill_phase < 0)
+        h->kill_after_first_freeze = streq(e, "kill=first-freeze");
+        h->kill_after_first_thaw = streq(e, "kill=half-thawed");
+        if (h->fail_phase < 0 && h->kill_phase < 0 && h->fail_inside_phase < 0 &&
+            !h->kill_after_first_freeze && !h->kill_after_first_thaw)
                 log_warning("SNAPSETD_TEST_HOOKS=%s not understood; ignoring it.", e);
         else
                 log_warning("SNAPSETD_TEST_HOOKS=%s is set: snapshot sets will fail on purpose. "
@@ -558,6 +570,24 @@ static void reconcile_orphans(Manager *m) {
                 }
                 provider_orphans_free(orphans, n);
         }
+}
+
+void sets_rescue(const Manager *m) {
+        _cleanup_free_ char *dir = NULL;
+        UndoReport report = {};
+        int k;
+
+        if (asprintf(&dir, "%s/inflight", m->runtime_directory) < 0)
+                return;
+        k = inflight_rescue(dir, &report);
+        /* Everything is thawed now (or cannot be): the journal may be written to. */
+        if (k < 0)
+                log_warning_errno(k, "Failed to look for interrupted snapshot sets in %s: %m", dir);
+        else if (report.resumed + report.thawed + report.failed > 0)
+                log_warning("An interrupted snapshot set had left %u device(s) suspended and %u filesystem(s) "
+                            "frozen; resumed and thawed them%s%s.", report.resumed, report.thawed,
+                            report.failed ? ", but not all: " : "",
+                            report.failed ? strerror(-report.failed_error) : "");
 }
 
 int sets_startup(Manager *m) {

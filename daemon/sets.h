@@ -32,6 +32,10 @@ typedef struct SetRegistry {
  * connections are gone), and re-activates persistent snapshots (after a reboot). Logs what it
  * does. Returns negative errno only if the daemon cannot work at all. */
 int sets_startup(Manager *m);
+
+/* The very first step at start, before the state directory is touched and before anything is
+ * logged: the undo lists of interrupted windows (inflight_rescue()), then one line about it. */
+void sets_rescue(const Manager *m);
 void sets_free(Manager *m);
 
 /* The configuration changed (SIGHUP): providers get the new storage settings. */

@@ -171,10 +171,6 @@ int main(int argc, char *argv[]) {
                 return EXIT_FAILURE;
         }
 
-        r = state_directory_prepare(m->state_directory);
-        if (r < 0)
-                return EXIT_FAILURE;
-
         /* Runtime state (in-flight records) lives next to the socket: /run/snapset, or a test's
          * private directory with --socket. */
         m->runtime_directory = dirname_of(m->socket_path);
@@ -182,6 +178,14 @@ int main(int argc, char *argv[]) {
                 log_oom();
                 return EXIT_FAILURE;
         }
+
+        /* Before anything may write to a filesystem (the state directory, the journal): resume
+         * and thaw what a killed predecessor left, if its guardian could not. */
+        sets_rescue(m);
+
+        r = state_directory_prepare(m->state_directory);
+        if (r < 0)
+                return EXIT_FAILURE;
 
         /* Before anything else: undo what a killed predecessor left frozen or suspended, then
          * load the recorded sets. */

@@ -871,6 +871,8 @@ static VssCode dm_snapshot_pre_commit(ProviderSet *ps, ProviderResult *res) {
                     o.inactive_table != st->rec.loaded_origin_table)
                         return provider_fail(res, i, ESTALE, VSS_E_BAD_STATE, "%s changed since it was prepared "
                                              "(suspended, renamed, or its inactive table changed)", st->rec.origin_name);
+                /* Ours: an emergency resume drops it, and the origin comes back as it was. */
+                ps->snapshots[i]->undo_drop_inactive = st->rec.loaded_origin_table;
         }
         if (!ps->state)
                 return provider_fail(res, SIZE_MAX, EINVAL, VSS_E_BAD_STATE, "end_prepare_snapshots was not called");
@@ -882,12 +884,16 @@ static VssCode dm_snapshot_pre_commit(ProviderSet *ps, ProviderResult *res) {
  * From here to release_writes: no malloc of ours, no logging, no path lookups. */
 
 static VssCode dm_snapshot_hold_writes(ProviderSet *ps, ProviderResult *res) {
+        VssCode code;
+
         for (size_t i = 0; i < ps->n_snapshots; i++) {
                 DmSnapState *st = ps->snapshots[i]->state;
                 int r;
 
                 if (!st)
                         return provider_fail(res, i, EINVAL, VSS_E_BAD_STATE, "A volume was not prepared");
+                if (provider_test_fails(ps, "HoldWrites", i, res, &code))
+                        return code;
                 /* skip-lockfs: the coordinator froze the filesystem with FIFREEZE, and a lockfs
                  * suspend on top fails with EBUSY before Linux 6.8. With a flush (not noflush):
                  * every write acknowledged so far must be in what the snapshot sees. */
@@ -902,6 +908,7 @@ static VssCode dm_snapshot_hold_writes(ProviderSet *ps, ProviderResult *res) {
 
 static VssCode dm_snapshot_commit(ProviderSet *ps, ProviderResult *res) {
         DmSetState *s = ps->state;
+        VssCode code;
 
         for (size_t i = 0; i < ps->n_snapshots; i++) {
                 DmSnapState *st = ps->snapshots[i]->state;
@@ -910,6 +917,8 @@ static VssCode dm_snapshot_commit(ProviderSet *ps, ProviderResult *res) {
                 if (!st || !st->origin_suspended)
                         return provider_fail(res, i, EINVAL, VSS_E_BAD_STATE, "%s is not held",
                                              st ? st->rec.origin_name : "a volume");
+                if (provider_test_fails(ps, "CommitSnapshots", i, res, &code))
+                        return code;
                 /* The point in time: the snapshot goes active while its origin is suspended. */
                 r = dm_device_resume(DM_REF_DEVNUM(st->snap_major, st->snap_minor), DM_RULES_LOW_PRIORITY,
                                      s && s->have_cookie ? &s->cookie : NULL);

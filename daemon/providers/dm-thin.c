@@ -581,12 +581,16 @@ static VssCode dm_thin_pre_commit(ProviderSet *ps, ProviderResult *res) {
  * From here to release_writes: no malloc of ours, no logging, no path lookups. */
 
 static VssCode dm_thin_hold_writes(ProviderSet *ps, ProviderResult *res) {
+        VssCode code;
+
         for (size_t i = 0; i < ps->n_snapshots; i++) {
                 ThinSnapState *st = ps->snapshots[i]->state;
                 int r;
 
                 if (!st || !st->rec.id_picked)
                         return provider_fail(res, i, EINVAL, VSS_E_BAD_STATE, "A volume was not prepared");
+                if (provider_test_fails(ps, "HoldWrites", i, res, &code))
+                        return code;
                 /* skip-lockfs: the filesystem is frozen with FIFREEZE already, and a lockfs suspend
                  * on top fails with EBUSY before Linux 6.8. With a flush: every acknowledged write
                  * is in the pool's mappings before the pool copies them for the snapshot. */
@@ -600,6 +604,8 @@ static VssCode dm_thin_hold_writes(ProviderSet *ps, ProviderResult *res) {
 }
 
 static VssCode dm_thin_commit(ProviderSet *ps, ProviderResult *res) {
+        VssCode code;
+
         for (size_t i = 0; i < ps->n_snapshots; i++) {
                 ThinSnapState *st = ps->snapshots[i]->state;
                 int r;
@@ -607,6 +613,8 @@ static VssCode dm_thin_commit(ProviderSet *ps, ProviderResult *res) {
                 if (!st || !st->origin_suspended)
                         return provider_fail(res, i, EINVAL, VSS_E_BAD_STATE, "%s is not held",
                                              st ? st->rec.origin_name : "a volume");
+                if (provider_test_fails(ps, "CommitSnapshots", i, res, &code))
+                        return code;
                 /* The point in time. The message commits the pool's metadata. */
                 r = dm_device_message(DM_REF_DEVNUM(st->pool_major, st->pool_minor), 0, st->create_message);
                 if (r == -EEXIST)

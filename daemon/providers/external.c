@@ -21,6 +21,7 @@
 
 #include "json-util.h"
 #include "coordinator.h"
+#include "config.h"
 #include "external.h"
 #include "ini.h"
 #include "json-dispatch.h"
@@ -134,7 +135,7 @@ static int config_set_setting(ExternalProviderConfig *c, const char *k, const ch
  * when the program turns out not to be executable. */
 typedef struct ProviderFileState {
         ExternalProviderConfig *config;
-        unsigned executable_line;
+        unsigned executable_line, timeout_line;
 } ProviderFileState;
 
 static int provider_file_parse_line(const char *section, const char *k, const char *v, unsigned line,
@@ -173,6 +174,7 @@ static int provider_file_parse_line(const char *section, const char *k, const ch
                         return ini_error(reterr_message, "Timeout=%s: not a number of seconds "
                                          "between 1 and %u", v, EXTERNAL_TIMEOUT_SEC_MAX);
                 c->timeout_sec = (unsigned) n;
+                s->timeout_line = line;
         } else
                 return ini_error(reterr_message, "%s=%s: unknown key in section [Provider] "
                                  "(known: Executable, Priority, Timeout)", k, v);
@@ -186,6 +188,7 @@ int external_provider_config_parse(FILE *f, const char *path, const char *name,
                 .timeout_sec = EXTERNAL_DEFAULT_TIMEOUT_SEC,
         };
         ProviderFileState s = { .config = &c };
+        uint64_t watchdog;
         int r;
 
         if (!external_provider_name_is_valid(name))
@@ -207,6 +210,13 @@ int external_provider_config_parse(FILE *f, const char *path, const char *name,
         if (access(c.executable, X_OK) < 0)
                 return ini_error(reterr_message, "%s:%u: Executable=%s: cannot execute it: %s", path,
                                  s.executable_line, c.executable, strerror(errno));
+        /* One call may keep the event loop busy for this long (config_check() in config.c). */
+        watchdog = config_watchdog_usec();
+        if (watchdog > 0 && (uint64_t) c.timeout_sec * USEC_PER_SEC * 2 >= watchdog)
+                return ini_error(reterr_message, "%s:%u: Timeout=%u: must stay below half of snapsetd.service's "
+                                 "WatchdogSec= (%llu s), or the watchdog kills snapsetd while it waits for the "
+                                 "provider", path, s.timeout_line, c.timeout_sec,
+                                 (unsigned long long) (watchdog / USEC_PER_SEC));
 
         *ret = c;
         c = (ExternalProviderConfig) {};
@@ -590,13 +600,37 @@ static void describe_status(int status, char *buf, size_t n) {
                 snprintf(buf, n, "stopped");
 }
 
-/* Stops the child: closes the connection, SIGKILL to its process group, reaped. grace: it is
+/* Children killed inside the freeze window, not waited for there: one asleep on a frozen
+ * filesystem (uninterruptibly) cannot die before the thaw, and the thaw comes after this. They
+ * are reaped, without waiting, whenever a provider is started or stopped later. */
+static pid_t unreaped[64];
+
+static void reap_unreaped(void) {
+        for (size_t i = 0; i < ELEMENTSOF(unreaped); i++)
+                if (unreaped[i] > 0 && waitpid(unreaped[i], NULL, WNOHANG) != 0)
+                        unreaped[i] = 0;
+}
+
+/* Inside the window: no waiting. Returns false if there is no room to remember it (then the
+ * caller waits after all: a zombie per provider crash is the lesser evil only up to a point). */
+static bool reap_later(pid_t pid) {
+        for (size_t i = 0; i < ELEMENTSOF(unreaped); i++)
+                if (unreaped[i] <= 0) {
+                        unreaped[i] = pid;
+                        return true;
+                }
+        return false;
+}
+
+/* Stops the child: closes the connection, SIGKILL to its process group, reaped (inside the
+ * freeze window: later, see reap_later()). grace: it is
  * expected to exit by itself (it closed its end, or was told OnUnload), so it gets half a second
  * first — never inside the window, where every millisecond holds writes. If it died of anything
  * but our SIGKILL, *how says how (for the event); else how is left as the caller put it. A
  * provider that crashed is already exiting when its socket reads end-of-file, and the kernel has
  * its exit status by then: the SIGKILL changes nothing for it. */
 static void stop_child(ExternalProvider *ep, bool grace, char *how, size_t how_size) {
+        reap_unreaped();
         ep->stream = varlink_stream_free(ep->stream);
         if (ep->pid > 0) {
                 int status = 0;
@@ -608,9 +642,16 @@ static void stop_child(ExternalProvider *ep, bool grace, char *how, size_t how_s
                 if (r == 0) {
                         (void) kill(-ep->pid, SIGKILL);
                         (void) kill(ep->pid, SIGKILL);
-                        do
-                                r = waitpid(ep->pid, &status, 0);
-                        while (r < 0 && errno == EINTR);
+                        /* A provider that crashed or exited is gone within a moment; one asleep
+                         * on a frozen filesystem is not, and inside the window it is left to be
+                         * reaped later after 50 ms at most. */
+                        for (unsigned i = 0; (r = waitpid(ep->pid, &status, WNOHANG)) == 0 && log_is_held() && i < 50; i++)
+                                usleep(1000);
+                        if (r == 0 && log_is_held() && reap_later(ep->pid))
+                                r = -1;   /* not reaped: no status to describe */
+                        else
+                                while (r == 0 || (r < 0 && errno == EINTR))
+                                        r = waitpid(ep->pid, &status, 0);
                 }
                 if (r > 0 && how && !(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL))
                         describe_status(status, how, how_size);

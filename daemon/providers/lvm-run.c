@@ -2,6 +2,7 @@
 
 #include <inttypes.h>
 #include <stdio.h>
+#include <unistd.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 
@@ -16,6 +17,10 @@
  * that have it), and dmeventd is not asked to monitor anything (--ignoremonitoring). */
 #define WINDOW_CONFIG "global{wait_for_locks=0} devices{ignore_suspended_devices=1} " \
                       "backup{archive=0 backup=0} activation{monitoring=0}"
+/* Outside it: no waiting for locks either (lvm_run() retries for a while, then names who holds
+ * it), and times in reports as seconds since the epoch. One --config each, so that nothing
+ * depends on how lvm would merge several. */
+#define CONFIG "global{wait_for_locks=0} report{time_format=\"%s\"}"
 
 static const char *lvm_path(void) {
         static char *path = NULL;
@@ -37,8 +42,8 @@ int lvm_new(const char *subcommand, bool window, Command **ret) {
         r = command_new(lvm, window, LVM_WINDOW_BUFFER_BYTES, &c);
         if (r >= 0)
                 r = command_add(c, subcommand);
-        if (r >= 0 && window)
-                r = command_add(c, "--config") ?: command_add(c, WINDOW_CONFIG);
+        if (r >= 0)
+                r = command_add(c, "--config") ?: command_add(c, window ? WINDOW_CONFIG : CONFIG);
         if (r < 0)
                 return r;
         *ret = TAKE_PTR(c);
@@ -123,25 +128,38 @@ VssCode lvm_fail(const Command *c, const char *what, size_t index, ProviderResul
                              "(add -v), and fix what it reports" : "");
 }
 
+/* lvm's words when it could not take a lock at once (global{wait_for_locks=0}). */
+static bool lock_busy(const Command *c) {
+        return c->exit_status != 0 && !c->timed_out &&
+               (strstr(c->err, "Giving up waiting for lock") || strstr(c->err, "Can't get lock") ||
+                strstr(c->err, "Failed to lock"));
+}
+
 VssCode lvm_run(Command *c, const char *what, size_t index, ProviderResult *res) {
         _cleanup_free_ char *line = NULL;
+        uint64_t give_up = command_now_usec() + LVM_LOCK_RETRY_USEC;
         int r;
 
         if (command_line(c, &line) >= 0)
                 log_debug("Running %s", line);
-        r = command_run(c, LVM_TIMEOUT_USEC);
-        if (r < 0 && r != -ETIMEDOUT)
-                return provider_fail(res, index, r, provider_code_from_errno(r, VSS_E_PROVIDER_VETO),
-                                     "%s: cannot run lvm", what);
-        if (c->exit_status == 0 && !c->timed_out)
-                return S_OK;
-        return lvm_fail(c, what, index, res);
+        for (;;) {
+                r = command_run(c, LVM_TIMEOUT_USEC);
+                if (r < 0 && r != -ETIMEDOUT)
+                        return provider_fail(res, index, r, provider_code_from_errno(r, VSS_E_PROVIDER_VETO),
+                                             "%s: cannot run lvm", what);
+                if (c->exit_status == 0 && !c->timed_out)
+                        return S_OK;
+                /* A lock held by another lvm command (an administrator's, lvmdbusd's) is usually
+                 * released in a moment: try again, for a while. */
+                if (!lock_busy(c) || command_now_usec() >= give_up)
+                        return lvm_fail(c, what, index, res);
+                (void) usleep(250 * 1000);
+        }
 }
 
 static int add_report_options(Command *c, const char *columns) {
         return command_add(c, "--reportformat") ?: command_add(c, "json") ?: command_add(c, "--units") ?:
-               command_add(c, "b") ?: command_add(c, "--nosuffix") ?: command_add(c, "--config") ?:
-               command_add(c, "report{time_format=\"%s\"}") ?: command_add(c, "-o") ?: command_add(c, columns);
+               command_add(c, "b") ?: command_add(c, "--nosuffix") ?: command_add(c, "-o") ?: command_add(c, columns);
 }
 
 VssCode lvm_query_lvs(char *const *names, LvmLv **ret, size_t *ret_n, size_t index, ProviderResult *res) {

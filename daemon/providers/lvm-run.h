@@ -13,6 +13,9 @@
 /* Queries and changes outside the freeze window: long enough for a busy machine and a VG lock
  * held by an administrator's command for a while; a stuck lvm is killed. */
 #define LVM_TIMEOUT_USEC (120 * USEC_PER_SEC)
+/* How long a command outside the window is tried again while another lvm holds the volume
+ * group's lock; then the set fails with VSS_E_BAD_STATE naming the holder. */
+#define LVM_LOCK_RETRY_USEC (10 * USEC_PER_SEC)
 /* Output kept of a command run inside the window (preallocated). */
 #define LVM_WINDOW_BUFFER_BYTES 8192
 
@@ -26,8 +29,9 @@ int lvm_new(const char *subcommand, bool window, Command **ret);
 VssCode lvm_query_lvs(char *const *names, LvmLv **ret, size_t *ret_n, size_t index, ProviderResult *res);
 VssCode lvm_query_vg(const char *vg, LvmVg *ret, size_t index, ProviderResult *res);
 
-/* Runs a command built by lvm_new() to its end (LVM_TIMEOUT_USEC). S_OK, or the code for its
- * failure with what: "Removing the snapshot LVs of vg: <lvm's message>" in res. */
+/* Runs a command built by lvm_new() to its end (LVM_TIMEOUT_USEC), again while the VG's lock is
+ * held by someone else (LVM_LOCK_RETRY_USEC). S_OK, or the code for its failure with what:
+ * "Removing the snapshot LVs of vg: <lvm's message>" in res. */
 VssCode lvm_run(Command *c, const char *what, size_t index, ProviderResult *res);
 
 /* Fills res for a command that failed (exit status, or timed out), after it ran. Safe inside

@@ -53,6 +53,7 @@ VssCode lvm_hold_writes(ProviderSet *ps, ProviderResult *res) {
         LvmShareState *s = ps->state;
         uint64_t hold = ps->settings && ps->settings->hold_timeout_usec ? ps->settings->hold_timeout_usec :
                         120 * USEC_PER_SEC;
+        VssCode code;
 
         if (!s)
                 return provider_fail(res, SIZE_MAX, EINVAL, VSS_E_BAD_STATE, "end_prepare_snapshots was not called");
@@ -65,6 +66,8 @@ VssCode lvm_hold_writes(ProviderSet *ps, ProviderResult *res) {
 
                 if (!lvm_method_presuspends(st->rec.method))
                         continue;
+                if (provider_test_fails(ps, "HoldWrites", i, res, &code))
+                        return code;
                 /* skip-lockfs: the filesystem is frozen already, and lvm, finding the origin
                  * suspended, skips its own lockfs suspend, which would fail with EBUSY on a
                  * FIFREEZE before Linux 6.8. With a flush: every acknowledged write is in. */

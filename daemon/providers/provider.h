@@ -115,6 +115,11 @@ typedef struct ProviderSnapshot {
          * freezes them itself (LVM's own lockfs suspend, for a thin LV alone in its set), and a
          * FIFREEZE on top would make that fail. */
         bool skip_freeze;
+        /* Set by the provider before the window: the origin's inactive table is the provider's
+         * own, and if the window must be undone in an emergency (window-undo.h: the daemon died
+         * or overstayed), it is dropped before the origin is resumed. Otherwise the origin is
+         * resumed with whatever tables it has. */
+        bool undo_drop_inactive;
 } ProviderSnapshot;
 
 /* One provider's share of a set in creation. */
@@ -129,6 +134,12 @@ typedef struct ProviderSet {
         const dev_t *set_devices;
         size_t n_set_devices;
         void *state;                   /* the provider's, for the whole set */
+        /* Test hooks (SNAPSETD_TEST_HOOKS=fail-inside=holding:N or committing:N): the provider
+         * fails "HoldWrites" or "CommitSnapshots" on its share's snapshot test_fail_index, after
+         * doing its work on the ones before (provider_test_fails()), so that the undo of a
+         * partial hold or commit is exercised for real. NULL: never. */
+        const char *test_fail_method;
+        size_t test_fail_index;
 } ProviderSet;
 
 struct Provider;

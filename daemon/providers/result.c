@@ -51,3 +51,12 @@ void provider_format_bytes(char *buf, size_t n, uint64_t bytes) {
         else
                 snprintf(buf, n, "%.1f %s", v, units[u]);
 }
+
+bool provider_test_fails(const ProviderSet *ps, const char *method, size_t i, ProviderResult *res, VssCode *ret_code) {
+        if (!ps->test_fail_method || !streq(ps->test_fail_method, method) || ps->test_fail_index != i)
+                return false;
+        *ret_code = provider_fail(res, i, EIO, VSS_E_PROVIDER_VETO,
+                                  "failure injected by SNAPSETD_TEST_HOOKS inside %s, after %zu volume(s) of the "
+                                  "provider's share; nothing to resolve, this is a test", method, i);
+        return true;
+}

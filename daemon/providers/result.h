@@ -5,6 +5,7 @@
  * ProviderResult filled with the errno, the volume concerned and a message an administrator can
  * act on. Shared by every built-in provider, so that they phrase and translate alike. */
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -21,6 +22,11 @@ VssCode provider_code_from_errno(int r, VssCode otherwise);
  * may be given positive or negative. */
 VssCode provider_fail(ProviderResult *res, size_t index, int error, VssCode code, const char *format, ...)
         _printf_(5, 6);
+
+/* Test hooks (SNAPSETD_TEST_HOOKS=fail-inside=PHASE:N, see ProviderSet.test_fail_method):
+ * whether method must fail on the share's snapshot i, after the provider did its work on the
+ * ones before; if so, res is filled and *ret_code set. Safe inside the window. */
+bool provider_test_fails(const ProviderSet *ps, const char *method, size_t i, ProviderResult *res, VssCode *ret_code);
 
 /* "512 B", "1.5 GiB": sizes in messages. */
 void provider_format_bytes(char *buf, size_t n, uint64_t bytes);

@@ -223,6 +223,28 @@ START_TEST(test_not_a_number_names_file_line_key_and_range) {
 }
 END_TEST
 
+START_TEST(test_flush_and_hold_timeouts_must_fit_in_half_the_watchdog) {
+        Config c = {};
+        char *m = NULL;
+
+        (void) unsetenv("WATCHDOG_PID");
+        ck_assert_int_eq(setenv("WATCHDOG_USEC", "180000000", 1), 0);
+        assert_error("[Limits]\nFlushTimeoutSec=80\nHoldTimeoutSec=20\n",
+                     "test.conf:3: FlushTimeoutSec=80 + HoldTimeoutSec=20 = 100 s: must stay below half of "
+                     "snapsetd.service's WatchdogSec= (180 s), or the watchdog kills snapsetd in the middle of "
+                     "a set; lower them, or raise WatchdogSec= in a drop-in");
+        /* The defaults (60 + 10) fit in the shipped 3 minutes. */
+        ck_assert_int_eq(parse_text("", &c, &m), 0);
+        config_done(&c);
+        ck_assert_int_eq(parse_text("[Limits]\nFlushTimeoutSec=79\n", &c, &m), 0);
+        config_done(&c);
+        (void) unsetenv("WATCHDOG_USEC");
+        ck_assert_int_eq(parse_text("[Limits]\nFlushTimeoutSec=80000\n", &c, &m), 0);
+        config_done(&c);
+        free(m);
+}
+END_TEST
+
 START_TEST(test_limits_out_of_range_are_errors) {
         assert_error("[Limits]\nMaxSnapshotsPerVolume=513\n",
                      "test.conf:2: MaxSnapshotsPerVolume=513: not a number between 1 and 512");
@@ -372,6 +394,7 @@ Suite *suite_config(void) {
         tcase_add_test(tc, test_cow_size_is_a_percentage_or_a_size);
         tcase_add_test(tc, test_not_a_number_names_file_line_key_and_range);
         tcase_add_test(tc, test_limits_out_of_range_are_errors);
+        tcase_add_test(tc, test_flush_and_hold_timeouts_must_fit_in_half_the_watchdog);
         tcase_add_test(tc, test_per_user_cap_is_clamped_to_the_total);
         tcase_add_test(tc, test_unknown_key_is_an_error_not_a_default);
         tcase_add_test(tc, test_unknown_section_is_an_error);

@@ -86,6 +86,13 @@ START_TEST(test_every_bad_provider_file_names_file_line_and_key) {
                           "/etc/snapset/providers.d/acme.provider:3: Priority=1001: not a number between 0 and 1000");
         assert_file_error("[Provider]\nExecutable=/bin/true\nPriority=1\nTimeout=0\n",
                           "/etc/snapset/providers.d/acme.provider:4: Timeout=0: not a number of seconds between 1 and 3600");
+        (void) unsetenv("WATCHDOG_PID");
+        ck_assert_int_eq(setenv("WATCHDOG_USEC", "180000000", 1), 0);
+        assert_file_error("[Provider]\nExecutable=/bin/true\nTimeout=90\nPriority=1\n",
+                          "/etc/snapset/providers.d/acme.provider:3: Timeout=90: must stay below half of "
+                          "snapsetd.service's WatchdogSec= (180 s), or the watchdog kills snapsetd while it waits "
+                          "for the provider");
+        (void) unsetenv("WATCHDOG_USEC");
         assert_file_error("[Provider]\nExecutable=bin/true\n",
                           "/etc/snapset/providers.d/acme.provider:2: Executable=bin/true: not an absolute path");
         assert_file_error("[Provider]\nExecutable=/bin/true\nPriority=1\nTimout=3\n",

@@ -13,8 +13,10 @@
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <sys/wait.h>
+#include <time.h>
 
 #include "freeze.h"
+#include "loopfs.h"
 
 static char tmp[] = "/tmp/snapset-freeze-XXXXXX";
 
@@ -104,76 +106,11 @@ END_TEST
 
 /* ---- real filesystems, as root */
 
-typedef struct LoopFs {
-        char image[300], mnt[300], loop[64];
-        dev_t dev;
-} LoopFs;
+static bool loopfs_in_tmp(LoopFs *l, const char *fstype) {
+        char mnt[300];
 
-static bool run(const char *cmd) {
-        return system(cmd) == 0;
-}
-
-static bool loopfs_make(LoopFs *l, const char *fstype) {
-        char cmd[1024];
-        FILE *p;
-        struct stat st;
-
-        snprintf(l->image, sizeof l->image, "%s/%s.img", tmp, fstype);
-        snprintf(l->mnt, sizeof l->mnt, "%s/mnt-%s", tmp, fstype);
-        mkdir(l->mnt, 0755);
-        snprintf(cmd, sizeof cmd, "truncate -s 320M '%s' && losetup -f --show '%s'", l->image, l->image);
-        p = popen(cmd, "r");
-        if (!p || !fgets(l->loop, sizeof l->loop, p)) {
-                if (p)
-                        pclose(p);
-                return false;
-        }
-        pclose(p);
-        l->loop[strcspn(l->loop, "\n")] = 0;
-        snprintf(cmd, sizeof cmd, "mkfs.%s -q %s '%s' >/dev/null 2>&1 && mount '%s' '%s'", fstype,
-                 streq(fstype, "xfs") ? "-f" : "-F", l->loop, l->loop, l->mnt);
-        if (!run(cmd) || stat(l->loop, &st) < 0)
-                return false;
-        l->dev = st.st_rdev;
-        return true;
-}
-
-static void loopfs_remove(LoopFs *l) {
-        char cmd[1024];
-
-        snprintf(cmd, sizeof cmd, "umount '%s' 2>/dev/null; losetup -d '%s' 2>/dev/null", l->mnt, l->loop);
-        (void) run(cmd);
-}
-
-/* Starts a child that writes and fsyncs a file on the filesystem; returns its pid. */
-static pid_t start_writer(const char *dir) {
-        pid_t pid = fork();
-
-        ck_assert_int_ge(pid, 0);
-        if (pid == 0) {
-                char p[400];
-                int fd;
-
-                snprintf(p, sizeof p, "%s/written-while-frozen", dir);
-                fd = open(p, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-                if (fd < 0 || write(fd, "x", 1) != 1 || fsync(fd) < 0)
-                        _exit(1);
-                _exit(0);
-        }
-        return pid;
-}
-
-static bool child_finished_within(pid_t pid, int msec, int *status) {
-        for (int i = 0; i < msec / 10; i++) {
-                if (waitpid(pid, status, WNOHANG) == pid)
-                        return true;
-                usleep(10000);
-        }
-        return false;
-}
-
-static bool have_loop_and_root(void) {
-        return geteuid() == 0 && access("/dev/loop-control", F_OK) == 0;
+        snprintf(mnt, sizeof mnt, "%s/mnt-%s", tmp, fstype);
+        return loopfs_make(l, tmp, mnt, fstype, "320M");
 }
 
 static void freeze_blocks_writers_until_thaw(const char *fstype) {
@@ -182,11 +119,11 @@ static void freeze_blocks_writers_until_thaw(const char *fstype) {
         int status;
         pid_t writer;
 
-        if (!have_loop_and_root()) {
+        if (!loopfs_available()) {
                 printf("skipped: needs root and loop devices\n");
                 return;
         }
-        ck_assert_msg(loopfs_make(&l, fstype), "cannot set up a loop-mounted %s", fstype);
+        ck_assert_msg(loopfs_in_tmp(&l, fstype), "cannot set up a loop-mounted %s", fstype);
 
         ck_assert_int_eq(freeze_set_prepare(&l.dev, 1, NULL, &s), 0);
         ck_assert_uint_eq(s->n_targets, 1);
@@ -194,12 +131,12 @@ static void freeze_blocks_writers_until_thaw(const char *fstype) {
         ck_assert_int_eq(freeze_set_freeze(s, 5 * USEC_PER_SEC), 0);
         ck_assert_uint_eq(s->n_frozen, 1);
 
-        writer = start_writer(l.mnt);
-        ck_assert_msg(!child_finished_within(writer, 500, &status), "a write went through a frozen %s", fstype);
+        writer = loopfs_start_writer(l.mnt);
+        ck_assert_msg(!loopfs_child_finished_within(writer, 500, &status), "a write went through a frozen %s", fstype);
 
         ck_assert_int_eq(freeze_set_thaw(s), 0);
         ck_assert_uint_eq(s->n_frozen, 0);
-        ck_assert_msg(child_finished_within(writer, 10000, &status), "the writer stayed blocked after thaw");
+        ck_assert_msg(loopfs_child_finished_within(writer, 10000, &status), "the writer stayed blocked after thaw");
         ck_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
 
         s = freeze_set_free(s);   /* closes the mountpoint, or umount would be busy */
@@ -222,12 +159,12 @@ START_TEST(test_a_filesystem_frozen_by_someone_else_fails_and_leaves_ours_thawed
         dev_t devs[2];
         int fd, r;
 
-        if (!have_loop_and_root()) {
+        if (!loopfs_available()) {
                 printf("skipped: needs root and loop devices\n");
                 return;
         }
-        ck_assert(loopfs_make(&a, "ext4"));
-        ck_assert(loopfs_make(&b, "xfs"));
+        ck_assert(loopfs_in_tmp(&a, "ext4"));
+        ck_assert(loopfs_in_tmp(&b, "xfs"));
         devs[0] = a.dev;
         devs[1] = b.dev;
         ck_assert_int_eq(freeze_set_prepare(devs, 2, NULL, &s), 0);
@@ -247,8 +184,8 @@ START_TEST(test_a_filesystem_frozen_by_someone_else_fails_and_leaves_ours_thawed
         /* The first one really is thawed: a write goes through. */
         {
                 int status;
-                pid_t w = start_writer(s->targets[0].mountpoint);
-                ck_assert(child_finished_within(w, 10000, &status));
+                pid_t w = loopfs_start_writer(s->targets[0].mountpoint);
+                ck_assert(loopfs_child_finished_within(w, 10000, &status));
         }
 
         ck_assert_int_eq(ioctl(fd, FITHAW, 0), 0);
@@ -256,6 +193,87 @@ START_TEST(test_a_filesystem_frozen_by_someone_else_fails_and_leaves_ours_thawed
         s = freeze_set_free(s);
         loopfs_remove(&a);
         loopfs_remove(&b);
+}
+END_TEST
+
+
+static uint64_t monotonic_usec(void) {
+        struct timespec ts;
+
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (uint64_t) ts.tv_sec * USEC_PER_SEC + (uint64_t) ts.tv_nsec / NSEC_PER_USEC;
+}
+
+static void set_flag(void *userdata) {
+        *(volatile bool *) userdata = true;
+}
+
+/* A FIFREEZE that cannot finish: its filesystem sits on a loop device whose image is on another
+ * filesystem, frozen, so that flushing it waits for that one. At the deadline the other
+ * filesystem of the set is thawed at once; the stuck one is thawed by the worker as soon as its
+ * FIFREEZE returns (here: when the lower filesystem is thawed). */
+START_TEST(test_a_stuck_freeze_times_out_with_the_others_thawed_at_the_deadline) {
+        LoopFs lower = {}, stuck = {}, other = {};
+        _cleanup_(freeze_set_freep) FreezeSet *s = NULL;
+        char mnt[300], junk[400];
+        volatile bool ended = false;
+        uint64_t start, took;
+        int lower_fd, fd, status;
+        dev_t devs[2];
+        pid_t w;
+
+        if (!loopfs_available()) {
+                printf("skipped: needs root and loop devices\n");
+                return;
+        }
+        snprintf(mnt, sizeof mnt, "%s/lower", tmp);
+        ck_assert(loopfs_make(&lower, tmp, mnt, "ext4", "200M"));
+        snprintf(mnt, sizeof mnt, "%s/stuck", tmp);
+        ck_assert(loopfs_make(&stuck, lower.mnt, mnt, "ext4", "64M"));
+        make_dir("other");
+        snprintf(mnt, sizeof mnt, "%s/other/deeper", tmp);   /* deeper: frozen first */
+        ck_assert(loopfs_make(&other, tmp, mnt, "ext4", "64M"));
+
+        devs[0] = stuck.dev;
+        devs[1] = other.dev;
+        ck_assert_int_eq(freeze_set_prepare(devs, 2, NULL, &s), 0);
+        ck_assert_uint_eq(s->n_targets, 2);
+        ck_assert_str_eq(s->targets[0].mountpoint, other.mnt);
+
+        /* Dirty data on the stuck one, then its image's filesystem frozen under it. */
+        snprintf(junk, sizeof junk, "dd if=/dev/urandom of='%s/junk' bs=1M count=8 status=none", stuck.mnt);
+        ck_assert_int_eq(system(junk), 0);
+        lower_fd = open(lower.mnt, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        ck_assert_int_ge(lower_fd, 0);
+        ck_assert_int_eq(ioctl(lower_fd, FIFREEZE, 0), 0);
+
+        start = monotonic_usec();
+        ck_assert_int_eq(freeze_set_freeze(s, 500 * USEC_PER_MSEC), -ETIMEDOUT);
+        took = monotonic_usec() - start;
+        ck_assert_msg(took < 3 * USEC_PER_SEC, "the deadline of 0.5 s returned after %llu us", (unsigned long long) took);
+        ck_assert_str_eq(s->targets[s->failed_index].mountpoint, stuck.mnt);
+        ck_assert_int_eq(s->failed_error, -ETIMEDOUT);
+        fd = open(other.mnt, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        ck_assert_msg(!loopfs_is_frozen(fd), "the filesystem frozen before the stuck one is still frozen");
+        close(fd);
+        ck_assert_ptr_nonnull(freeze_lingering());
+        ck_assert_str_eq(freeze_lingering(), stuck.mnt);
+        ck_assert(freeze_set_linger(s, set_flag, (void *) &ended));
+
+        /* Released: the stuck FIFREEZE returns, and the worker thaws it and ends. */
+        ck_assert_int_eq(ioctl(lower_fd, FITHAW, 0), 0);
+        close(lower_fd);
+        for (int i = 0; i < 1000 && !ended; i++)
+                usleep(10000);
+        ck_assert_msg(ended, "the worker did not end after its FIFREEZE could return");
+        ck_assert_ptr_null(freeze_lingering());
+        w = loopfs_start_writer(stuck.mnt);
+        ck_assert_msg(loopfs_child_finished_within(w, 10000, &status), "the stuck filesystem stayed frozen");
+
+        s = freeze_set_free(s);
+        loopfs_remove(&other);
+        loopfs_remove(&stuck);
+        loopfs_remove(&lower);
 }
 END_TEST
 
@@ -275,6 +293,7 @@ Suite *suite_freeze(void) {
         tcase_add_test(real, test_real_ext4_freeze_blocks_writers_until_thaw);
         tcase_add_test(real, test_real_xfs_freeze_blocks_writers_until_thaw);
         tcase_add_test(real, test_a_filesystem_frozen_by_someone_else_fails_and_leaves_ours_thawed);
+        tcase_add_test(real, test_a_stuck_freeze_times_out_with_the_others_thawed_at_the_deadline);
         suite_add_tcase(s, real);
         return s;
 }

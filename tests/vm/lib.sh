@@ -262,6 +262,9 @@ vm_reboot() {
 #   snapset_cow_dir SIZE        a fresh ext4 on a loop device, mounted; prints a directory on it
 #   snapset_volume NAME FS SIZE dm-linear NAME over a fresh loop device, FS made and mounted;
 #                               prints "DEVICE MOUNTPOINT"
+#   snapset_volume_pair PREFIX  two such volumes, PREFIX-v0 (ext4, 64M) and PREFIX-v1 (xfs, 300M),
+#                               each with 2 MiB of random data in "data", synced, tables
+#                               remembered; sets the arrays devs, mnts, names and sums (of data)
 #   snapset_capture VAR CMD...  runs CMD; VAR_out, VAR_err, VAR_rc get stdout, stderr, status
 #   fs_not_frozen MNT...        fails unless a write to each MNT returns within 5 s (then thaws)
 #   snapset_assert_clean WHAT COWDIR NAME...
@@ -337,6 +340,20 @@ snapset_volume() {
 	esac
 	mnt=$(mount_tmp "$dev")
 	echo "$dev $mnt"
+}
+
+snapset_volume_pair() {
+	local fss=(ext4 xfs) sizes=(64M 300M) i vol dev mnt
+	devs=() mnts=() names=() sums=()
+	for i in 0 1; do
+		vol=$(snapset_volume "$1-v$i" "${fss[i]}" "${sizes[i]}")
+		read -r dev mnt <<<"$vol"
+		devs+=("$dev") mnts+=("$mnt") names+=("$1-v$i")
+		random_file "$mnt/data" 2
+		sums+=("$(sha "$mnt/data")")
+	done
+	sync
+	snapset_remember_tables "${names[@]}"
 }
 
 snapset_capture() {

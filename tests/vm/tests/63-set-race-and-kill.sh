@@ -11,6 +11,8 @@
 #          filesystem thawed (a write returns), every origin ACTIVE with its original table, no
 #          snapset-* device, no loop device, no COW file, data byte-identical, nothing listed;
 #          the journal of the new daemon says what it undid.
+# c_out, c_err and c_rc are set by snapset_capture:
+# shellcheck disable=SC2154
 # shellcheck source-path=SCRIPTDIR/.. source=lib.sh
 . "$(dirname "$0")/../lib.sh"
 
@@ -23,19 +25,7 @@ snapset_conf "[Storage]
 CowDirectory=$cowdir
 DefaultCowSize=8M"
 
-fss=(ext4 xfs)
-devs=() mnts=() names=() sums=()
-for i in 0 1; do
-	size=64M
-	[[ ${fss[i]} == xfs ]] && size=300M
-	vol=$(snapset_volume "t63-v$i" "${fss[i]}" "$size")
-	read -r dev mnt <<<"$vol"
-	devs+=("$dev") mnts+=("$mnt") names+=("t63-v$i")
-	random_file "$mnt/data" 2
-	sums+=("$(sha "$mnt/data")")
-done
-sync
-snapset_remember_tables "${names[@]}"
+snapset_volume_pair t63
 
 # --- the race ---------------------------------------------------------------------
 step "--- two clients race StartSnapshotSet, 5 rounds ---"

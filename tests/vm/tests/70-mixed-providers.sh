@@ -8,6 +8,9 @@
 #     dm-snapshot side is undone too;
 #   - failure on the dm side (its COW store does not fit): VSS_E_INSUFFICIENT_STORAGE, and the test
 #     provider was asked to abort what it prepared;
+#   - the test provider asleep in CommitSnapshots, or blocked in D state on the set's frozen
+#     filesystem, past HoldTimeoutSec=3: VSS_E_HOLD_WRITES_TIMEOUT, writes blocked no longer than
+#     the hold timeout plus a small margin;
 # after every failure: no snapset-* dm device, no COW loop device or file, the origin's table as
 # before and not suspended, its filesystem not frozen, no set listed, and the test provider's
 # record shows AbortSnapshots for every snapshot it began.
@@ -125,5 +128,36 @@ snapset_capture c snapsetctl --json create "$loop:provider=test" "$dmdev:cow-siz
 assert_contains "$c_err$c_out" VSS_E_INSUFFICIENT_STORAGE "dm side: error"
 grep -q '"method": "BeginPrepareSnapshot"' "$state" || fail "dm side: the test provider never began"
 after_failure "dm-snapshot: COW store does not fit"
+
+# --- cut off at the hold deadline -------------------------------------------------------------
+# HoldTimeoutSec=3, and the test provider asleep in CommitSnapshots, or blocked (D state) writing
+# into the frozen ext4 of the set: writes flow again at the deadline plus a small margin, the code
+# is VSS_E_HOLD_WRITES_TIMEOUT, and the provider, killed without being waited for, is reaped later.
+snapset_conf "[Daemon]
+ProviderDirectory=$tp/providers.d
+
+[Limits]
+HoldTimeoutSec=3
+
+[Storage]
+CowDirectory=$cowdir
+DefaultCowSize=4M"
+blocks=$SNAPSET_VM_TMP/blocks-70
+margin=$(awk -v s="$(scaled 2)" 'BEGIN { printf "%d", s * 1000000 }')
+for rule in '{"CommitSnapshots": {"sleepMs": 60000}}' \
+	"{\"CommitSnapshots\": {\"action\": \"write\", \"path\": \"$mnt/.written-in-the-window\"}}"; do
+	set_control "$rule"
+	writer=$(seq_writer_start "$blocks" "$mnt/seq")
+	t0=$(now_usec)
+	snapset_capture c snapsetctl --json create "$dmdev" "$loop:provider=test"
+	t1=$(now_usec)
+	seq_writer_stop "$writer"
+	[[ $c_rc != 0 ]] || fail "$rule: the set was created past HoldTimeoutSec=3"
+	assert_eq "$(jq -r .vssName <<<"$c_out")" VSS_E_HOLD_WRITES_TIMEOUT "$rule: the code"
+	worst=$(seq_max_block "$blocks" "$t0" "$t1")
+	((worst <= 3000000 + margin)) || fail "$rule: writes were held $worst us (HoldTimeoutSec=3 plus $margin us allowed)"
+	step "ok: $rule: VSS_E_HOLD_WRITES_TIMEOUT in $(((t1 - t0) / 1000)) ms; writes blocked at most $worst us (limit 3 s + $((margin / 1000)) ms)"
+	after_failure "test provider: $rule"
+done
 
 step "mixed providers: all cases passed"

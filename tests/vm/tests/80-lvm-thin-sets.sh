@@ -31,6 +31,7 @@ snapset_conf "[Storage]
 CowDirectory=$cowdir
 DefaultCowSize=8M
 [Limits]
+FlushTimeoutSec=$(scaled 20)
 HoldTimeoutSec=$(scaled 60 | awk '{ print ($1 > 120) ? 120 : $1 }')"
 
 # --- storage: two VGs with 8 classic and 8 thin LVs each ------------------------

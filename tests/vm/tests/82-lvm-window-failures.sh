@@ -9,8 +9,12 @@
 #   - snapsetd killed inside the window (SNAPSETD_TEST_HOOKS=kill=committing, the origins held,
 #     the COW LVs made): systemd restarts it, the restart resumes the origins, thaws, and only
 #     then (lvm needs thawed filesystems) removes what the set made;
+#   - the hold failing inside the provider on the second LV, the first one's origin already
+#     suspended (SNAPSETD_TEST_HOOKS=fail-inside=holding:1): undone, nothing left;
 #   - an LV removed between AddToSnapshotSet and DoSnapshotSet: VSS_E_OBJECT_NOT_FOUND, nothing
 #     left;
+#   - a volume group whose lock another program holds: VSS_E_BAD_STATE, naming that program,
+#     after snapsetd tried again for a while; nothing left;
 #   - a set that includes the filesystem holding /etc/lvm (a directory of one of the set's LVs
 #     bind-mounted on /etc/lvm): it completes within its hold timeout, and /etc/lvm gets its
 #     backup after the thaw.
@@ -24,6 +28,7 @@ snapset_conf "[Storage]
 CowDirectory=$cowdir
 DefaultCowSize=8M
 [Limits]
+FlushTimeoutSec=$(scaled 20)
 HoldTimeoutSec=$(scaled 30 | awk '{ print ($1 > 120) ? 120 : $1 }')"
 
 vg=snap82
@@ -101,6 +106,19 @@ for lv in c0 t0; do
 	assert_eq "$(cat "${mnt[$lv]}/f")" "$lv before" "kill=committing: $lv's data"
 done
 step "ok: killed inside the window: restarted, resumed, thawed, and nothing of the set left"
+
+# --- a hold failing half-way inside the provider ----------------------------------
+# c0's origin already suspended by snapsetd when the hold of c1 fails: c0 is resumed, and nothing
+# is left.
+snapset_hooks "fail-inside=holding:1"
+snapset_capture h snapsetctl --json create /dev/$vg/c0 /dev/$vg/c1
+((h_rc != 0)) || fail "fail-inside=holding:1: the set was created"
+assert_eq "$(jq -r .method <<<"$h_out")" HoldWrites "fail-inside=holding:1: the failed method"
+assert_eq "$(jq -r .volume <<<"$h_out")" "/dev/$vg/c1" "fail-inside=holding:1: the volume named"
+fs_not_frozen "${mnt[c0]}" "${mnt[c1]}"
+lvm_assert_clean "fail-inside=holding:1" $vg
+snapset_assert_clean "fail-inside=holding:1" "$cowdir" "${names[@]}"
+step "ok: a hold failing on c1 with c0 suspended: c0 resumed, nothing left"
 snapset_hooks ""
 
 # --- an LV removed between Add and Do --------------------------------------------
@@ -120,6 +138,31 @@ assert_eq "$(jq -r .error <<<"$out")" io.snapset.Manager.ObjectNotFound "DoSnaps
 assert_contains "$(jq -r .parameters.message <<<"$out")" "$vg/raw is gone" "its message"
 lvm_assert_clean "after the removed LV" $vg
 step "ok: an LV removed between Add and Do: ObjectNotFound, nothing left"
+
+# --- a volume group locked by someone else -----------------------------------------
+
+# LVM's own lock file for the VG, locked exclusively with flock(2) as lvm does, by a process that
+# holds it itself (with flock(1), the lock would belong to a process already gone, and live on in
+# its child): /proc/locks names it, and killing it releases the lock.
+/usr/bin/python3 -c 'import fcntl, sys, time
+f = open(sys.argv[1], "w")
+fcntl.flock(f, fcntl.LOCK_EX)
+time.sleep(600)' "/run/lock/lvm/V_$vg" &
+locker=$!
+defer "kill $locker 2>/dev/null || true"
+for _ in $(seq "$(scaled 50)"); do
+	grep -q "FLOCK .* WRITE $locker " /proc/locks && break
+	sleep 0.2
+done
+grep -q "FLOCK .* WRITE $locker " /proc/locks || fail "the test's locker ($locker) did not take the VG's lock"
+snapset_capture l snapsetctl --json create /dev/$vg/c0
+kill "$locker" 2>/dev/null || true
+wait "$locker" 2>/dev/null || true
+((l_rc != 0)) || fail "a set was created while its VG was locked"
+assert_eq "$(jq -r .vssName <<<"$l_out")" VSS_E_BAD_STATE "a locked VG"
+assert_contains "$(jq -r .message <<<"$l_out")" "lock is held by pid $locker (/usr/bin/python3" "a locked VG: the message"
+lvm_assert_clean "after the locked VG" $vg
+step "ok: a locked VG: $(jq -r .message <<<"$l_out" | cut -c1-200)"
 
 # --- /etc/lvm on a volume of the set ----------------------------------------------
 
