@@ -44,6 +44,7 @@ typedef struct Verb {
         X(show)             \
         X(delete)           \
         X(abort)            \
+        X(cleanup)          \
         X(call)             \
         X(help)
 
@@ -80,6 +81,11 @@ extern JsonMode arg_json;
 extern uint64_t arg_timeout_usec;   /* USEC_INFINITY (parse.h): each method's default */
 
 const Verb *verb_find(const char *name);
+
+typedef struct json_object json_object;
+
+/* The "Needs attention:" lines of status, also printed by cleanup for what remains. */
+void print_attention(json_object *list);
 
 /* Prints the help of the program (verb == NULL) or of one verb. */
 void help_print(const Verb *verb, FILE *f);

@@ -71,6 +71,20 @@ static int print_set_in_progress(json_object *set) {
         return 0;
 }
 
+/* Sets left by an interrupted run or a failed abort: what an administrator must look at. */
+void print_attention(json_object *list) {
+        size_t n = list ? json_object_array_length(list) : 0;
+
+        output_field(0, "Needs attention:", n == 0 ? "nothing" : "%zu snapshot set(s) not fully undone "
+                     "(fix the cause, then 'snapsetctl cleanup')", n);
+        for (size_t i = 0; i < n; i++) {
+                json_object *a = json_object_array_get_idx(list, i);
+
+                output_field(2, "Set:", "%s", strna(reply_get_string(a, "setId")));
+                output_field(4, "Why:", "%s", strna(reply_get_string(a, "message")));
+        }
+}
+
 static void print_limits(json_object *limits) {
         int64_t total, per_user;
 
@@ -102,6 +116,7 @@ static int status_print(json_object *p) {
                 output_field(0, "Uptime:", "n/a");
         if (print_set_in_progress(reply_get_object(p, "setInProgress")) < 0)
                 return -ENOMEM;
+        print_attention(reply_get_array(p, "needsAttention"));
         print_int(0, "Snapshot sets:", p, "sets");
         print_int(0, "Snapshots:", p, "snapshots");
         print_int(0, "Connections:", p, "connections");
@@ -129,6 +144,6 @@ static int status_run(int argc, char *argv[]) {
 
 const Verb verb_status = {
         .name = "status",
-        .summary = "Show version, uptime, limits and the set in creation",
+        .summary = "Show version, uptime, limits, the set in creation and what needs attention",
         .run = status_run,
 };

@@ -37,6 +37,8 @@ struct SetCreation {
         WindowUndo *undo;
         Guardian *guardian;
         UndoReport undo_report;    /* the last resort's, after our own release and thaw */
+        bool needs_cleanup;        /* aborted, but not everything could be undone */
+        char abort_failure[512];   /* the first provider's reason */
         bool memory_locked;
         ProviderResult result;     /* preallocated: providers report into it inside the window */
 };
@@ -522,7 +524,11 @@ static VssCode release_all(SetCreation *c, bool committed, SetOutcome *out) {
         return first;
 }
 
-static void abort_all(SetCreation *c) {
+/* Returns false if a provider could not undo everything: then the set's record stays (see
+ * forget_or_keep()). */
+static bool abort_all(SetCreation *c) {
+        bool clean = true;
+
         /* AbortSnapshots is never translated and never changes the outcome (§1.4); what it
          * reports is logged for the administrator. */
         for (size_t i = c->n_shares; i-- > 0;) {
@@ -542,7 +548,30 @@ static void abort_all(SetCreation *c) {
                 snprintf(e.message, sizeof e.message, "Provider '%s' could not undo everything of set %s: %s",
                          ps->provider->name, c->set->id, c->result.message[0] ? c->result.message : strna(vss_code_name(code)));
                 emit(c, &e);
+                if (clean)
+                        snprintf(c->abort_failure, sizeof c->abort_failure, "%s", e.message);
+                clean = false;
         }
+        return clean;
+}
+
+/* The record goes once what it names is gone; after an abort that left something, it stays,
+ * marked with why, to be tried again at the next start and by "snapsetctl cleanup". */
+static void forget_or_keep(SetCreation *c, bool clean) {
+        SetEvent e;
+
+        if (clean) {
+                inflight_remove(c->options.inflight_directory, c->set->id);
+                return;
+        }
+        c->needs_cleanup = true;
+        (void) inflight_keep(c->options.inflight_directory, c->set->id, c->abort_failure);
+        set_event_init(&e, LOG_ERR, c->set->id, NULL, NULL, NULL, "AbortSnapshots");
+        snprintf(e.message, sizeof e.message,
+                 "Snapshot set %s was not fully undone; its record is kept in %s. Fix the cause (the "
+                 "message before this one), then run 'snapsetctl cleanup'.", c->set->id,
+                 strna(c->options.inflight_directory));
+        emit(c, &e);
 }
 
 /* The snapshot of the volume with this device number, to name a filesystem's failure after the
@@ -637,7 +666,7 @@ static VssCode prepare_window(SetCreation *c, SetOutcome *out) {
         hooks_arm_shares(c);
         if (freeze_lingering()) {
                 outcome_set(out, VSS_E_BAD_STATE, EBUSY, NULL, NULL, NULL, NULL,
-                            "An earlier set's FIFREEZE of %s has not returned yet (the device under it is "
+                            "An earlier set's flush (syncfs or FIFREEZE) of %s has not returned yet (the device under it is "
                             "not completing writes); retry when it has. Nothing was frozen.", freeze_lingering());
                 return VSS_E_BAD_STATE;
         }
@@ -647,13 +676,24 @@ static VssCode prepare_window(SetCreation *c, SetOutcome *out) {
         if (code != S_OK)
                 return code;
 
+        /* The flush before the window is bounded like the freeze: a device that does not complete
+         * writes must not hold the daemon (and its watchdog) for ever, even with nothing frozen. */
         r = freeze_set_prepare_for(c);
         if (r >= 0)
-                r = freeze_set_sync(c->freeze);
+                r = freeze_set_sync(c->freeze, c->options.flush_timeout_usec);
         if (r < 0) {
                 const FreezeTarget *t = failed_target(c);
                 const Snapshot *snap = t ? snapshot_on_device(c, t->device) : NULL;
 
+                if (r == -ETIMEDOUT) {
+                        outcome_set(out, VSS_E_FLUSH_WRITES_TIMEOUT, -r, snap ? snap->volume : t ? t->mountpoint : NULL,
+                                    snap ? snap->id : NULL, NULL, NULL,
+                                    "Flushing the filesystem at %s (syncfs, before anything was frozen) took longer "
+                                    "than %llu ms; is its device completing writes? Retry later.",
+                                    t ? t->mountpoint : "?",
+                                    (unsigned long long) (c->options.flush_timeout_usec / USEC_PER_MSEC));
+                        return VSS_E_FLUSH_WRITES_TIMEOUT;
+                }
                 outcome_set(out, vss_code_from_errno(r), -r, snap ? snap->volume : t ? t->mountpoint : NULL,
                             snap ? snap->id : NULL, NULL, NULL,
                             "Could not prepare the filesystem%s%s for freezing (syncfs): %s",
@@ -911,8 +951,7 @@ VssCode set_creation_do(SetCreation *c, SetOutcome *out) {
                 /* No partial commit: whatever any provider made, committed or not, goes. */
                 if (out)
                         emit_outcome(c, LOG_ERR, out);
-                abort_all(c);
-                inflight_remove(c->options.inflight_directory, c->set->id);
+                forget_or_keep(c, abort_all(c));
                 c->set->state = SET_STATE_ABORTED;
                 c->phase = SET_PHASE_ABORTED;
                 return code;
@@ -928,8 +967,11 @@ VssCode set_creation_do(SetCreation *c, SetOutcome *out) {
 void set_creation_abort(SetCreation *c) {
         if (!c || c->phase == SET_PHASE_DONE || c->phase == SET_PHASE_ABORTED)
                 return;
-        abort_all(c);
-        inflight_remove(c->options.inflight_directory, c->set->id);
+        forget_or_keep(c, abort_all(c));
         c->set->state = SET_STATE_ABORTED;
         c->phase = SET_PHASE_ABORTED;
+}
+
+bool set_creation_needs_cleanup(const SetCreation *c) {
+        return c->needs_cleanup;
 }

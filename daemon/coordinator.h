@@ -114,6 +114,10 @@ void set_creation_abort(SetCreation *c);
 SetCreation *set_creation_free(SetCreation *c);
 DEFINE_TRIVIAL_CLEANUP_FUNC(SetCreation *, set_creation_free);
 
+/* After an abort (or a failed DoSnapshotSet): whether a provider could not undo everything, so
+ * that the set's in-flight record was kept for "snapsetctl cleanup". */
+bool set_creation_needs_cleanup(const SetCreation *c);
+
 const SnapshotSet *set_creation_set(const SetCreation *c);
 SetPhase set_creation_phase(const SetCreation *c);
 /* The volumes added so far, as given. */

@@ -115,18 +115,6 @@ int freeze_set_prepare(const dev_t *devices, size_t n, const char *mountinfo_pat
         return 0;
 }
 
-int freeze_set_sync(FreezeSet *s) {
-        assert(s);
-
-        for (size_t i = 0; i < s->n_targets; i++)
-                if (syncfs(s->targets[i].fd) < 0) {
-                        s->failed_index = i;
-                        s->failed_error = -errno;
-                        return -errno;
-                }
-        return 0;
-}
-
 static void mark_undo(FreezeTarget *t, bool maybe_frozen) {
         if (t->undo)
                 atomic_store(&t->undo->frozen, maybe_frozen);
@@ -171,7 +159,8 @@ struct FreezeWorker {
         pthread_t thread;
         pthread_mutex_t lock;
         pthread_cond_t cond;
-        size_t current;         /* the target being frozen */
+        bool sync_only;         /* the job: syncfs every target, or FIFREEZE every target */
+        size_t current;         /* the target being synced or frozen */
         bool cancelled;         /* the caller gave up (deadline) */
         bool done;
         bool detached;          /* the caller returned without it */
@@ -187,12 +176,12 @@ static char lingering_mountpoint[PATH_MAX];
 
 static void freeze_set_destroy(FreezeSet *s);
 
-static void *freeze_worker(void *userdata) {
-        FreezeWorker *w = userdata;
+/* The freezing job: in order, each target marked for the guardian first; stops at the first
+ * failure (and thaws what it froze) or when cancelled (the caller thawed what was frozen; the
+ * one this thread was stuck on is thawed here). Returns 0, -ECANCELED or the failing errno. */
+static int freeze_job(FreezeWorker *w) {
         FreezeSet *s = w->set;
-        void (*on_exit)(void *) = NULL;
-        bool cancelled = false, detached, orphaned;
-        void *on_exit_userdata;
+        bool cancelled = false;
         int r = 0;
 
         for (size_t i = 0; i < s->n_targets && !cancelled; i++) {
@@ -232,9 +221,50 @@ static void *freeze_worker(void *userdata) {
                 if (r < 0)
                         break;
         }
+        return cancelled ? -ECANCELED : r;
+}
+
+/* The syncing job, before the window: nothing to undo, so a cancellation only stops it. */
+static int sync_job(FreezeWorker *w) {
+        FreezeSet *s = w->set;
+
+        for (size_t i = 0; i < s->n_targets; i++) {
+                bool cancelled;
+                int r;
+
+                pthread_mutex_lock(&w->lock);
+                cancelled = w->cancelled;
+                w->current = i;
+                pthread_mutex_unlock(&w->lock);
+                if (cancelled)
+                        return -ECANCELED;
+
+                r = syncfs(s->targets[i].fd) < 0 ? -errno : 0;
+                if (r < 0) {
+                        pthread_mutex_lock(&w->lock);
+                        if (!w->cancelled) {
+                                s->failed_index = i;
+                                s->failed_error = r;
+                        }
+                        pthread_mutex_unlock(&w->lock);
+                        return r;
+                }
+        }
+        return 0;
+}
+
+static void *worker_main(void *userdata) {
+        FreezeWorker *w = userdata;
+        FreezeSet *s = w->set;
+        void (*on_exit)(void *);
+        void *on_exit_userdata;
+        bool detached, orphaned;
+        int r;
+
+        r = w->sync_only ? sync_job(w) : freeze_job(w);
 
         pthread_mutex_lock(&w->lock);
-        w->result = cancelled ? -ECANCELED : r;
+        w->result = r;
         w->done = true;
         detached = w->detached;
         orphaned = w->orphaned;
@@ -282,7 +312,10 @@ static int worker_new(FreezeSet *s) {
         return 0;
 }
 
-int freeze_set_freeze(FreezeSet *s, uint64_t timeout_usec) {
+/* Runs the job on the worker, and waits for it until the deadline (timeout_usec 0: none). At the
+ * deadline, what is frozen is thawed now, from this thread, and the worker is left to finish the
+ * call it is stuck in by itself. */
+static int run_job(FreezeSet *s, bool sync_only, uint64_t timeout_usec) {
         FreezeWorker *w;
         struct timespec deadline;
         pthread_attr_t attr;
@@ -294,13 +327,14 @@ int freeze_set_freeze(FreezeSet *s, uint64_t timeout_usec) {
                 return 0;
         w = s->worker;
         if (!w || w->detached)
-                return -EBUSY;   /* one freeze per set */
+                return -EBUSY;   /* a job that never returned holds the set */
+        w->sync_only = sync_only;
         w->cancelled = w->done = false;
 
         /* A small stack: the daemon's memory is locked, all of it would be made resident. */
         pthread_attr_init(&attr);
         pthread_attr_setstacksize(&attr, 256 * 1024);
-        r = -pthread_create(&w->thread, &attr, freeze_worker, w);
+        r = -pthread_create(&w->thread, &attr, worker_main, w);
         pthread_attr_destroy(&attr);
         if (r < 0)
                 return r;
@@ -320,8 +354,6 @@ int freeze_set_freeze(FreezeSet *s, uint64_t timeout_usec) {
                 return r;
         }
 
-        /* The deadline, with one FIFREEZE stuck: what is frozen is thawed now, from this thread;
-         * the stuck one is thawed by the worker when it returns. */
         w->cancelled = true;
         (void) freeze_set_thaw(s);
         s->failed_index = w->current;
@@ -332,6 +364,14 @@ int freeze_set_freeze(FreezeSet *s, uint64_t timeout_usec) {
         pthread_mutex_unlock(&w->lock);
         pthread_detach(w->thread);
         return -ETIMEDOUT;
+}
+
+int freeze_set_sync(FreezeSet *s, uint64_t timeout_usec) {
+        return run_job(s, true, timeout_usec);
+}
+
+int freeze_set_freeze(FreezeSet *s, uint64_t timeout_usec) {
+        return run_job(s, false, timeout_usec);
 }
 
 bool freeze_set_linger(FreezeSet *s, void (*on_exit)(void *userdata), void *userdata) {

@@ -50,8 +50,11 @@ typedef struct FreezeSet {
  * new set, or negative errno (-ENOENT if a mountpoint vanished, -ENOMEM). */
 int freeze_set_prepare(const dev_t *devices, size_t n, const char *mountinfo_path, FreezeSet **ret);
 
-/* syncfs() on every filesystem of the set, before the window. */
-int freeze_set_sync(FreezeSet *s);
+/* syncfs() on every filesystem of the set, before the window, from the worker thread. Bounded
+ * by timeout_usec (0 = no bound): past it -ETIMEDOUT, with the syncfs still in progress left to
+ * the worker, which then ends by itself ("lingers", as for freeze_set_freeze()); nothing is
+ * frozen either way. */
+int freeze_set_sync(FreezeSet *s, uint64_t timeout_usec);
 
 /* FIFREEZE on every filesystem, in order, from a worker thread. Bounded by timeout_usec (0 = no
  * bound): at the deadline every filesystem already frozen is thawed at once, from this thread,
@@ -69,8 +72,8 @@ int freeze_set_freeze(FreezeSet *s, uint64_t timeout_usec);
  * returned; false if it is already gone (then on_exit is not called). */
 bool freeze_set_linger(FreezeSet *s, void (*on_exit)(void *userdata), void *userdata);
 
-/* The mountpoint of a FIFREEZE still stuck from an earlier set, or NULL: a new set would get
- * stuck behind it (syncfs and FIFREEZE wait for the same superblock). */
+/* The mountpoint of a syncfs or FIFREEZE still stuck from an earlier set, or NULL: a new set
+ * would get stuck behind it (syncfs and FIFREEZE wait for the same superblock). */
 const char *freeze_lingering(void);
 
 /* FITHAW on every frozen filesystem, in reverse order; tries all of them. Returns 0 or the first

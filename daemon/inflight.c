@@ -95,8 +95,11 @@ static void event(SetEventSink sink, void *userdata, int priority, const Snapsho
 
 /* Each snapshot's provider undoes its part: before the thaw (recover), or after it
  * (recover_after_thaw, for providers that need it). */
-static void recover_snapshots(SnapshotSet *set, const ProviderSettings *settings, bool thawed,
-                              SetEventSink sink, void *userdata) {
+/* Returns how many could not be undone; the first one's reason goes to failure. */
+static unsigned recover_snapshots(SnapshotSet *set, const ProviderSettings *settings, bool thawed,
+                                  SetEventSink sink, void *userdata, char *failure, size_t failure_size) {
+        unsigned failed = 0;
+
         for (size_t i = 0; i < set->n_snapshots; i++) {
                 Snapshot *snap = set->snapshots[i];
                 const Provider *p = provider_by_name(snap->provider);
@@ -113,14 +116,18 @@ static void recover_snapshots(SnapshotSet *set, const ProviderSettings *settings
                                          "interrupted run (%s): %s", snap->id, snap->volume,
                                          strna(vss_code_name(code)), res.message);
                                 event(sink, userdata, LOG_ERR, set, snap, p->name, msg);
+                                if (failed++ == 0)
+                                        snprintf(failure, failure_size, "%s", msg);
                         }
                         continue;
                 }
                 if (!p || !p->ops->recover) {
                         snprintf(msg, sizeof msg, "Cannot undo snapshot %s of '%s' left by an interrupted run: "
-                                 "provider '%s' is not available; remove its devices by hand.",
+                                 "provider '%s' is not available; install or fix it, or remove its devices by hand.",
                                  snap->id, snap->volume, snap->provider);
                         event(sink, userdata, LOG_ERR, set, snap, snap->provider, msg);
+                        if (failed++ == 0)
+                                snprintf(failure, failure_size, "%s", msg);
                         continue;
                 }
                 code = p->ops->recover(snap, settings, &res);
@@ -132,7 +139,10 @@ static void recover_snapshots(SnapshotSet *set, const ProviderSettings *settings
                                  "interrupted run (%s): %s", snap->id, snap->volume,
                                  strna(vss_code_name(code)), res.message);
                 event(sink, userdata, code == S_OK ? LOG_NOTICE : LOG_ERR, set, snap, p->name, msg);
+                if (code != S_OK && failed++ == 0)
+                        snprintf(failure, failure_size, "%s", msg);
         }
+        return failed;
 }
 
 /* Thaws every recorded mountpoint. EINVAL from FITHAW means it was not frozen: fine. Opening a
@@ -163,11 +173,41 @@ static void thaw_mountpoints(json_object *record, const SnapshotSet *set, SetEve
         }
 }
 
+/* Marks a record as needing attention, with why: it stays, is retried at every start and by
+ * Cleanup, and GetStatus lists it. */
+static int mark_attention(const char *dir, const char *name, json_object *record, const char *why) {
+        const char *text;
+        size_t len;
+
+        if (json_object_object_add(record, "attention", json_object_new_string(why)) < 0)
+                return -ENOMEM;
+        text = json_object_to_json_string_length(record, JSON_C_TO_STRING_PLAIN, &len);
+        if (!text)
+                return -ENOMEM;
+        return write_file_atomic(dir, name, text, len);
+}
+
+int inflight_keep(const char *dir, const char *set_id, const char *why) {
+        _cleanup_(json_object_putp) json_object *j = NULL;
+        char p[PATH_MAX], name[NAME_MAX + 1];
+
+        if (!dir)
+                return 0;
+        snprintf(name, sizeof name, "%s.json", set_id);
+        snprintf(p, sizeof p, "%s/%s", dir, name);
+        j = json_object_from_file(p);
+        if (!j)
+                return -ENOENT;
+        return mark_attention(dir, name, j, why);
+}
+
+/* Returns 1 if the record is kept (something could not be undone), 0 if it is gone. */
 static int recover_record(const char *dir, const char *name, const ProviderSettings *settings,
                           SetEventSink sink, void *userdata) {
         _cleanup_(json_object_putp) json_object *j = NULL;
         _cleanup_(snapshot_set_freep) SnapshotSet *set = NULL;
-        char p[PATH_MAX + NAME_MAX + 2], msg[PATH_MAX + 200];
+        char p[PATH_MAX + NAME_MAX + 2], msg[PATH_MAX + 200], failure[768] = "";
+        unsigned failed;
         int r;
 
         snprintf(p, sizeof p, "%s/%s", dir, name);
@@ -186,12 +226,21 @@ static int recover_record(const char *dir, const char *name, const ProviderSetti
 
         /* Providers first: a filesystem on a suspended device cannot be thawed (the thaw writes
          * the superblock), so the devices are resumed before the thaw. */
-        recover_snapshots(set, settings, false, sink, userdata);
+        failed = recover_snapshots(set, settings, false, sink, userdata, failure, sizeof failure);
         thaw_mountpoints(j, set, sink, userdata);
         /* What may only happen on thawed filesystems (lvm commands). */
-        recover_snapshots(set, settings, true, sink, userdata);
-        snprintf(msg, sizeof msg, "Snapshot set %s was interrupted (daemon stopped during its "
-                 "creation); it was undone and nothing of it is kept.", set->id);
+        failed += recover_snapshots(set, settings, true, sink, userdata, failure, sizeof failure);
+        if (failed > 0) {
+                /* Kept until what it names is really gone: tried again at the next start and by
+                 * "snapsetctl cleanup". */
+                (void) mark_attention(dir, name, j, failure);
+                snprintf(msg, sizeof msg, "Snapshot set %s could not be fully undone (%u snapshot(s) left); its "
+                         "record is kept in %s: fix the cause, then run 'snapsetctl cleanup'.", set->id, failed, dir);
+                event(sink, userdata, LOG_ERR, set, NULL, NULL, msg);
+                return 1;
+        }
+        snprintf(msg, sizeof msg, "Snapshot set %s was interrupted or not fully undone; it was undone now and "
+                 "nothing of it is kept.", set->id);
         event(sink, userdata, LOG_WARNING, set, NULL, NULL, msg);
         (void) unlink(p);
         return 0;
@@ -199,8 +248,8 @@ static int recover_record(const char *dir, const char *name, const ProviderSetti
 
 /* Calls f for every record (NAME.json) in dir; returns how many, or negative errno if dir cannot
  * be read (a missing one has none). */
-static int for_each_record(const char *dir, void (*f)(const char *dir, const char *name, void *userdata),
-                           void *userdata) {
+static int for_each_record(const char *dir, const char *skip_set_id,
+                           void (*f)(const char *dir, const char *name, void *userdata), void *userdata) {
         DIR *d;
         struct dirent *de;
         int n = 0;
@@ -212,6 +261,9 @@ static int for_each_record(const char *dir, void (*f)(const char *dir, const cha
                 const char *dot = strrchr(de->d_name, '.');
 
                 if (de->d_name[0] == '.' || !dot || !streq(dot, ".json"))
+                        continue;
+                if (skip_set_id && strlen(skip_set_id) == (size_t) (dot - de->d_name) &&
+                    strncmp(de->d_name, skip_set_id, strlen(skip_set_id)) == 0)
                         continue;
                 f(dir, de->d_name, userdata);
                 n++;
@@ -230,28 +282,97 @@ static void rescue_record(const char *dir, const char *name, void *userdata) {
         j = json_object_from_file(p);
         /* A record without a list (unreadable, or written before the window was prepared):
          * inflight_recover() reports it, and has nothing to resume or thaw. */
-        if (j && json_object_object_get_ex(j, "undoVolumes", &a) && window_undo_from_json(a, &u) >= 0)
+        /* One kept after a failed abort was thawed by the daemon that wrote it: nothing of its
+         * window is left to resume (and a device suspended now is someone else's business). */
+        if (j && !json_object_object_get_ex(j, "attention", NULL) &&
+            json_object_object_get_ex(j, "undoVolumes", &a) && window_undo_from_json(a, &u) >= 0)
                 window_undo_run(u, userdata);
 }
 
 int inflight_rescue(const char *dir, UndoReport *report) {
-        return for_each_record(dir, rescue_record, report);
+        return for_each_record(dir, NULL, rescue_record, report);
 }
 
 typedef struct RecoverContext {
         const ProviderSettings *settings;
         SetEventSink sink;
         void *userdata;
+        unsigned kept;
 } RecoverContext;
 
 static void recover_one(const char *dir, const char *name, void *userdata) {
         RecoverContext *ctx = userdata;
 
-        (void) recover_record(dir, name, ctx->settings, ctx->sink, ctx->userdata);
+        if (recover_record(dir, name, ctx->settings, ctx->sink, ctx->userdata) > 0)
+                ctx->kept++;
 }
 
-int inflight_recover(const char *dir, const ProviderSettings *settings, SetEventSink sink, void *userdata) {
+int inflight_recover(const char *dir, const char *skip_set_id, const ProviderSettings *settings,
+                     SetEventSink sink, void *userdata, unsigned *ret_kept) {
         RecoverContext ctx = { .settings = settings, .sink = sink, .userdata = userdata };
+        int n;
 
-        return for_each_record(dir, recover_one, &ctx);
+        n = for_each_record(dir, skip_set_id, recover_one, &ctx);
+        if (ret_kept)
+                *ret_kept = ctx.kept;
+        return n;
+}
+
+typedef struct ListContext {
+        InflightEntry *entries;
+        size_t n;
+        int error;
+} ListContext;
+
+static void list_one(const char *dir, const char *name, void *userdata) {
+        _cleanup_(json_object_putp) json_object *j = NULL;
+        ListContext *ctx = userdata;
+        InflightEntry *a, *e;
+        char p[PATH_MAX + NAME_MAX + 2];
+        json_object *v;
+
+        snprintf(p, sizeof p, "%s/%s", dir, name);
+        j = json_object_from_file(p);
+        a = reallocarray(ctx->entries, ctx->n + 1, sizeof(InflightEntry));
+        if (!a) {
+                ctx->error = -ENOMEM;
+                return;
+        }
+        ctx->entries = a;
+        e = &a[ctx->n];
+        *e = (InflightEntry) {};
+        e->set_id = strndup(name, strlen(name) - strlen(".json"));
+        e->attention = strdup(j && json_object_object_get_ex(j, "attention", &v) ? json_object_get_string(v) :
+                              "interrupted by a stop of snapsetd; undone at its next start or by 'snapsetctl cleanup'");
+        if (!e->set_id || !e->attention) {
+                free(e->set_id);
+                free(e->attention);
+                ctx->error = -ENOMEM;
+                return;
+        }
+        ctx->n++;
+}
+
+int inflight_list(const char *dir, const char *skip_set_id, InflightEntry **ret, size_t *ret_n) {
+        ListContext ctx = {};
+        int r;
+
+        r = dir ? for_each_record(dir, skip_set_id, list_one, &ctx) : 0;
+        if (r >= 0 && ctx.error < 0)
+                r = ctx.error;
+        if (r < 0) {
+                inflight_entries_free(ctx.entries, ctx.n);
+                return r;
+        }
+        *ret = ctx.entries;
+        *ret_n = ctx.n;
+        return 0;
+}
+
+void inflight_entries_free(InflightEntry *e, size_t n) {
+        for (size_t i = 0; i < n; i++) {
+                free(e[i].set_id);
+                free(e[i].attention);
+        }
+        free(e);
 }

@@ -26,10 +26,26 @@ void inflight_remove(const char *dir, const char *set_id);
  * report, for the caller to log afterwards. */
 int inflight_rescue(const char *dir, UndoReport *report);
 
-/* Undoes what an interrupted run left, for every record in dir: first each snapshot's provider
- * recovers (resumes what is suspended, removes what was made; it skips lockfs, since the
- * filesystems may still be frozen), then every recorded mountpoint is thawed, then the record is
- * removed. Events (what was undone, what could not be) go to sink. Returns the number of
- * records handled, or negative errno if dir cannot be read. Call it first thing at start, before
- * anything is logged: the journal may sit on a filesystem a crash left frozen. */
-int inflight_recover(const char *dir, const ProviderSettings *settings, SetEventSink sink, void *userdata);
+/* Undoes what an interrupted run left, for every record in dir but skip_set_id's (the set in
+ * creation, if any): first each snapshot's provider recovers (resumes what is suspended, removes
+ * what was made; it skips lockfs, since the filesystems may still be frozen), then every recorded
+ * mountpoint is thawed, then what needs thawed filesystems is removed (recover_after_thaw). A
+ * record whose snapshots were all undone is removed; one with a snapshot that could not be
+ * undone is kept, marked with why (see inflight_keep()), and *ret_kept counts it. Events go to
+ * sink. Returns the number of records handled, or negative errno if dir cannot be read. At start
+ * it runs after inflight_rescue(), before anything else; at runtime it is "snapsetctl cleanup". */
+int inflight_recover(const char *dir, const char *skip_set_id, const ProviderSettings *settings,
+                     SetEventSink sink, void *userdata, unsigned *ret_kept);
+
+/* Keeps the record of a set whose abort did not undo everything, with why: it is not removed,
+ * GetStatus lists it, and inflight_recover() tries again at every start and on Cleanup. */
+int inflight_keep(const char *dir, const char *set_id, const char *why);
+
+/* The records in dir (but skip_set_id's): what needs attention. */
+typedef struct InflightEntry {
+        char *set_id;
+        char *attention;     /* why it is kept, or that it was interrupted */
+} InflightEntry;
+
+int inflight_list(const char *dir, const char *skip_set_id, InflightEntry **ret, size_t *ret_n);
+void inflight_entries_free(InflightEntry *e, size_t n);

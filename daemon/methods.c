@@ -41,6 +41,7 @@ static int vl_method_get_status(MethodCall *mc, json_object *parameters);
 static int vl_method_list_providers(MethodCall *mc, json_object *parameters);
 static int vl_method_list_volumes(MethodCall *mc, json_object *parameters);
 static int vl_method_monitor(MethodCall *mc, json_object *parameters);
+static int vl_method_cleanup(MethodCall *mc, json_object *parameters);
 
 #define SVC "org.varlink.service"
 #define MGR SNAPSET_VARLINK_INTERFACE
@@ -66,6 +67,7 @@ static const Method method_table_entries[] = {
         { MGR, "AbortSnapshotSet",        vl_method_abort_snapshot_set,                                0 },
         { MGR, "CreateSnapshotSet",       vl_method_create_snapshot_set,                                0 },
         { MGR, "DeleteSnapshots",         vl_method_delete_snapshots,                                0 },
+        { MGR, "Cleanup",                 vl_method_cleanup,                   0 },
         { MGR, "ExposeSnapshot",          NULL,                                0 },
         { MGR, "UnexposeSnapshot",        NULL,                                0 },
         { MGR, "RevertToSnapshot",        NULL,                                0 },
@@ -294,7 +296,7 @@ static int vl_method_get_interface_description(MethodCall *mc, json_object *para
 }
 
 static int vl_method_get_status(MethodCall *mc, json_object *parameters) {
-        _cleanup_(json_object_putp) json_object *reply = NULL, *limits = NULL, *in_progress = NULL;
+        _cleanup_(json_object_putp) json_object *reply = NULL, *limits = NULL, *in_progress = NULL, *attention = NULL;
         const Manager *m = mc->manager;
         const Config *c = &m->config;
         int r;
@@ -304,6 +306,8 @@ static int vl_method_get_status(MethodCall *mc, json_object *parameters) {
                 return r < 0 ? r : 0;
 
         r = sets_in_progress_json(m, &in_progress);
+        if (r >= 0)
+                r = sets_attention_json(m, &attention);
         if (r < 0)
                 return r;
         limits = json_object_new_object();
@@ -324,6 +328,7 @@ static int vl_method_get_status(MethodCall *mc, json_object *parameters) {
             json_add_string(reply, "version", SNAPSET_VERSION) < 0 ||
             json_add_int(reply, "uptimeUsec", (int64_t) (now_monotonic_usec() - m->start_usec)) < 0 ||
             json_object_object_add(reply, "setInProgress", TAKE_PTR(in_progress)) < 0 ||
+            json_object_object_add(reply, "needsAttention", TAKE_PTR(attention)) < 0 ||
             json_add_int(reply, "sets", (int64_t) sets_count(m)) < 0 ||
             json_add_int(reply, "snapshots", (int64_t) sets_count_snapshots(m)) < 0 ||
             json_add_int(reply, "connections", m->n_connections) < 0 ||
@@ -331,6 +336,24 @@ static int vl_method_get_status(MethodCall *mc, json_object *parameters) {
             json_object_object_add(reply, "limits", TAKE_PTR(limits)) < 0)
                 return -ENOMEM;
 
+        return method_reply(mc, reply);
+}
+
+static int vl_method_cleanup(MethodCall *mc, json_object *parameters) {
+        _cleanup_(json_object_putp) json_object *reply = NULL, *remaining = NULL;
+        unsigned undone = 0;
+        int r;
+
+        r = method_dispatch_parameters(mc, parameters, NULL, NULL);
+        if (r != 0)
+                return r < 0 ? r : 0;
+        r = sets_cleanup(mc->manager, &undone, &remaining);
+        if (r < 0)
+                return r;
+        reply = json_object_new_object();
+        if (!reply || json_add_int(reply, "undone", undone) < 0 ||
+            json_object_object_add(reply, "remaining", TAKE_PTR(remaining)) < 0)
+                return -ENOMEM;
         return method_reply(mc, reply);
 }
 

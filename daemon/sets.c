@@ -225,6 +225,59 @@ int sets_in_progress_json(const Manager *m, json_object **ret) {
         return 0;
 }
 
+static const char *creation_id(const Manager *m) {
+        return m->sets && m->sets->creation ? set_creation_set(m->sets->creation)->id : NULL;
+}
+
+/* What a list of records looks like in GetStatus and Cleanup: [{setId, message}]. */
+static int attention_json(const InflightEntry *e, size_t n, json_object **ret) {
+        _cleanup_(json_object_putp) json_object *a = json_object_new_array();
+
+        if (!a)
+                return -ENOMEM;
+        for (size_t i = 0; i < n; i++) {
+                json_object *o = json_object_new_object();
+
+                if (!o || json_object_array_add(a, o) < 0) {
+                        json_object_put(o);
+                        return -ENOMEM;
+                }
+                if (json_object_object_add(o, "setId", json_object_new_string(e[i].set_id)) < 0 ||
+                    json_object_object_add(o, "message", json_object_new_string(e[i].attention)) < 0)
+                        return -ENOMEM;
+        }
+        *ret = TAKE_PTR(a);
+        return 0;
+}
+
+int sets_attention_json(const Manager *m, json_object **ret) {
+        InflightEntry *e = NULL;
+        size_t n = 0;
+        int r;
+
+        r = inflight_list(m->sets ? m->sets->inflight_directory : NULL, creation_id(m), &e, &n);
+        if (r < 0)
+                return r;
+        r = attention_json(e, n, ret);
+        inflight_entries_free(e, n);
+        return r;
+}
+
+int sets_cleanup(Manager *m, unsigned *ret_undone, json_object **ret_remaining) {
+        SetRegistry *r = m->sets;
+        unsigned kept = 0;
+        int k;
+
+        /* The set in creation has a record too: it is not a leftover. */
+        k = inflight_recover(r->inflight_directory, creation_id(m), &r->settings, daemon_sink, NULL, &kept);
+        if (k < 0)
+                return k;
+        *ret_undone = (unsigned) k - kept;
+        if (*ret_undone > 0)
+                log_notice("Cleanup undid %u snapshot set(s) left by an interrupted run or a failed abort.", *ret_undone);
+        return sets_attention_json(m, ret_remaining);
+}
+
 /* ---------------------------------------------------------------- deleting */
 
 static VssCode delete_through_provider(Manager *m, Snapshot *snap, SetOutcome *out) {
@@ -592,6 +645,7 @@ void sets_rescue(const Manager *m) {
 
 int sets_startup(Manager *m) {
         SetRegistry *r;
+        unsigned kept = 0;
         int k;
 
         r = calloc(1, sizeof(SetRegistry));
@@ -608,12 +662,15 @@ int sets_startup(Manager *m) {
         if (k < 0)
                 return log_error_errno(k, "Failed to load the external providers: %m");
 
-        /* First: whatever a killed daemon left frozen or suspended. */
-        k = inflight_recover(r->inflight_directory, &r->settings, daemon_sink, NULL);
+        /* First: whatever a killed daemon left, or an abort could not undo. */
+        k = inflight_recover(r->inflight_directory, NULL, &r->settings, daemon_sink, NULL, &kept);
         if (k < 0)
                 log_warning_errno(k, "Failed to look for interrupted snapshot sets in %s: %m", r->inflight_directory);
-        else if (k > 0)
-                log_warning("Undid %i snapshot set(s) interrupted by a previous run.", k);
+        else if (k > (int) kept)
+                log_warning("Undid %u snapshot set(s) interrupted by a previous run.", (unsigned) k - kept);
+        if (kept > 0)
+                log_error("%u snapshot set(s) could not be fully undone and need attention "
+                          "('snapsetctl status'; then 'snapsetctl cleanup').", kept);
 
         k = store_open(m->state_directory);
         if (k < 0)

@@ -33,6 +33,13 @@ typedef struct SetRegistry {
  * does. Returns negative errno only if the daemon cannot work at all. */
 int sets_startup(Manager *m);
 
+/* Records of sets that were interrupted or not fully undone ([{setId, message}]), for GetStatus:
+ * they need an administrator's attention. */
+int sets_attention_json(const Manager *m, json_object **ret);
+/* Cleanup: tries again to undo every such record (inflight_recover()); *ret_undone counts those
+ * now gone, *ret_remaining lists the rest. */
+int sets_cleanup(Manager *m, unsigned *ret_undone, json_object **ret_remaining);
+
 /* The very first step at start, before the state directory is touched and before anything is
  * logged: the undo lists of interrupted windows (inflight_rescue()), then one line about it. */
 void sets_rescue(const Manager *m);

@@ -401,6 +401,45 @@ class OutsideCreation(Base):
         self.delete_all()
 
 
+class KeptRecords(Base):
+    """A set whose abort cannot undo everything keeps its in-flight record: GetStatus lists it under
+    needsAttention with the provider's reason, Cleanup tries again (asking the provider to
+    Recover) and keeps it while that fails, and removes it once it succeeds."""
+
+    def attention(self):
+        return call("GetStatus")["parameters"]["needsAttention"]
+
+    def test_a_failed_abort_needs_attention_until_cleanup_succeeds(self):
+        self.control({"CommitSnapshots": {"hresult": VALID["VSS_E_PROVIDER_VETO"], "message": "no"},
+                      "AbortSnapshots": {"hresult": VALID["VSS_E_BAD_STATE"],
+                                         "message": "the snapshot is held open by pid 4242"},
+                      "Recover": {"hresult": VALID["VSS_E_BAD_STATE"], "message": "still held open"}})
+        r = self.create()
+        self.assertIn("error", r, r)
+        set_id = r["parameters"].get("setId")
+        att = self.attention()
+        self.assertEqual(len(att), 1, att)
+        if set_id:
+            self.assertEqual(att[0]["setId"], set_id, att)
+        self.assertIn("held open by pid 4242", att[0]["message"])
+        self.assertRegex(log_since(self.offset), r"not fully undone; its record is kept")
+
+        # Recover fails too: still there, now with that reason.
+        r = call("Cleanup")["parameters"]
+        self.assertEqual(r["undone"], 0, r)
+        self.assertEqual([a["setId"] for a in r["remaining"]], [att[0]["setId"]], r)
+        self.assertIn("still held open", r["remaining"][0]["message"])
+
+        # The holder is gone: Cleanup undoes it, and nothing needs attention any more.
+        self.control({})
+        r = call("Cleanup")["parameters"]
+        self.assertEqual(r, {"undone": 1, "remaining": []})
+        self.assertEqual(self.attention(), [])
+        recovered = {s for e in read_state() if e["method"] == "Recover" for s in e.get("snapshots", [])}
+        self.assertEqual(len(recovered), 2, read_state())
+        self.assertEqual(call("Cleanup")["parameters"], {"undone": 0, "remaining": []})
+
+
 class OwnDaemon(unittest.TestCase):
     """What needs a daemon of its own: bad provider files, OnLoad failures, OnUnload at stop."""
 

@@ -407,11 +407,54 @@ START_TEST(test_recovery_lets_every_recorded_snapshot_recover_and_removes_the_re
         /* The daemon "dies" with the record in place. */
         ck_assert_uint_eq(count_files(inflight_dir), 1);
         calls[0] = 0;
-        ck_assert_int_eq(inflight_recover(inflight_dir, &settings, sink, NULL), 1);
+        ck_assert_int_eq(inflight_recover(inflight_dir, NULL, &settings, sink, NULL, NULL), 1);
         ck_assert_str_eq(calls, "A.recover B.recover A.recover");
         ck_assert_uint_eq(count_files(inflight_dir), 0);
         ck_assert(some_event_contains("interrupted", "undone"));
-        ck_assert_int_eq(inflight_recover(inflight_dir, &settings, sink, NULL), 0);
+        ck_assert_int_eq(inflight_recover(inflight_dir, NULL, &settings, sink, NULL, NULL), 0);
+}
+END_TEST
+
+/* A failed abort keeps the record, marked with why; recovery that fails keeps it too; the set in
+ * creation is never taken for a leftover; once recovery succeeds the record goes. */
+START_TEST(test_a_failed_abort_keeps_its_record_until_recovery_succeeds) {
+        _cleanup_(set_creation_freep) SetCreation *c = three_volume_set(), *other = NULL;
+        InflightEntry *e = NULL;
+        size_t n = 0;
+        unsigned kept = 0;
+
+        script[1][M_ABORT] = VSS_E_PROVIDER_VETO;
+        veto_message[1] = "the snapshot device is held open by pid 42";
+        set_creation_abort(c);
+        ck_assert(set_creation_needs_cleanup(c));
+        ck_assert_uint_eq(count_files(inflight_dir), 1);
+        ck_assert(some_event_contains("not fully undone", "snapsetctl cleanup"));
+        ck_assert_int_eq(inflight_list(inflight_dir, NULL, &e, &n), 0);
+        ck_assert_uint_eq(n, 1);
+        ck_assert_str_eq(e[0].set_id, set_creation_set(c)->id);
+        ck_assert_msg(strstr(e[0].attention, "held open by pid 42"), "%s", e[0].attention);
+        inflight_entries_free(e, n);
+
+        /* Another set in creation: Cleanup passes over its record. */
+        other = three_volume_set();
+        ck_assert_uint_eq(count_files(inflight_dir), 2);
+        script[1][M_RECOVER] = VSS_E_PROVIDER_VETO;
+        calls[0] = 0;
+        ck_assert_int_eq(inflight_recover(inflight_dir, set_creation_set(other)->id, &settings, sink, NULL, &kept), 1);
+        ck_assert_uint_eq(kept, 1);
+        ck_assert_str_eq(calls, "A.recover B.recover A.recover");
+        ck_assert_uint_eq(count_files(inflight_dir), 2);
+
+        script[1][M_RECOVER] = S_OK;
+        ck_assert_int_eq(inflight_recover(inflight_dir, set_creation_set(other)->id, &settings, sink, NULL, &kept), 1);
+        ck_assert_uint_eq(kept, 0);
+        ck_assert_uint_eq(count_files(inflight_dir), 1);
+        ck_assert_int_eq(inflight_list(inflight_dir, set_creation_set(other)->id, &e, &n), 0);
+        ck_assert_uint_eq(n, 0);
+        inflight_entries_free(e, n);
+        script[1][M_ABORT] = S_OK;
+        set_creation_abort(other);
+        ck_assert_uint_eq(count_files(inflight_dir), 0);
 }
 END_TEST
 
@@ -437,6 +480,7 @@ Suite *suite_coordinator(void) {
         tcase_add_test(tc, test_the_test_hook_fails_the_phase_of_the_named_volume);
         tcase_add_test(tc, test_an_abort_before_do_aborts_what_was_prepared);
         tcase_add_test(tc, test_recovery_lets_every_recorded_snapshot_recover_and_removes_the_record);
+        tcase_add_test(tc, test_a_failed_abort_keeps_its_record_until_recovery_succeeds);
         suite_add_tcase(s, tc);
         return s;
 }

@@ -127,7 +127,7 @@ static void freeze_blocks_writers_until_thaw(const char *fstype) {
 
         ck_assert_int_eq(freeze_set_prepare(&l.dev, 1, NULL, &s), 0);
         ck_assert_uint_eq(s->n_targets, 1);
-        ck_assert_int_eq(freeze_set_sync(s), 0);
+        ck_assert_int_eq(freeze_set_sync(s, 5 * USEC_PER_SEC), 0);
         ck_assert_int_eq(freeze_set_freeze(s, 5 * USEC_PER_SEC), 0);
         ck_assert_uint_eq(s->n_frozen, 1);
 
@@ -208,15 +208,42 @@ static void set_flag(void *userdata) {
         *(volatile bool *) userdata = true;
 }
 
-/* A FIFREEZE that cannot finish: its filesystem sits on a loop device whose image is on another
- * filesystem, frozen, so that flushing it waits for that one. At the deadline the other
- * filesystem of the set is thawed at once; the stuck one is thawed by the worker as soon as its
- * FIFREEZE returns (here: when the lower filesystem is thawed). */
+/* A filesystem that cannot flush: it sits on a loop device whose image is on another filesystem
+ * (lower), which is frozen, with dirty data on it, so that a syncfs or FIFREEZE of it waits until
+ * lower is thawed. Returns lower's mountpoint fd (FITHAW it to release). */
+static int stuck_make(LoopFs *lower, LoopFs *stuck) {
+        char mnt[300], junk[400];
+        int fd;
+
+        snprintf(mnt, sizeof mnt, "%s/lower", tmp);
+        ck_assert(loopfs_make(lower, tmp, mnt, "ext4", "200M"));
+        snprintf(mnt, sizeof mnt, "%s/stuck", tmp);
+        ck_assert(loopfs_make(stuck, lower->mnt, mnt, "ext4", "64M"));
+        snprintf(junk, sizeof junk, "dd if=/dev/urandom of='%s/junk' bs=1M count=8 status=none", stuck->mnt);
+        ck_assert_int_eq(system(junk), 0);
+        fd = open(lower->mnt, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        ck_assert_int_ge(fd, 0);
+        ck_assert_int_eq(ioctl(fd, FIFREEZE, 0), 0);
+        return fd;
+}
+
+/* Thaws lower, and waits until the lingering worker has ended. */
+static void stuck_release(int lower_fd, volatile bool *ended) {
+        ck_assert_int_eq(ioctl(lower_fd, FITHAW, 0), 0);
+        close(lower_fd);
+        for (int i = 0; i < 1000 && (ended ? !*ended : freeze_lingering() != NULL); i++)
+                usleep(10000);
+        ck_assert_msg(!ended || *ended, "the worker did not end after its call could return");
+        ck_assert_ptr_null(freeze_lingering());
+}
+
+/* At the deadline the other filesystem of the set, frozen first, is thawed at once; the stuck
+ * one is thawed by the worker as soon as its FIFREEZE returns. */
 START_TEST(test_a_stuck_freeze_times_out_with_the_others_thawed_at_the_deadline) {
         LoopFs lower = {}, stuck = {}, other = {};
         _cleanup_(freeze_set_freep) FreezeSet *s = NULL;
-        char mnt[300], junk[400];
         volatile bool ended = false;
+        char mnt[300];
         uint64_t start, took;
         int lower_fd, fd, status;
         dev_t devs[2];
@@ -226,26 +253,16 @@ START_TEST(test_a_stuck_freeze_times_out_with_the_others_thawed_at_the_deadline)
                 printf("skipped: needs root and loop devices\n");
                 return;
         }
-        snprintf(mnt, sizeof mnt, "%s/lower", tmp);
-        ck_assert(loopfs_make(&lower, tmp, mnt, "ext4", "200M"));
-        snprintf(mnt, sizeof mnt, "%s/stuck", tmp);
-        ck_assert(loopfs_make(&stuck, lower.mnt, mnt, "ext4", "64M"));
         make_dir("other");
         snprintf(mnt, sizeof mnt, "%s/other/deeper", tmp);   /* deeper: frozen first */
         ck_assert(loopfs_make(&other, tmp, mnt, "ext4", "64M"));
+        lower_fd = stuck_make(&lower, &stuck);
 
         devs[0] = stuck.dev;
         devs[1] = other.dev;
         ck_assert_int_eq(freeze_set_prepare(devs, 2, NULL, &s), 0);
         ck_assert_uint_eq(s->n_targets, 2);
         ck_assert_str_eq(s->targets[0].mountpoint, other.mnt);
-
-        /* Dirty data on the stuck one, then its image's filesystem frozen under it. */
-        snprintf(junk, sizeof junk, "dd if=/dev/urandom of='%s/junk' bs=1M count=8 status=none", stuck.mnt);
-        ck_assert_int_eq(system(junk), 0);
-        lower_fd = open(lower.mnt, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-        ck_assert_int_ge(lower_fd, 0);
-        ck_assert_int_eq(ioctl(lower_fd, FIFREEZE, 0), 0);
 
         start = monotonic_usec();
         ck_assert_int_eq(freeze_set_freeze(s, 500 * USEC_PER_MSEC), -ETIMEDOUT);
@@ -260,18 +277,42 @@ START_TEST(test_a_stuck_freeze_times_out_with_the_others_thawed_at_the_deadline)
         ck_assert_str_eq(freeze_lingering(), stuck.mnt);
         ck_assert(freeze_set_linger(s, set_flag, (void *) &ended));
 
-        /* Released: the stuck FIFREEZE returns, and the worker thaws it and ends. */
-        ck_assert_int_eq(ioctl(lower_fd, FITHAW, 0), 0);
-        close(lower_fd);
-        for (int i = 0; i < 1000 && !ended; i++)
-                usleep(10000);
-        ck_assert_msg(ended, "the worker did not end after its FIFREEZE could return");
-        ck_assert_ptr_null(freeze_lingering());
+        stuck_release(lower_fd, &ended);
         w = loopfs_start_writer(stuck.mnt);
         ck_assert_msg(loopfs_child_finished_within(w, 10000, &status), "the stuck filesystem stayed frozen");
 
         s = freeze_set_free(s);
         loopfs_remove(&other);
+        loopfs_remove(&stuck);
+        loopfs_remove(&lower);
+}
+END_TEST
+
+/* The syncfs before the window is bounded too, and leaves nothing frozen. */
+START_TEST(test_a_stuck_syncfs_times_out) {
+        LoopFs lower = {}, stuck = {};
+        _cleanup_(freeze_set_freep) FreezeSet *s = NULL;
+        uint64_t start, took;
+        int lower_fd;
+
+        if (!loopfs_available()) {
+                printf("skipped: needs root and loop devices\n");
+                return;
+        }
+        lower_fd = stuck_make(&lower, &stuck);
+        ck_assert_int_eq(freeze_set_prepare(&stuck.dev, 1, NULL, &s), 0);
+
+        start = monotonic_usec();
+        ck_assert_int_eq(freeze_set_sync(s, 500 * USEC_PER_MSEC), -ETIMEDOUT);
+        took = monotonic_usec() - start;
+        ck_assert_msg(took < 3 * USEC_PER_SEC, "the deadline of 0.5 s returned after %llu us", (unsigned long long) took);
+        ck_assert_uint_eq(s->n_frozen, 0);
+        ck_assert_str_eq(freeze_lingering(), stuck.mnt);
+        /* The set is done for: no freeze after a syncfs that never returned. */
+        ck_assert_int_eq(freeze_set_freeze(s, 500 * USEC_PER_MSEC), -EBUSY);
+        s = freeze_set_free(s);   /* the worker frees it when its syncfs returns */
+
+        stuck_release(lower_fd, NULL);
         loopfs_remove(&stuck);
         loopfs_remove(&lower);
 }
@@ -294,6 +335,7 @@ Suite *suite_freeze(void) {
         tcase_add_test(real, test_real_xfs_freeze_blocks_writers_until_thaw);
         tcase_add_test(real, test_a_filesystem_frozen_by_someone_else_fails_and_leaves_ours_thawed);
         tcase_add_test(real, test_a_stuck_freeze_times_out_with_the_others_thawed_at_the_deadline);
+        tcase_add_test(real, test_a_stuck_syncfs_times_out);
         suite_add_tcase(s, real);
         return s;
 }
