@@ -805,12 +805,59 @@ static void emit_undo_report(const SetCreation *c) {
         emit(c, &e);
 }
 
+/* Hold: every origin of every provider suspended before any commit, so that the point in time is
+ * one even for writers below the filesystems; then the commit. Inside the window. */
+static VssCode hold_and_commit(SetCreation *c, uint64_t hold_start, SetOutcome *out) {
+        VssCode code;
+
+        enter_phase(c, SET_PHASE_HOLDING);
+        guardian_deadline(c, hold_start, c->options.hold_timeout_usec);
+        code = CALL_ALL(c, SET_PHASE_HOLDING, "HoldWrites", hold_writes, out);
+        if (code == S_OK && hold_expired(c, hold_start))
+                code = hold_timeout(c, out);
+        if (code != S_OK)
+                return code;
+
+        enter_phase(c, SET_PHASE_COMMITTING);
+        code = CALL_ALL(c, SET_PHASE_COMMITTING, "CommitSnapshots", commit_snapshots, out);
+        /* Past the hold timeout the answer is HOLD_WRITES_TIMEOUT, even when a provider gave up on
+         * its own first (a command it killed at the deadline): that is what the caller can act on
+         * ("retry later"). The provider's own report is logged. */
+        if (hold_expired(c, hold_start))
+                code = hold_timeout(c, out);
+        return code;
+}
+
+/* Writes flow again: what happened inside may now be written out (what did not fit in the
+ * queues is at least counted), the guardian goes, and the set's code is final. */
+static VssCode after_window(SetCreation *c, VssCode code, SetOutcome *out) {
+        unsigned dropped_log, dropped_events;
+
+        dropped_log = log_release();
+        dropped_events = set_events_release(c->options.sink, c->options.sink_userdata);
+        if (dropped_log + dropped_events > 0) {
+                SetEvent e;
+
+                set_event_init(&e, LOG_WARNING, c->set->id, NULL, NULL, NULL, NULL);
+                snprintf(e.message, sizeof e.message,
+                         "%u event(s) and %u log message(s) of set %s's freeze window did not fit in the "
+                         "queues held for it and were lost.", dropped_events, dropped_log, c->set->id);
+                emit(c, &e);
+        }
+
+        guardian_end(c);
+        emit_undo_report(c);
+        /* Past the deadline the set cannot be trusted, whatever the providers said. */
+        if (guardian_fired(c))
+                code = hold_timeout(c, out);
+        return code;
+}
+
 /* The window itself. Nothing here allocates, logs or writes to a filesystem: events are queued
  * (set_events_hold), outcomes go into preallocated structures. Returns with everything
  * released and thawed, whatever happened. */
 static VssCode run_window(SetCreation *c, SetOutcome *out) {
         uint64_t freeze_start, hold_start = 0, hold_end = 0, thaw_end;
-        unsigned dropped_log, dropped_events;
         bool held = false, committed = false;
         VssCode code, released;
         int r;
@@ -839,26 +886,10 @@ static VssCode run_window(SetCreation *c, SetOutcome *out) {
                 goto thawed;
         }
 
-        /* Hold: every origin of every provider suspended before any commit, so that the point in
-         * time is one even for writers below the filesystems. */
-        enter_phase(c, SET_PHASE_HOLDING);
         hold_start = now_usec(CLOCK_MONOTONIC);
         held = true;
-        guardian_deadline(c, hold_start, c->options.hold_timeout_usec);
-        code = CALL_ALL(c, SET_PHASE_HOLDING, "HoldWrites", hold_writes, out);
-        if (code == S_OK && hold_expired(c, hold_start))
-                code = hold_timeout(c, out);
-
-        if (code == S_OK) {
-                enter_phase(c, SET_PHASE_COMMITTING);
-                code = CALL_ALL(c, SET_PHASE_COMMITTING, "CommitSnapshots", commit_snapshots, out);
-                /* Past the hold timeout the answer is HOLD_WRITES_TIMEOUT, even when a provider
-                 * gave up on its own first (a command it killed at the deadline): that is what
-                 * the caller can act on ("retry later"). The provider's own report is logged. */
-                if (hold_expired(c, hold_start))
-                        code = hold_timeout(c, out);
-                committed = code == S_OK;
-        }
+        code = hold_and_commit(c, hold_start, out);
+        committed = code == S_OK;
 
         enter_phase(c, SET_PHASE_RELEASING);
         released = release_all(c, committed, committed ? out : NULL);
@@ -888,27 +919,7 @@ thawed:
         }
         c->set->freeze_window_usec = thaw_end - freeze_start;
         c->set->hold_usec = held ? hold_end - hold_start : 0;
-
-        /* Writes flow again: what happened inside may now be written out, and what did not fit
-         * in the queues is at least counted. */
-        dropped_log = log_release();
-        dropped_events = set_events_release(c->options.sink, c->options.sink_userdata);
-        if (dropped_log + dropped_events > 0) {
-                SetEvent e;
-
-                set_event_init(&e, LOG_WARNING, c->set->id, NULL, NULL, NULL, NULL);
-                snprintf(e.message, sizeof e.message,
-                         "%u event(s) and %u log message(s) of set %s's freeze window did not fit in the "
-                         "queues held for it and were lost.", dropped_events, dropped_log, c->set->id);
-                emit(c, &e);
-        }
-
-        guardian_end(c);
-        emit_undo_report(c);
-        /* Past the deadline the set cannot be trusted, whatever the providers said. */
-        if (guardian_fired(c))
-                code = hold_timeout(c, out);
-        return code;
+        return after_window(c, code, out);
 }
 
 static void emit_created(const SetCreation *c) {

@@ -139,23 +139,19 @@ static GuardianEvent read_event(int fd, int sigfd, const struct pollfd *p) {
         return GUARDIAN_EVENT_NONE;
 }
 
-_noreturn_ static void guardian_main(WindowUndo *u, int fd) {
+/* Everything before the guardian waits: signals read rather than obeyed (the window is undone
+ * first), only the descriptors undoing needs (the rest, clients' connections and the listening
+ * socket, must close with the daemon; the journal stream too: nothing is logged), and all of its
+ * memory resident, now and later (thread stacks): a page fault inside the window could need a
+ * page from a frozen filesystem, and inherited locks do not survive fork(). Returns the
+ * signalfd. */
+static int guardian_setup(WindowUndo *u, int fd, int *keep) {
         static const int signals[] = { SIGTERM, SIGINT, SIGHUP, SIGQUIT };
-        UndoJob *jobs = calloc(u->n_volumes ?: 1, sizeof(UndoJob));
-        pthread_t *threads = calloc(u->n_volumes ?: 1, sizeof(pthread_t));
-        bool *started = calloc(u->n_volumes ?: 1, sizeof(bool));
-        int *keep = calloc(u->n_volumes + 3, sizeof(int));
-        pthread_attr_t attr;
-        sigset_t mask;
         size_t n_keep = 0;
-        int sigfd;
-        char c;
+        sigset_t mask;
+        int sigfd, null;
 
         (void) prctl(PR_SET_NAME, "snapset-guard");
-        if (!jobs || !threads || !started || !keep)
-                _exit(EXIT_FAILURE);
-
-        /* Signals that ask us to stop are read, not obeyed: the window is undone first. */
         sigemptyset(&mask);
         for (size_t i = 0; i < ELEMENTSOF(signals); i++)
                 sigaddset(&mask, signals[i]);
@@ -163,10 +159,7 @@ _noreturn_ static void guardian_main(WindowUndo *u, int fd) {
         (void) signal(SIGPIPE, SIG_IGN);
         sigfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
 
-        /* Only what undoing needs: the channel, the signals, device-mapper, the mountpoints. The
-         * rest (clients' connections, the listening socket) must close with the daemon. */
-        /* Nothing to say and nobody to say it to: the daemon's journal stream is let go too. */
-        int null = open("/dev/null", O_RDWR | O_CLOEXEC);
+        null = open("/dev/null", O_RDWR | O_CLOEXEC);
         if (null >= 0) {
                 (void) dup2(null, STDIN_FILENO);
                 (void) dup2(null, STDOUT_FILENO);
@@ -179,9 +172,29 @@ _noreturn_ static void guardian_main(WindowUndo *u, int fd) {
                 keep[n_keep++] = u->volumes[i].fs_fd;
         close_all_but(keep, n_keep);
 
-        /* Everything resident, now and later (thread stacks): a page fault inside the window
-         * could need a page from a frozen filesystem. Inherited locks do not survive fork(). */
         (void) mlockall(MCL_CURRENT | MCL_FUTURE);
+        return sigfd;
+}
+
+static int poll_timeout_msec(uint64_t timeout_usec) {
+        if (timeout_usec == UINT64_MAX)
+                return -1;
+        /* Rounded up, so that the deadline has passed when poll() returns. */
+        return timeout_usec / USEC_PER_MSEC >= INT_MAX ? INT_MAX : (int) (timeout_usec / USEC_PER_MSEC) + 1;
+}
+
+_noreturn_ static void guardian_main(WindowUndo *u, int fd) {
+        UndoJob *jobs = calloc(u->n_volumes ?: 1, sizeof(UndoJob));
+        pthread_t *threads = calloc(u->n_volumes ?: 1, sizeof(pthread_t));
+        bool *started = calloc(u->n_volumes ?: 1, sizeof(bool));
+        int *keep = calloc(u->n_volumes + 3, sizeof(int));
+        pthread_attr_t attr;
+        int sigfd;
+        char c;
+
+        if (!jobs || !threads || !started || !keep)
+                _exit(EXIT_FAILURE);
+        sigfd = guardian_setup(u, fd, keep);
         pthread_attr_init(&attr);
         pthread_attr_setstacksize(&attr, GUARDIAN_THREAD_STACK);
 
@@ -192,11 +205,9 @@ _noreturn_ static void guardian_main(WindowUndo *u, int fd) {
         for (GuardianEvent ev = GUARDIAN_EVENT_NONE;;) {
                 struct pollfd p[2] = { { .fd = fd, .events = POLLIN }, { .fd = sigfd, .events = POLLIN } };
                 uint64_t timeout;
-                GuardianAction a;
 
-                a = guardian_decide(ev, monotonic_usec(), atomic_load(&u->deadline_usec),
-                                    atomic_load(&u->fired), &timeout);
-                switch (a) {
+                switch (guardian_decide(ev, monotonic_usec(), atomic_load(&u->deadline_usec),
+                                        atomic_load(&u->fired), &timeout)) {
                 case GUARDIAN_EXIT:
                         _exit(EXIT_SUCCESS);
                 case GUARDIAN_FIRE_AND_EXIT:
@@ -211,13 +222,7 @@ _noreturn_ static void guardian_main(WindowUndo *u, int fd) {
                 case GUARDIAN_WAIT:
                         break;
                 }
-
-                /* Rounded up, so that the deadline has passed when poll() returns. */
-                if (poll(p, 2, timeout == UINT64_MAX ? -1 : (int) (timeout / USEC_PER_MSEC >= INT_MAX ? INT_MAX : timeout / USEC_PER_MSEC + 1)) < 0) {
-                        ev = GUARDIAN_EVENT_NONE;
-                        continue;
-                }
-                ev = read_event(fd, sigfd, p);
+                ev = poll(p, 2, poll_timeout_msec(timeout)) < 0 ? GUARDIAN_EVENT_NONE : read_event(fd, sigfd, p);
         }
 }
 

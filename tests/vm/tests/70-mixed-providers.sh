@@ -11,6 +11,8 @@
 #   - the test provider asleep in CommitSnapshots, or blocked in D state on the set's frozen
 #     filesystem, past HoldTimeoutSec=3: VSS_E_HOLD_WRITES_TIMEOUT, writes blocked no longer than
 #     the hold timeout plus a small margin;
+#   - snapsetd SIGKILLed from outside while the test provider stalls in CommitSnapshots: the
+#     set's ext4 takes a write within 1 s (scaled), and after the restart nothing is left;
 # after every failure: no snapset-* dm device, no COW loop device or file, the origin's table as
 # before and not suspended, its filesystem not frozen, no set listed, and the test provider's
 # record shows AbortSnapshots for every snapshot it began.
@@ -72,7 +74,7 @@ set_control() {
 	: >"$state"
 }
 
-# Every snapshot the test provider began was aborted.
+# Every snapshot the test provider began was aborted (or recovered, after a restart).
 test_side_aborted() {
 	local what=$1
 	python3 - "$state" "$what" <<'PY'
@@ -81,8 +83,9 @@ entries = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
 began = {e["snapshotId"] for e in entries if e["method"] == "BeginPrepareSnapshot"}
 aborted = set()
 for e in entries:
-    if e["method"] == "AbortSnapshots":
-        aborted.update(e["snapshots"])
+    # Recover: what a restarted snapsetd asks after the previous one was killed.
+    if e["method"] in ("AbortSnapshots", "Recover"):
+        aborted.update(e.get("snapshots", []))
 if began - aborted:
     sys.exit("%s: the test provider began %s and was never asked to abort it" % (sys.argv[2], began - aborted))
 PY
@@ -159,5 +162,30 @@ for rule in '{"CommitSnapshots": {"sleepMs": 60000}}' \
 	step "ok: $rule: VSS_E_HOLD_WRITES_TIMEOUT in $(((t1 - t0) / 1000)) ms; writes blocked at most $worst us (limit 3 s + $((margin / 1000)) ms)"
 	after_failure "test provider: $rule"
 done
+
+# --- snapsetd killed from outside while the provider stalls in CommitSnapshots ---------------
+# Every filesystem of the set takes a write again within 1 s (scaled) of the SIGKILL: the thaw
+# guardian's doing, not the provider's nor the restart's.
+set_control '{"CommitSnapshots": {"sleepMs": 20000}}'
+snapsetctl --json create "$dmdev" "$loop:provider=test" >/dev/null 2>&1 &
+creator=$!
+for _ in $(seq "$(scaled 100)"); do
+	grep -q '"method": "CommitSnapshots"' "$state" && break
+	sleep 0.1
+done
+grep -q '"method": "CommitSnapshots"' "$state" || fail "kill from outside: the provider never got CommitSnapshots"
+t0=$(now_usec)
+kill -KILL "$(systemctl show -P MainPID snapsetd.service)"
+fs_not_frozen "$mnt"
+t1=$(now_usec)
+wait "$creator" || true
+limit=$(awk -v s="$(scaled 1)" 'BEGIN { printf "%d", s * 1000000 }')
+((t1 - t0 <= limit)) || fail "kill from outside: the set's ext4 took a write $((t1 - t0)) us after the SIGKILL (limit $limit us)"
+for _ in $(seq 100); do
+	snapsetctl status >/dev/null 2>&1 && break
+	sleep 0.2
+done
+step "ok: snapsetd killed while the provider stalled in CommitSnapshots: writable $(((t1 - t0) / 1000)) ms later (limit $((limit / 1000)) ms)"
+after_failure "killed from outside while the provider stalled"
 
 step "mixed providers: all cases passed"
