@@ -4,7 +4,7 @@
 #   kill   SNAPSETD_TEST_HOOKS=kill=POINT (SIGKILL there) for first-freeze (one filesystem
 #          frozen), holding (all frozen), committing (frozen, every origin suspended), releasing
 #          and half-thawed (one filesystem thawed again, the other not), on a set of an ext4 and
-#          an xfs volume. systemd restarts snapsetd only after RestartSec=5s (a drop-in), so a
+#          an xfs volume. systemd restarts snapsetd only after RestartSec=2s (a drop-in), so a
 #          thaw before that is the thaw guardian's: every filesystem takes a write (open, write,
 #          fsync) within 1 s (scaled to the VM's speed) of the daemon's death, and before the new
 #          daemon starts. After the restart: nothing left (no snapset-* device, no loop device, no
@@ -34,10 +34,10 @@ CowDirectory=$cowdir
 DefaultCowSize=8M"
 snapset_conf "$base_conf"
 
-# systemd waits 5 s before it restarts snapsetd: whatever is thawed sooner was thawed without it.
+# systemd waits 2 s before it restarts snapsetd: whatever is thawed sooner was thawed without it.
 dropin=/run/systemd/system/snapsetd.service.d
 mkdir -p "$dropin"
-printf '[Service]\nRestartSec=5s\n' >"$dropin/64-restart.conf"
+printf '[Service]\nRestartSec=2s\n' >"$dropin/64-restart.conf"
 defer "rm -f $dropin/64-restart.conf; systemctl daemon-reload"
 systemctl daemon-reload
 
@@ -70,7 +70,7 @@ def show(prop):
     out = subprocess.run(["systemctl", "show", "-P", prop, "snapsetd.service"], capture_output=True, text=True).stdout
     return int(out.strip() or 0)
 died = show("ExecMainExitTimestampMonotonic") / 1e6
-# The new daemon: wait for it (RestartSec=5s), then when it started.
+# The new daemon: wait for it (RestartSec=2s), then when it started.
 for _ in range(300):
     started = show("ExecMainStartTimestampMonotonic") / 1e6
     if started > died:
@@ -155,15 +155,20 @@ mkfs.ext4 -q -F -E lazy_itable_init=0,lazy_journal_init=0 "$slow_dev"
 # Frozen after the fast volume: the same depth, and later in name order than mnt.*.
 slow_mnt=$SNAPSET_VM_TMP/zz-slow
 mkdir -p "$slow_mnt"
-mount "$slow_dev" "$slow_mnt"
+# barrier=0: a syncfs of the clean filesystem then sends nothing to the device (with barriers it
+# sends a cache flush, which dm-delay delays like a write), so that the set gets past its syncfs
+# (bounded by FlushTimeoutSec= too) and it is the FIFREEZE, which writes the superblock, that
+# sticks.
+mount -o barrier=0 "$slow_dev" "$slow_mnt"
 defer "umount $slow_mnt"
 sync
-# From now on every write to it takes 5 s (reads none), and its FIFREEZE, which writes and waits
-# several times, far longer than FlushTimeoutSec=2; put back before the end.
+# From now on every write to it takes 5 s (reads none): its FIFREEZE takes far longer than
+# FlushTimeoutSec=2. Switched without a freeze (--nolockfs), which would write the superblock
+# through the slow table on the way out. Put back before the end.
 dmsetup load t64-slow --table "0 $(sectors "$loop") delay $loop 0 0 $loop 0 5000"
-dmsetup suspend t64-slow
+dmsetup suspend --nolockfs t64-slow
 dmsetup resume t64-slow
-defer "dmsetup load t64-slow --table '0 $(sectors "$loop") linear $loop 0' && dmsetup suspend t64-slow && dmsetup resume t64-slow"
+defer "dmsetup load t64-slow --table '0 $(sectors "$loop") linear $loop 0' && dmsetup suspend --nolockfs t64-slow && dmsetup resume t64-slow"
 
 snapset_conf "$base_conf
 [Limits]

@@ -174,8 +174,9 @@ for _ in $(seq "$(scaled 100)"); do
 	sleep 0.1
 done
 grep -q '"method": "CommitSnapshots"' "$state" || fail "kill from outside: the provider never got CommitSnapshots"
+pid=$(systemctl show -P MainPID snapsetd.service)
 t0=$(now_usec)
-kill -KILL "$(systemctl show -P MainPID snapsetd.service)"
+kill -KILL "$pid"
 fs_not_frozen "$mnt"
 t1=$(now_usec)
 wait "$creator" || true
