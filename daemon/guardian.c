@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "guardian.h"
+#include "ratelimit.h"
 
 /* One byte each way on a SOCK_SEQPACKET pair. */
 enum {
@@ -56,13 +57,6 @@ GuardianAction guardian_decide(GuardianEvent ev, uint64_t now, uint64_t deadline
         if (deadline != UINT64_MAX)
                 *ret_timeout_usec = deadline - now;
         return GUARDIAN_WAIT;
-}
-
-static uint64_t monotonic_usec(void) {
-        struct timespec ts;
-
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (uint64_t) ts.tv_sec * USEC_PER_SEC + (uint64_t) ts.tv_nsec / NSEC_PER_USEC;
 }
 
 /* ---------------------------------------------------------------- the guardian process */
@@ -206,7 +200,7 @@ _noreturn_ static void guardian_main(WindowUndo *u, int fd) {
                 struct pollfd p[2] = { { .fd = fd, .events = POLLIN }, { .fd = sigfd, .events = POLLIN } };
                 uint64_t timeout;
 
-                switch (guardian_decide(ev, monotonic_usec(), atomic_load(&u->deadline_usec),
+                switch (guardian_decide(ev, now_monotonic_usec(), atomic_load(&u->deadline_usec),
                                         atomic_load(&u->fired), &timeout)) {
                 case GUARDIAN_EXIT:
                         _exit(EXIT_SUCCESS);
@@ -302,14 +296,14 @@ void guardian_wake(Guardian *g) {
 }
 
 void guardian_disarm(Guardian *g) {
-        uint64_t give_up = monotonic_usec() + GUARDIAN_EXIT_TIMEOUT_MSEC * USEC_PER_MSEC;
+        uint64_t give_up = now_monotonic_usec() + GUARDIAN_EXIT_TIMEOUT_MSEC * USEC_PER_MSEC;
         char c = MSG_DISARM;
 
         if (!g)
                 return;
         if (send(g->fd, &c, 1, MSG_NOSIGNAL) == 1)
                 /* Until it is gone (end of file): a MSG_FIRED on the way is passed over. */
-                for (uint64_t now; (now = monotonic_usec()) < give_up;)
+                for (uint64_t now; (now = now_monotonic_usec()) < give_up;)
                         if (wait_for_byte(g->fd, (int) ((give_up - now) / USEC_PER_MSEC) + 1, &c) < 0)
                                 break;
         safe_close(g->fd);

@@ -625,12 +625,19 @@ static void reconcile_orphans(Manager *m) {
         }
 }
 
+/* Records of sets in creation live in the runtime directory: /run, never frozen. */
+static char *inflight_directory_of(const Manager *m) {
+        char *dir = NULL;
+
+        return asprintf(&dir, "%s/inflight", m->runtime_directory) < 0 ? NULL : dir;
+}
+
 void sets_rescue(const Manager *m) {
-        _cleanup_free_ char *dir = NULL;
+        _cleanup_free_ char *dir = inflight_directory_of(m);
         UndoReport report = {};
         int k;
 
-        if (asprintf(&dir, "%s/inflight", m->runtime_directory) < 0)
+        if (!dir)
                 return;
         k = inflight_rescue(dir, &report);
         /* Everything is thawed now (or cannot be): the journal may be written to. */
@@ -652,7 +659,8 @@ int sets_startup(Manager *m) {
         if (!r)
                 return log_oom();
         m->sets = r;
-        if (asprintf(&r->inflight_directory, "%s/inflight", m->runtime_directory) < 0)
+        r->inflight_directory = inflight_directory_of(m);
+        if (!r->inflight_directory)
                 return log_oom();
         (void) sets_apply_config(m);
         parse_test_hooks(&r->hooks);

@@ -187,8 +187,8 @@ int main(int argc, char *argv[]) {
         if (r < 0)
                 return EXIT_FAILURE;
 
-        /* Before anything else: undo what a killed predecessor left frozen or suspended, then
-         * load the recorded sets. */
+        /* Then what the rescue could not do alone (providers remove what an interrupted set
+         * made), and the recorded sets. */
         r = sets_startup(m);
         if (r < 0)
                 return EXIT_FAILURE;

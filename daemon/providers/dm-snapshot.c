@@ -323,13 +323,6 @@ static void set_state_free(ProviderSet *ps) {
         }
 }
 
-static size_t snapshot_index(const ProviderSet *ps, const ProviderSnapshot *snap) {
-        for (size_t i = 0; i < ps->n_snapshots; i++)
-                if (ps->snapshots[i] == snap)
-                        return i;
-        return SIZE_MAX;
-}
-
 /* ---------------------------------------------------------------- teardown */
 
 static int origin_find(const DmSnapshotRecord *rec, DmInfo *ret) {
@@ -607,7 +600,7 @@ static VssCode dm_snapshot_begin_prepare(ProviderSet *ps, ProviderSnapshot *snap
         _cleanup_close_ int loop_fd = -EBADF;
         const BlockDevice *v = snap->volume;
         Snapshot *model = snap->snapshot;
-        size_t index = snapshot_index(ps, snap);
+        size_t index = provider_snapshot_index(ps, snap);
         DmSnapState *st = NULL;
         DmSnapshotRecord *rec;
         DmInfo origin, real = {}, sinfo;
@@ -810,8 +803,7 @@ static VssCode dm_snapshot_begin_prepare(ProviderSet *ps, ProviderSnapshot *snap
                 code = provider_fail(res, index, r, E_OUTOFMEMORY, "Out of memory");
                 goto fail;
         }
-        json_object_put(model->provider_data);
-        model->provider_data = j;
+        provider_data_replace(model, j);
         snap->state = st;
         log_debug("dm-snapshot: prepared %s of %s: real %s, store %s (%" PRIu64 " bytes) on %s.",
                   rec->snapshot_name, origin.name, rec->real_name, rec->cow_file, cow_size, rec->loop_device);
@@ -1099,8 +1091,7 @@ static VssCode record_store(Snapshot *snap, const DmSnapshotRecord *rec, Provide
         r = dm_snapshot_record_to_json(rec, &j);
         if (r < 0)
                 return provider_fail(res, 0, r, E_OUTOFMEMORY, "Out of memory");
-        json_object_put(snap->provider_data);
-        snap->provider_data = j;
+        provider_data_replace(snap, j);
         return S_OK;
 }
 

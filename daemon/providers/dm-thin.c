@@ -294,13 +294,6 @@ static void share_state_free(ProviderSet *ps) {
         }
 }
 
-static size_t snapshot_index(const ProviderSet *ps, const ProviderSnapshot *snap) {
-        for (size_t i = 0; i < ps->n_snapshots; i++)
-                if (ps->snapshots[i] == snap)
-                        return i;
-        return SIZE_MAX;
-}
-
 static int record_store(Snapshot *model, const DmThinRecord *rec) {
         json_object *j;
         int r;
@@ -308,8 +301,7 @@ static int record_store(Snapshot *model, const DmThinRecord *rec) {
         r = dm_thin_record_to_json(rec, &j);
         if (r < 0)
                 return r;
-        json_object_put(model->provider_data);
-        model->provider_data = j;
+        provider_data_replace(model, j);
         return 0;
 }
 
@@ -434,7 +426,7 @@ static VssCode pool_check(const ProviderSet *ps, size_t index, unsigned major, u
 static VssCode dm_thin_begin_prepare(ProviderSet *ps, ProviderSnapshot *snap, ProviderResult *res) {
         const BlockDevice *v = snap->volume;
         Snapshot *model = snap->snapshot;
-        size_t index = snapshot_index(ps, snap);
+        size_t index = provider_snapshot_index(ps, snap);
         ThinSnapState *st = NULL;
         DmInfo origin, pool, sinfo;
         VssCode code;

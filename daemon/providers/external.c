@@ -1203,10 +1203,9 @@ static VssCode external_begin_prepare_snapshot(ProviderSet *ps, ProviderSnapshot
 
         code = call(ep, EXTERNAL_BEGIN_PREPARE_SNAPSHOT, params, only, 1, &reply, res);
         if (code != S_OK) {
-                res->failed = 0;
-                for (size_t i = 0; i < ps->n_snapshots; i++)
-                        if (ps->snapshots[i] == snap)
-                                res->failed = i;
+                res->failed = provider_snapshot_index(ps, snap);
+                if (res->failed == SIZE_MAX)
+                        res->failed = 0;
                 return code;
         }
         data = json_object_object_get(reply, "providerData");

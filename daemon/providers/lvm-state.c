@@ -38,13 +38,6 @@ void lvm_share_state_free(ProviderSet *ps) {
         command_reap_abandoned();
 }
 
-size_t lvm_snapshot_index(const ProviderSet *ps, const ProviderSnapshot *snap) {
-        for (size_t i = 0; i < ps->n_snapshots; i++)
-                if (ps->snapshots[i] == snap)
-                        return i;
-        return SIZE_MAX;
-}
-
 VssCode lvm_oom(ProviderResult *res, size_t index) {
         return provider_fail(res, index, ENOMEM, E_OUTOFMEMORY, "Out of memory");
 }
@@ -56,8 +49,7 @@ int lvm_record_store(Snapshot *model, const LvmRecord *rec) {
         r = lvm_record_to_json(rec, &j);
         if (r < 0)
                 return r;
-        json_object_put(model->provider_data);
-        model->provider_data = j;
+        provider_data_replace(model, j);
         return 0;
 }
 

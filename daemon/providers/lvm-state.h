@@ -47,7 +47,6 @@ typedef struct LvmShareState {
 void lvm_snap_state_free(LvmSnapState *s);
 /* Frees the share's and its snapshots' state, after waiting on the share's udev cookie. */
 void lvm_share_state_free(ProviderSet *ps);
-size_t lvm_snapshot_index(const ProviderSet *ps, const ProviderSnapshot *snap);
 VssCode lvm_oom(ProviderResult *res, size_t index);
 /* The record as the snapshot's provider_data. */
 int lvm_record_store(Snapshot *model, const LvmRecord *rec);

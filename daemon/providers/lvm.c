@@ -142,7 +142,7 @@ static VssCode origin_query(const BlockDevice *v, size_t index, LvmLv *ret, Prov
 static VssCode lvm_begin_prepare(ProviderSet *ps, ProviderSnapshot *snap, ProviderResult *res) {
         const BlockDevice *v = snap->volume;
         Snapshot *model = snap->snapshot;
-        size_t index = lvm_snapshot_index(ps, snap);
+        size_t index = provider_snapshot_index(ps, snap);
         const ProviderSettings *set = ps->settings;
         LvmSnapState *st = NULL;
         LvmLv origin = {};

@@ -7,6 +7,7 @@
 
 #include "log.h"
 #include "provider.h"
+#include "snapshot-set.h"
 
 static const Provider *const builtins[] = {
         &provider_lvm,
@@ -224,4 +225,16 @@ int provider_select(const ProviderStatus *status, size_t n, const BlockDevice *d
                 r = reason_from(&reasons, d, ret_reason);
         free(reasons.not_supported);
         return r < 0 ? r : 0;
+}
+
+size_t provider_snapshot_index(const ProviderSet *ps, const ProviderSnapshot *snap) {
+        for (size_t i = 0; i < ps->n_snapshots; i++)
+                if (ps->snapshots[i] == snap)
+                        return i;
+        return SIZE_MAX;
+}
+
+void provider_data_replace(Snapshot *model, json_object *j) {
+        json_object_put(model->provider_data);
+        model->provider_data = j;
 }

@@ -275,5 +275,9 @@ int provider_select(const ProviderStatus *status, size_t n, const BlockDevice *d
 
 /* Helpers shared by the built-in providers. */
 bool provider_device_is_snapset_own(const BlockDevice *d);
+/* Where snap is in its share (ps->snapshots), or SIZE_MAX. */
+size_t provider_snapshot_index(const ProviderSet *ps, const ProviderSnapshot *snap);
+/* Makes j (owned) the snapshot's provider_data, dropping what was there. */
+void provider_data_replace(Snapshot *model, json_object *j);
 /* Sets *ret_reason to the formatted reason and returns VOLUME_NOT_SUPPORTED, or -ENOMEM. */
 int provider_not_supported(char **ret_reason, const char *format, ...) _printf_(2, 3);

@@ -17,6 +17,7 @@
 
 #include "freeze.h"
 #include "loopfs.h"
+#include "ratelimit.h"
 
 static char tmp[] = "/tmp/snapset-freeze-XXXXXX";
 
@@ -197,13 +198,6 @@ START_TEST(test_a_filesystem_frozen_by_someone_else_fails_and_leaves_ours_thawed
 END_TEST
 
 
-static uint64_t monotonic_usec(void) {
-        struct timespec ts;
-
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (uint64_t) ts.tv_sec * USEC_PER_SEC + (uint64_t) ts.tv_nsec / NSEC_PER_USEC;
-}
-
 static void set_flag(void *userdata) {
         *(volatile bool *) userdata = true;
 }
@@ -264,9 +258,9 @@ START_TEST(test_a_stuck_freeze_times_out_with_the_others_thawed_at_the_deadline)
         ck_assert_uint_eq(s->n_targets, 2);
         ck_assert_str_eq(s->targets[0].mountpoint, other.mnt);
 
-        start = monotonic_usec();
+        start = now_monotonic_usec();
         ck_assert_int_eq(freeze_set_freeze(s, 500 * USEC_PER_MSEC), -ETIMEDOUT);
-        took = monotonic_usec() - start;
+        took = now_monotonic_usec() - start;
         ck_assert_msg(took < 3 * USEC_PER_SEC, "the deadline of 0.5 s returned after %llu us", (unsigned long long) took);
         ck_assert_str_eq(s->targets[s->failed_index].mountpoint, stuck.mnt);
         ck_assert_int_eq(s->failed_error, -ETIMEDOUT);
@@ -302,9 +296,9 @@ START_TEST(test_a_stuck_syncfs_times_out) {
         lower_fd = stuck_make(&lower, &stuck);
         ck_assert_int_eq(freeze_set_prepare(&stuck.dev, 1, NULL, &s), 0);
 
-        start = monotonic_usec();
+        start = now_monotonic_usec();
         ck_assert_int_eq(freeze_set_sync(s, 500 * USEC_PER_MSEC), -ETIMEDOUT);
-        took = monotonic_usec() - start;
+        took = now_monotonic_usec() - start;
         ck_assert_msg(took < 3 * USEC_PER_SEC, "the deadline of 0.5 s returned after %llu us", (unsigned long long) took);
         ck_assert_uint_eq(s->n_frozen, 0);
         ck_assert_str_eq(freeze_lingering(), stuck.mnt);

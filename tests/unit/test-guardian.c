@@ -17,13 +17,7 @@
 #include "freeze.h"
 #include "guardian.h"
 #include "loopfs.h"
-
-static uint64_t monotonic_usec(void) {
-        struct timespec ts;
-
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (uint64_t) ts.tv_sec * USEC_PER_SEC + (uint64_t) ts.tv_nsec / NSEC_PER_USEC;
-}
+#include "ratelimit.h"
 
 /* ---- the decision */
 
@@ -96,16 +90,16 @@ START_TEST(test_the_guardian_fires_at_its_deadline_and_a_disarmed_one_never) {
 
         ck_assert_int_eq(window_undo_new(0, &u), 0);
         ck_assert_int_eq(guardian_start(u, &g), 0);
-        start = monotonic_usec();
+        start = now_monotonic_usec();
         atomic_store(&u->deadline_usec, start + 200 * USEC_PER_MSEC);
         guardian_wake(g);
         ck_assert(fired_within(u, 5000));
-        ck_assert_uint_ge(monotonic_usec() - start, 200 * USEC_PER_MSEC);
+        ck_assert_uint_ge(now_monotonic_usec() - start, 200 * USEC_PER_MSEC);
         guardian_disarm(g);
 
         ck_assert_int_eq(window_undo_new(0, &v), 0);
         ck_assert_int_eq(guardian_start(v, &g), 0);
-        atomic_store(&v->deadline_usec, monotonic_usec() + 300 * USEC_PER_MSEC);
+        atomic_store(&v->deadline_usec, now_monotonic_usec() + 300 * USEC_PER_MSEC);
         guardian_wake(g);
         guardian_disarm(g);
         usleep(600 * 1000);
@@ -160,14 +154,14 @@ static void guardian_thaws(bool by_deadline) {
          * daemon's end of the channel would keep the guardian from seeing it close. */
         ck_assert_int_eq(guardian_start(u, &g), 0);
 
-        start = monotonic_usec();
+        start = now_monotonic_usec();
         if (by_deadline) {
                 atomic_store(&u->deadline_usec, start + 100 * USEC_PER_MSEC);
                 guardian_wake(g);
         } else
                 g = guardian_free(g);
         ck_assert_msg(loopfs_child_finished_within(w, 10000, &status), "the guardian did not thaw the filesystem");
-        took = monotonic_usec() - start;
+        took = now_monotonic_usec() - start;
         printf("guardian (%s): the writer finished %llu us after it was due to act\n",
                by_deadline ? "deadline" : "daemon gone", (unsigned long long) took);
         ck_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
