@@ -84,7 +84,11 @@ Q := @
 quiet = @printf '  %-8s %s\n' '$(1)' '$(2)';
 endif
 
-all: $(PROGRAMS) $(UNITS)
+# The VM tier's provider driver is built with everything else, so that an interface change that
+# breaks it fails the build on the host, not a test inside the VM.
+TEST_PROGRAMS := $(B)/provider-driver
+
+all: $(PROGRAMS) $(UNITS) $(TEST_PROGRAMS)
 
 $(B)/gen/%.varlink.inc: common/%.varlink tools/embed-text
 	@mkdir -p $(@D)
@@ -133,6 +137,14 @@ $(B)/libsnapsetctl.a: $(CLIENT_OBJ) $(B)/client.objs
 
 $(B)/snapsetctl: $(B)/$(CLIENT_MAIN:.c=.o) $(B)/libsnapsetctl.a $(B)/libsnapset-common.a
 	$(call quiet,LD,$@) $(CC) $(LDFLAGS) -o $@ $^ $(call pc_libs,$(LIBS_CLIENT))
+
+$(B)/tests/vm/%.o: tests/vm/%.c $(B)/flags | $(IDL_INC)
+	@mkdir -p $(@D)
+	$(call quiet,CC,$@) $(CC) $(CPPFLAGS) $(CFLAGS) -Wno-missing-prototypes -Idaemon -Idaemon/providers \
+		$(call pc_cflags,$(LIBS_DAEMON)) -c -o $@ $<
+
+$(B)/provider-driver: $(B)/tests/vm/provider-driver.o $(B)/libsnapsetd.a $(B)/libsnapset-common.a
+	$(call quiet,LD,$@) $(CC) $(LDFLAGS) -o $@ $^ $(call pc_libs,$(LIBS_DAEMON))
 
 # One line per tests/unit/test-NAME.c; check_main.c adds every suite listed here.
 $(B)/gen/suites.h: $(wildcard tests/unit/test-*.c) Makefile

@@ -185,7 +185,7 @@ static int cmd_create(int argc, char **argv, const ProviderSettings *settings, c
 
         r = freeze_set_prepare(devnums, n, NULL, &fs);
         if (r >= 0)
-                r = freeze_set_sync(fs);
+                r = freeze_set_sync(fs, 60 * USEC_PER_SEC);
         if (r < 0) {
                 fprintf(stderr, "freeze preparation failed: %s\n", strerror(-r));
                 goto fail;

@@ -13,16 +13,15 @@
 #   - the same round trip without udev (DM_DISABLE_UDEV=1).
 . "$(dirname "$0")/../lib.sh"
 
-require_cmd dmsetup mkfs.ext4 mkfs.xfs fsfreeze losetup gcc pkg-config
+require_cmd dmsetup mkfs.ext4 mkfs.xfs fsfreeze losetup
 modprobe dm-snapshot
 modprobe loop
 
 # --- the driver ---------------------------------------------------------------
 
-# The source tree and a build of it: the VM's root is the host's, so the tree is where the
-# harness ran from. SNAPSET_VM_SRC/SNAPSET_VM_BUILD, else SRC=/BUILD= in the harness's config
-# (BUILD: a directory with libsnapsetd.a, libsnapset-common.a and gen/, visible in the VM;
-# default $SRC/build, i.e. "make" in the tree).
+# A build of the tree: the VM's root is the host's, so it is where the harness ran from.
+# SNAPSET_VM_BUILD, else BUILD= (or SRC=, for $SRC/build) in the harness's config. "make" builds
+# the driver with everything else, so that an interface change breaks the build on the host.
 src=${SNAPSET_VM_SRC:-}
 build=${SNAPSET_VM_BUILD:-}
 if [[ -r /run/snapset-vm/config ]]; then
@@ -30,15 +29,8 @@ if [[ -r /run/snapset-vm/config ]]; then
 	[[ -n $build ]] || build=$(. /run/snapset-vm/config && echo "${BUILD:-}")
 fi
 [[ -n $build ]] || build=$src/build
-[[ -n $src && -f $src/tests/vm/provider-driver.c && -f $build/libsnapsetd.a ]] ||
-	skip "needs the source tree and a build of it (SNAPSET_VM_SRC/SNAPSET_VM_BUILD, or SRC=/BUILD= in the harness's config)"
-driver=$SNAPSET_VM_TMP/provider-driver
-step "building the provider driver from $src against $build"
-# shellcheck disable=SC2046
-gcc -std=gnu11 -D_GNU_SOURCE -O1 -Wall -I"$src/common" -I"$src/daemon" -I"$src/daemon/providers" \
-	-I"$build/gen" "$src/tests/vm/provider-driver.c" "$build/libsnapsetd.a" \
-	"$build/libsnapset-common.a" $(pkg-config --cflags --libs json-c devmapper uuid mount blkid libsystemd) \
-	-o "$driver"
+driver=$build/provider-driver
+[[ -x $driver ]] || fail "no provider driver at $driver: run make, or set SNAPSET_VM_BUILD"
 
 # --- helpers -------------------------------------------------------------------
 
