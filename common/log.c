@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 
+#include <pthread.h>
 #include <stdio.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -17,6 +18,10 @@ static char queue[LOG_QUEUE_SIZE];
 static size_t queue_used = 0;
 static unsigned queue_dropped = 0;
 static bool held = false;
+/* The daemon logs from its loop while a job thread holds the log: queue and flag are shared.
+ * Whoever takes the lock only copies bytes and never blocks while holding it, so taking it inside
+ * the window is no wait without a deadline. */
+static pthread_mutex_t queue_lock = PTHREAD_MUTEX_INITIALIZER;
 
 void log_set_max_level(int level) {
         max_level = level;
@@ -109,10 +114,14 @@ int log_internalv(int level, int error, const char *file, int line, const char *
         (void) vsnprintf(text, sizeof text, format, ap);
         errno = saved;
 
-        if (held)
+        pthread_mutex_lock(&queue_lock);
+        if (held) {
                 queue_append(level, text);
-        else
-                write_line(level, text);
+                pthread_mutex_unlock(&queue_lock);
+                return -error;
+        }
+        pthread_mutex_unlock(&queue_lock);
+        write_line(level, text);
         return -error;
 }
 
@@ -128,17 +137,29 @@ int log_internal(int level, int error, const char *file, int line, const char *f
 }
 
 void log_hold(void) {
+        pthread_mutex_lock(&queue_lock);
         held = true;
+        pthread_mutex_unlock(&queue_lock);
 }
 
 bool log_is_held(void) {
-        return held;
+        bool h;
+
+        pthread_mutex_lock(&queue_lock);
+        h = held;
+        pthread_mutex_unlock(&queue_lock);
+        return h;
 }
 
 unsigned log_release(void) {
-        unsigned dropped = queue_dropped;
+        unsigned dropped;
 
+        /* From here on nothing is appended (only the holder holds), so the queue is read
+         * without the lock while other threads log directly again. */
+        pthread_mutex_lock(&queue_lock);
         held = false;
+        dropped = queue_dropped;
+        pthread_mutex_unlock(&queue_lock);
         for (size_t p = 0; p < queue_used;) {
                 char *rec = queue + p, *usec, *text;
                 size_t l = strlen(rec);

@@ -58,6 +58,15 @@ static inline void closep(int *fd) {
                         func(*p);                               \
         }
 
+/* A NULL-terminated array of strings, each owned. */
+static inline char **strv_free(char **v) {
+        for (char **p = v; p && *p; p++)
+                free(*p);
+        free(v);
+        return NULL;
+}
+DEFINE_TRIVIAL_CLEANUP_FUNC(char **, strv_free);
+
 static inline bool streq(const char *a, const char *b) {
         return strcmp(a, b) == 0;
 }

@@ -1,7 +1,9 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 
+#include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <sys/mman.h>
 #include <sys/sysmacros.h>
@@ -18,8 +20,16 @@
 struct SetCreation {
         CoordinatorOptions options;
         SnapshotSet *set;
-        SetPhase phase;
         uint64_t started_usec;
+
+        /* Read by the event loop while a job runs the set (GetStatus, Monitor): the phase is
+         * atomic, every phase entered is logged in order (never more than the phases there
+         * are, so it never wraps), and the list of volumes changes under volumes_lock. None of
+         * this takes a lock or allocates inside the window. */
+        _Atomic SetPhase phase;
+        SetPhase phase_log[SET_PHASE_LOG_SIZE];
+        atomic_size_t n_phase_log;
+        pthread_mutex_t volumes_lock;
 
         /* Parallel to set->snapshots: each snapshot's provider view and its origin (owned). */
         ProviderSnapshot **psnaps;
@@ -236,8 +246,21 @@ static void hooks_arm_shares(SetCreation *c) {
                         }
 }
 
+/* Safe inside the window: an atomic store, and the wake-up is one write(2) to an eventfd. */
+static void set_phase(SetCreation *c, SetPhase phase) {
+        size_t n = atomic_load(&c->n_phase_log);
+
+        atomic_store(&c->phase, phase);
+        if (n < SET_PHASE_LOG_SIZE) {
+                c->phase_log[n] = phase;
+                atomic_store(&c->n_phase_log, n + 1);
+        }
+        if (c->options.phase_changed)
+                c->options.phase_changed(c->options.phase_userdata);
+}
+
 static void enter_phase(SetCreation *c, SetPhase phase) {
-        c->phase = phase;
+        set_phase(c, phase);
         if (c->options.hooks.kill_phase == phase)
                 raise(SIGKILL);
 }
@@ -255,8 +278,9 @@ int set_creation_new(SetContext context, const CoordinatorOptions *options, SetC
         if (!c)
                 return -ENOMEM;
         c->options = *options;
-        c->phase = SET_PHASE_ADDING;
+        pthread_mutex_init(&c->volumes_lock, NULL);
         c->started_usec = now_usec(CLOCK_REALTIME);
+        set_phase(c, SET_PHASE_ADDING);
         r = snapshot_set_new(context, &c->set);
         if (r < 0) {
                 free(c);
@@ -291,6 +315,7 @@ SetCreation *set_creation_free(SetCreation *c) {
         freeze_set_free(c->freeze);
         window_undo_free(c->undo);
         snapshot_set_free(c->set);
+        pthread_mutex_destroy(&c->volumes_lock);
         free(c);
         return NULL;
 }
@@ -300,15 +325,31 @@ const SnapshotSet *set_creation_set(const SetCreation *c) {
 }
 
 SetPhase set_creation_phase(const SetCreation *c) {
-        return c->phase;
+        return atomic_load(&c->phase);
+}
+
+size_t set_creation_n_phases(const SetCreation *c) {
+        return atomic_load(&((SetCreation *) c)->n_phase_log);
+}
+
+SetPhase set_creation_phase_at(const SetCreation *c, size_t i) {
+        return i < set_creation_n_phases(c) ? c->phase_log[i] : _SET_PHASE_INVALID;
 }
 
 size_t set_creation_n_volumes(const SetCreation *c) {
         return c->n;
 }
 
-const char *set_creation_volume(const SetCreation *c, size_t i) {
-        return i < c->n ? c->set->snapshots[i]->volume : NULL;
+char **set_creation_volumes(SetCreation *c) {
+        char **v;
+
+        pthread_mutex_lock(&c->volumes_lock);
+        v = calloc(c->n + 1, sizeof(char *));
+        for (size_t i = 0; v && i < c->n; i++)
+                if (!(v[i] = strdup(c->set->snapshots[i]->volume)))
+                        v = strv_free(v);
+        pthread_mutex_unlock(&c->volumes_lock);
+        return v;
 }
 
 uint64_t set_creation_started_usec(const SetCreation *c) {
@@ -395,6 +436,8 @@ VssCode set_creation_add(SetCreation *c, const char *volume, const BlockDevice *
                 return VSS_E_VOLUME_NOT_SUPPORTED_BY_PROVIDER;
         }
 
+        /* The loop may be listing the volumes (GetStatus): the arrays move under the lock. */
+        pthread_mutex_lock(&c->volumes_lock);
         r = share_for(c, provider, &ps);
         if (r >= 0)
                 r = grow(c, ps);
@@ -404,6 +447,7 @@ VssCode set_creation_add(SetCreation *c, const char *volume, const BlockDevice *
                 r = snapshot_set_add(c->set, volume, device->path, makedev(device->major, device->minor),
                                      provider->name, &snap);
         if (r < 0) {
+                pthread_mutex_unlock(&c->volumes_lock);
                 free(psnap);
                 outcome_set(out, E_OUTOFMEMORY, -r, volume, NULL, NULL, NULL, "Out of memory adding '%s'", volume);
                 return E_OUTOFMEMORY;
@@ -416,6 +460,7 @@ VssCode set_creation_add(SetCreation *c, const char *volume, const BlockDevice *
         if (r < 0) {
                 free(psnap);
                 snapshot_set_remove(c->set, c->set->n_snapshots - 1);
+                pthread_mutex_unlock(&c->volumes_lock);
                 outcome_set(out, E_OUTOFMEMORY, -r, volume, NULL, NULL, NULL, "Out of memory adding '%s'", volume);
                 return E_OUTOFMEMORY;
         }
@@ -431,6 +476,7 @@ VssCode set_creation_add(SetCreation *c, const char *volume, const BlockDevice *
                 c->shares[i]->set_devices = c->devices;
                 c->shares[i]->n_set_devices = c->n;
         }
+        pthread_mutex_unlock(&c->volumes_lock);
 
         result_reset(c);
         c->result.failed = ps->n_snapshots - 1;   /* the provider may name another, but this is the one */
@@ -462,6 +508,7 @@ VssCode set_creation_add(SetCreation *c, const char *volume, const BlockDevice *
                         result_reset(c);
                         (void) provider->ops->abort_snapshots(&single, &c->result);
                 }
+                pthread_mutex_lock(&c->volumes_lock);
                 ps->n_snapshots--;
                 c->n--;
                 free(c->psnaps[c->n]);
@@ -469,6 +516,7 @@ VssCode set_creation_add(SetCreation *c, const char *volume, const BlockDevice *
                 snapshot_set_remove(c->set, c->set->n_snapshots - 1);
                 for (size_t i = 0; i < c->n_shares; i++)
                         c->shares[i]->n_set_devices = c->n;
+                pthread_mutex_unlock(&c->volumes_lock);
                 return code;
         }
         if (ret)
@@ -964,12 +1012,12 @@ VssCode set_creation_do(SetCreation *c, SetOutcome *out) {
                         emit_outcome(c, LOG_ERR, out);
                 forget_or_keep(c, abort_all(c));
                 c->set->state = SET_STATE_ABORTED;
-                c->phase = SET_PHASE_ABORTED;
+                set_phase(c, SET_PHASE_ABORTED);
                 return code;
         }
 
         c->set->state = SET_STATE_CREATED;
-        c->phase = SET_PHASE_DONE;
+        set_phase(c, SET_PHASE_DONE);
         inflight_remove(c->options.inflight_directory, c->set->id);
         emit_created(c);
         return S_OK;
@@ -980,7 +1028,7 @@ void set_creation_abort(SetCreation *c) {
                 return;
         forget_or_keep(c, abort_all(c));
         c->set->state = SET_STATE_ABORTED;
-        c->phase = SET_PHASE_ABORTED;
+        set_phase(c, SET_PHASE_ABORTED);
 }
 
 bool set_creation_needs_cleanup(const SetCreation *c) {

@@ -64,6 +64,7 @@ typedef struct SetEvent {
         VssCode code;                 /* the code concerned (the original one for a translation) */
         uint32_t hresult;             /* as the provider returned it */
         int error;                    /* errno behind it, 0 if none */
+        char type[32];                /* Monitor's event type; empty: "error" or "info" by priority */
 } SetEvent;
 
 typedef void (*SetEventSink)(const SetEvent *e, void *userdata);
@@ -89,6 +90,10 @@ typedef struct CoordinatorOptions {
         bool lock_memory;             /* mlockall() around the window */
         SetEventSink sink;
         void *sink_userdata;
+        /* Called (from the thread running the set, inside the window too) each time the set
+         * enters a phase: must not block, allocate or log (the daemon writes to an eventfd). */
+        void (*phase_changed)(void *userdata);
+        void *phase_userdata;
         CoordinatorTestHooks hooks;
 } CoordinatorOptions;
 
@@ -119,10 +124,18 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(SetCreation *, set_creation_free);
 bool set_creation_needs_cleanup(const SetCreation *c);
 
 const SnapshotSet *set_creation_set(const SetCreation *c);
+
+/* Safe to call from another thread than the one running the set (the daemon's loop while a job
+ * runs it): the phase now, every phase entered so far in order (the first is "adding"), and a
+ * copy of the volumes added so far, as given (NULL-terminated; NULL when out of memory). */
 SetPhase set_creation_phase(const SetCreation *c);
-/* The volumes added so far, as given. */
+#define SET_PHASE_LOG_SIZE 16
+size_t set_creation_n_phases(const SetCreation *c);
+SetPhase set_creation_phase_at(const SetCreation *c, size_t i);
+char **set_creation_volumes(SetCreation *c);
+
+/* The number of volumes added so far: from the thread running the set only. */
 size_t set_creation_n_volumes(const SetCreation *c);
-const char *set_creation_volume(const SetCreation *c, size_t i);
 uint64_t set_creation_started_usec(const SetCreation *c);
 
 /* AddToSnapshotSet: the volume (as the caller named it) and the block device it resolved to,

@@ -15,6 +15,7 @@
 #include <sys/un.h>
 #include <systemd/sd-daemon.h>
 
+#include "job.h"
 #include "log.h"
 #include "macro.h"
 #include "manager.h"
@@ -43,6 +44,12 @@ struct Connection {
         uint64_t last_write_usec;     /* the last write progress, or when output became pending */
         unsigned n_streaming;         /* "more" calls still sending: the connection is not idle */
         bool monitor;                 /* a Monitor call: events are sent until the client closes */
+        /* A call of this connection is with the job, or waits for the job to end; nothing more
+         * is read from the connection until it is answered (replies keep the calls' order). */
+        bool deferred;
+        json_object *waiting;         /* the call that waits, to be dispatched again */
+        bool resume;                  /* its deferred call was answered: read on at the job's end */
+        bool peer_shut;               /* EPOLLRDHUP seen while paused: stop watching for it */
         bool eof;                     /* the peer closed its side: no more calls will come */
         bool closed;
 };
@@ -88,6 +95,8 @@ int manager_new(Config *config, Manager **ret) {
                 .watchdog_source = { EVENT_SOURCE_WATCHDOG },
                 .timer_source = { EVENT_SOURCE_TIMER },
                 .providers_source = { EVENT_SOURCE_PROVIDERS },
+                .job_source = { EVENT_SOURCE_JOB },
+                .posted_lock = PTHREAD_MUTEX_INITIALIZER,
                 .start_usec = now_monotonic_usec(),
                 .refuse_ratelimit = RATELIMIT_INIT(10 * USEC_PER_SEC, 5),
                 .deny_ratelimit = RATELIMIT_INIT(10 * USEC_PER_SEC, 10),
@@ -99,10 +108,94 @@ int manager_new(Config *config, Manager **ret) {
         return 0;
 }
 
+/* ---------------------------------------------------------------- what waits for the job */
+
+typedef struct PostedEvent {
+        struct PostedEvent *next;
+        char *type, *set_id, *snapshot_id, *volume, *message;
+} PostedEvent;
+
+static void posted_event_free(PostedEvent *e) {
+        free(e->type);
+        free(e->set_id);
+        free(e->snapshot_id);
+        free(e->volume);
+        free(e->message);
+        free(e);
+}
+
+static void posted_events_free(Manager *m) {
+        while (m->posted) {
+                PostedEvent *e = m->posted;
+                m->posted = e->next;
+                posted_event_free(e);
+        }
+}
+
+static bool strdup_or_null(const char *s, char **ret) {
+        *ret = s ? strdup(s) : NULL;
+        return !s || *ret;
+}
+
+void manager_post_event(Manager *m, const char *type, const char *set_id, const char *snapshot_id,
+                        const char *volume, const char *message) {
+        PostedEvent *e, **tail;
+
+        if (!m->jobs || pthread_equal(pthread_self(), m->loop_thread))
+                return manager_send_event(m, type, set_id, snapshot_id, volume, message);
+
+        e = calloc(1, sizeof *e);
+        if (!e || !strdup_or_null(type, &e->type) || !strdup_or_null(set_id, &e->set_id) ||
+            !strdup_or_null(snapshot_id, &e->snapshot_id) || !strdup_or_null(volume, &e->volume) ||
+            !strdup_or_null(message, &e->message)) {
+                if (e)
+                        posted_event_free(e);
+                return (void) log_oom();
+        }
+        pthread_mutex_lock(&m->posted_lock);
+        for (tail = &m->posted; *tail; tail = &(*tail)->next)
+                ;
+        *tail = e;
+        pthread_mutex_unlock(&m->posted_lock);
+        job_runner_wake(m->jobs);
+}
+
+/* The loop: sends what the job thread posted, in order. */
+static void manager_send_posted(Manager *m) {
+        PostedEvent *list;
+
+        pthread_mutex_lock(&m->posted_lock);
+        list = TAKE_PTR(m->posted);
+        pthread_mutex_unlock(&m->posted_lock);
+        while (list) {
+                PostedEvent *e = list;
+                list = e->next;
+                manager_send_event(m, e->type, e->set_id, e->snapshot_id, e->volume, e->message);
+                posted_event_free(e);
+        }
+}
+
+bool manager_job_busy(const Manager *m) {
+        return job_runner_busy(m->jobs);
+}
+
+static void pending_close_add(Manager *m, uint64_t id) {
+        uint64_t *a = reallocarray(m->pending_closes, m->n_pending_closes + 1, sizeof(uint64_t));
+
+        if (!a) {
+                /* Its sets stay until the daemon's next start cleans them up. */
+                log_oom();
+                return;
+        }
+        m->pending_closes = a;
+        m->pending_closes[m->n_pending_closes++] = id;
+}
+
 static Connection *connection_free(Connection *c) {
         if (!c)
                 return NULL;
         varlink_stream_free(c->stream);
+        json_object_put(c->waiting);
         free(c->groups);
         free(c);
         return NULL;
@@ -131,8 +224,12 @@ Manager *manager_free(Manager *m) {
         if (!m)
                 return NULL;
 
+        /* A job still running (a fatal loop error) is waited for: it owns the set in creation. */
+        m->jobs = job_runner_free(m->jobs);
         connection_list_free(&m->connections);
         connection_list_free(&m->closed);
+        free(m->pending_closes);
+        posted_events_free(m);
         manager_unlink_socket(m);
         safe_close(m->listen_fd);
         safe_close(m->signal_fd);
@@ -188,8 +285,12 @@ static void connection_close(Connection *c, int level, const char *reason) {
         m->n_connections--;
 
         /* A set in creation, and backup-context sets, belong to the connection that made them:
-         * they go with it (architecture §1.1, §4). */
-        sets_connection_closed(m, c->id);
+         * they go with it (architecture §1.1, §4); after the job, if one runs (it may be using
+         * them). */
+        if (!job_runner_busy(m->jobs))
+                sets_connection_closed(m, c->id);
+        else if (sets_connection_owns(m, c->id))
+                pending_close_add(m, c->id);
 }
 
 static int connection_send(void *userdata, json_object *msg) {
@@ -227,7 +328,11 @@ static void connection_update_events(Connection *c) {
          * watched for the client going away. */
         if (c->monitor)
                 events |= EPOLLRDHUP;
-        else if (!c->eof && varlink_stream_output_size(c->stream) < MANAGER_OUTPUT_HIGH_WATER)
+        else if (c->deferred || c->waiting || c->resume) {
+                /* Paused: only watch for the client going away (HUP and ERR always come). */
+                if (!c->peer_shut)
+                        events |= EPOLLRDHUP;
+        } else if (!c->eof && varlink_stream_output_size(c->stream) < MANAGER_OUTPUT_HIGH_WATER)
                 events |= EPOLLIN;
         if (varlink_stream_has_output(c->stream))
                 events |= EPOLLOUT;
@@ -286,21 +391,37 @@ static void connection_process(Connection *c) {
         bool input_drained = false;
         int r;
 
-        while (!c->closed && !c->monitor && varlink_stream_output_size(c->stream) < MANAGER_OUTPUT_HIGH_WATER) {
+        c->resume = false;
+        while (!c->closed && !c->monitor && !c->deferred &&
+               varlink_stream_output_size(c->stream) < MANAGER_OUTPUT_HIGH_WATER) {
                 _cleanup_(json_object_putp) json_object *msg = NULL;
 
-                r = varlink_stream_next(c->stream, &msg);
-                if (r == 0) {
-                        input_drained = true;
-                        break;
-                }
-                if (r < 0) {
-                        connection_protocol_error(c, r);
-                        return;
+                if (c->waiting) {
+                        if (job_runner_busy(c->manager->jobs))
+                                break;
+                        msg = TAKE_PTR(c->waiting);
+                } else {
+                        r = varlink_stream_next(c->stream, &msg);
+                        if (r == 0) {
+                                input_drained = true;
+                                break;
+                        }
+                        if (r < 0) {
+                                connection_protocol_error(c, r);
+                                return;
+                        }
                 }
 
                 c->last_activity_usec = now_monotonic_usec();
                 r = methods_dispatch(c->manager, &c->peer, msg, connection_send, c);
+                if (r == METHODS_DEFERRED) {
+                        c->deferred = true;
+                        break;
+                }
+                if (r == METHODS_WAIT) {
+                        c->waiting = TAKE_PTR(msg);
+                        break;
+                }
                 if (r > 0) {
                         /* Monitor: the call stays open, and the connection carries only its
                          * events from now on. Calls pipelined after it are never answered (the
@@ -356,6 +477,19 @@ static void connection_handle(Connection *c, uint32_t events) {
                 return;
         }
 
+        if (c->deferred || c->waiting || c->resume) {
+                /* Gone altogether: nothing we send can arrive. Only its write side shut: the
+                 * answer is still due, and what it sent before is read once the job is done. */
+                if (events & (EPOLLHUP | EPOLLERR))
+                        connection_close(c, LOG_DEBUG, "the client hung up while its call was waiting");
+                else {
+                        if (events & EPOLLRDHUP)
+                                c->peer_shut = true;
+                        connection_update_events(c);
+                }
+                return;
+        }
+
         if ((events & (EPOLLIN | EPOLLHUP | EPOLLERR)) && !c->eof &&
             varlink_stream_output_size(c->stream) < MANAGER_OUTPUT_HIGH_WATER) {
                 /* One read per wake-up: the epoll set is level-triggered, so the rest comes on the
@@ -383,12 +517,11 @@ static void connection_handle(Connection *c, uint32_t events) {
         connection_process(c);
 }
 
-void manager_send_event(Manager *m, const char *type, const char *set_id, const char *snapshot_id,
-                        const char *volume, const char *message) {
-        _cleanup_(json_object_putp) json_object *event = NULL, *params = NULL, *msg = NULL;
+/* Sends an Event object (taken over) to every Monitor client. */
+static void manager_send_event_object(Manager *m, json_object *event_taken) {
+        _cleanup_(json_object_putp) json_object *event = event_taken, *params = NULL, *msg = NULL;
         Connection *next;
 
-        event = monitor_event_new(type, set_id, snapshot_id, volume, message);
         params = event ? json_object_new_object() : NULL;
         if (!params || json_object_object_add(params, "event", TAKE_PTR(event)) < 0)
                 return (void) log_oom();
@@ -413,6 +546,95 @@ void manager_send_event(Manager *m, const char *type, const char *set_id, const 
                 connection_flush(c);
                 connection_update_events(c);
         }
+}
+
+void manager_send_event(Manager *m, const char *type, const char *set_id, const char *snapshot_id,
+                        const char *volume, const char *message) {
+        manager_send_event_object(m, monitor_event_new(type, set_id, snapshot_id, volume, message));
+}
+
+void manager_send_phase_event(Manager *m, const char *set_id, const char *phase, const char *message) {
+        json_object *event = monitor_event_new("set-phase", set_id, NULL, NULL, message);
+
+        if (event && json_object_object_add(event, "phase", json_object_new_string(phase)) < 0) {
+                json_object_put(event);
+                event = NULL;
+        }
+        manager_send_event_object(m, event);
+}
+
+void manager_deliver(Manager *m, uint64_t connection_id, json_object *replies) {
+        Connection *c;
+
+        for (c = m->connections; c && c->id != connection_id; c = c->next)
+                ;
+        if (!c || c->closed)
+                return;   /* gone: the job's results were taken in by finish all the same */
+        for (size_t i = 0; i < json_object_array_length(replies); i++)
+                if (connection_send(c, json_object_array_get_idx(replies, i)) < 0) {
+                        connection_close(c, LOG_DEBUG, "failed to queue a reply");
+                        return;
+                }
+        c->deferred = false;
+        c->resume = true;   /* its next calls are read once the job has ended (manager_job_ended) */
+        c->last_activity_usec = now_monotonic_usec();
+        connection_flush(c);
+        connection_update_events(c);
+}
+
+/* The job's done function has run. What had to wait for it happens now, unless the connection
+ * that got its answer already started the next job (then at that job's end): the sets of
+ * connections that closed meanwhile, a reload, the providers' output, the calls that waited,
+ * and the next calls of the connection whose call the job was. */
+static void manager_job_ended(Manager *m) {
+        Connection *next;
+
+        if (job_runner_busy(m->jobs))
+                return;
+        for (size_t i = 0; i < m->n_pending_closes; i++)
+                sets_connection_closed(m, m->pending_closes[i]);
+        free(m->pending_closes);
+        m->pending_closes = NULL;
+        m->n_pending_closes = 0;
+        if (m->reload_pending) {
+                m->reload_pending = false;
+                (void) manager_reload(m);
+        }
+        /* Calls that waited first, then the connections that had a job: a client pipelining its
+         * AddToSnapshotSet calls does not starve the others. */
+        for (int pass = 0; pass < 2; pass++)
+                for (Connection *c = m->connections; c; c = next) {
+                        next = c->next;
+                        if (job_runner_busy(m->jobs))
+                                return;
+                        if (c->closed || !(pass == 0 ? c->waiting != NULL : c->resume))
+                                continue;
+                        c->peer_shut = false;
+                        connection_process(c);
+                }
+}
+
+static void manager_handle_job(Manager *m) {
+        bool ended = job_runner_dispatch(m->jobs);
+
+        manager_send_posted(m);
+        sets_announce_phases(m);
+        if (ended)
+                manager_job_ended(m);
+}
+
+/* The providers' output is not read while a job may be talking to them. */
+static void manager_pause_providers(Manager *m) {
+        int fd = external_providers_event_fd();
+        bool pause = job_runner_busy(m->jobs);
+
+        if (fd < 0 || pause == m->providers_paused)
+                return;
+        if (pause)
+                (void) epoll_ctl(m->epoll_fd, EPOLL_CTL_DEL, fd, NULL);
+        else if (manager_epoll_add(m, fd, EPOLLIN, &m->providers_source) < 0)
+                return;
+        m->providers_paused = pause;
 }
 
 static unsigned manager_connections_of_uid(const Manager *m, uid_t uid) {
@@ -724,12 +946,18 @@ static void manager_handle_signal(Manager *m) {
         switch (si.ssi_signo) {
         case SIGTERM:
         case SIGINT:
-                log_info("Received %s, stopping.", si.ssi_signo == SIGTERM ? "SIGTERM" : "SIGINT");
+                log_info("Received %s, stopping%s.", si.ssi_signo == SIGTERM ? "SIGTERM" : "SIGINT",
+                         job_runner_busy(m->jobs) ? " once the snapshot set being created is done" : "");
                 (void) sd_notify(false, "STOPPING=1\nSTATUS=Shutting down...");
                 m->exiting = true;
                 break;
         case SIGHUP:
-                (void) manager_reload(m);
+                /* The job reads the configuration: the new one applies when it is done. */
+                if (job_runner_busy(m->jobs)) {
+                        log_info("Received SIGHUP while a snapshot set is created; reloading when it is done.");
+                        m->reload_pending = true;
+                } else
+                        (void) manager_reload(m);
                 break;
         default:
                 break;
@@ -1019,6 +1247,14 @@ int manager_startup(Manager *m) {
         manager_raise_fd_limit(m);
         manager_check_read_group(m);
 
+        r = job_runner_new(&m->jobs);
+        if (r < 0)
+                return log_error_errno(r, "Failed to set up the job thread's eventfd: %m");
+        r = manager_epoll_add(m, job_runner_fd(m->jobs), EPOLLIN, &m->job_source);
+        if (r < 0)
+                return log_error_errno(r, "Failed to add the job eventfd to the epoll set: %m");
+        m->loop_thread = pthread_self();
+
         /* What external providers write is logged as it comes (sets_startup() loaded them). */
         if (external_providers_event_fd() >= 0) {
                 r = manager_epoll_add(m, external_providers_event_fd(), EPOLLIN, &m->providers_source);
@@ -1051,9 +1287,13 @@ int manager_startup(Manager *m) {
 int manager_run(Manager *m) {
         struct epoll_event events[64];
 
-        while (!m->exiting) {
+        /* On SIGTERM a running job is finished first: it is bounded by the freeze and hold
+         * timeouts and the providers' timeouts, and stopping in its middle would leave the set
+         * to the next start's recovery. */
+        while (!m->exiting || job_runner_busy(m->jobs)) {
                 int n;
 
+                manager_pause_providers(m);
                 manager_arm_timer(m);
 
                 n = epoll_wait(m->epoll_fd, events, ELEMENTSOF(events), -1);
@@ -1089,7 +1329,12 @@ int manager_run(Manager *m) {
                                 manager_handle_timer(m);
                                 break;
                         case EVENT_SOURCE_PROVIDERS:
-                                external_providers_dispatch();
+                                /* A job may have started earlier in this batch. */
+                                if (!job_runner_busy(m->jobs))
+                                        external_providers_dispatch();
+                                break;
+                        case EVENT_SOURCE_JOB:
+                                manager_handle_job(m);
                                 break;
                         default:
                                 break;
@@ -1102,7 +1347,7 @@ int manager_run(Manager *m) {
                 connection_list_free(&m->closed);
 
                 /* Started for one connection (Accept=yes): done when it is. */
-                if (m->listen_fd < 0 && m->n_connections == 0) {
+                if (m->listen_fd < 0 && m->n_connections == 0 && !job_runner_busy(m->jobs)) {
                         log_debug("The passed connection has closed, exiting.");
                         break;
                 }

@@ -7,8 +7,11 @@
  * client that does not read its replies is paused, then dropped. */
 
 #include <stdbool.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <sys/types.h>
+
+#include <json-c/json.h>
 
 #include "config.h"
 #include "macro.h"
@@ -27,6 +30,7 @@ typedef enum EventSourceType {
         EVENT_SOURCE_WATCHDOG,
         EVENT_SOURCE_TIMER,
         EVENT_SOURCE_PROVIDERS,       /* external providers wrote to their stderr */
+        EVENT_SOURCE_JOB,             /* the job thread ended, or has something for the loop */
         _EVENT_SOURCE_TYPE_MAX,
         _EVENT_SOURCE_TYPE_INVALID = -EINVAL,
 } EventSourceType;
@@ -56,7 +60,7 @@ typedef struct Manager {
         int signal_fd;
         int watchdog_fd;
         int timer_fd;
-        EventSource listen_source, signal_source, watchdog_source, timer_source, providers_source;
+        EventSource listen_source, signal_source, watchdog_source, timer_source, providers_source, job_source;
         bool listening;               /* listen_fd is in the epoll set (paused after EMFILE) */
         uint64_t accept_resume_usec;  /* when to listen again after EMFILE, or 0 */
 
@@ -72,6 +76,17 @@ typedef struct Manager {
         int exit_status;
 
         struct SetRegistry *sets;     /* snapshot sets: finished ones, and the one in creation */
+
+        /* The long work of set creation runs as a job (job.h) while the loop goes on serving.
+         * What the loop must not do meanwhile waits for the job's end: */
+        struct JobRunner *jobs;       /* NULL: no loop (unit tests), everything runs inline */
+        pthread_t loop_thread;
+        bool providers_paused;        /* their stderr is not read while a job may use them */
+        bool reload_pending;          /* SIGHUP came during a job */
+        uint64_t *pending_closes;     /* connections that owned sets and closed during a job */
+        size_t n_pending_closes;
+        struct PostedEvent *posted;   /* events for Monitor clients from the job thread */
+        pthread_mutex_t posted_lock;
         char *runtime_directory;      /* /run/snapset, or the socket's directory with --socket */
 
         RateLimit refuse_ratelimit;   /* "too many connections" warnings */
@@ -105,6 +120,21 @@ int manager_reload(Manager *m);
  * disconnected. */
 void manager_send_event(Manager *m, const char *type, const char *set_id, const char *snapshot_id,
                         const char *volume, const char *message);
+
+/* The "set-phase" event: the set in creation entered phase. */
+void manager_send_phase_event(Manager *m, const char *set_id, const char *phase, const char *message);
+
+/* manager_send_event() from any thread: from the job thread the event is handed to the loop,
+ * which sends it. Outside the freeze window only (it allocates). */
+void manager_post_event(Manager *m, const char *type, const char *set_id, const char *snapshot_id,
+                        const char *volume, const char *message);
+
+/* The replies of a deferred call (methods.h), for the connection it came from if it is still
+ * there: sends them, and lets the connection's next calls be read once the job has ended. */
+void manager_deliver(Manager *m, uint64_t connection_id, json_object *replies);
+
+/* A job is running (nothing that job.h reserves for it may be done). */
+bool manager_job_busy(const Manager *m);
 
 /* Limits and timeouts as currently in force. */
 size_t manager_max_message(const Manager *m);

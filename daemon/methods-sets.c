@@ -63,7 +63,7 @@ static int set_error(MethodCall *mc, VssCode code, const VssErrorFields *f, cons
                 e.code = code;
                 e.error = f->error < 0 ? -f->error : f->error;
                 snprintf(e.message, sizeof e.message, "%s refused: %s", mc->call.member, message);
-                set_event_journal_sink(&e, NULL);
+                set_events_emit(&e, set_event_journal_sink, NULL);   /* queued inside a job's window */
         }
         return method_error_vss(mc, code, f, "%s", message);
 }
@@ -339,6 +339,62 @@ typedef struct AddParams {
         uint64_t cow_size;
 } AddParams;
 
+/* The jobs (job.h) of AddToSnapshotSet, DoSnapshotSet and CreateSnapshotSet: the provider work
+ * and the window run on the job thread (the *_work functions), and the results are taken into
+ * the registry on the loop (*_finish). The set in creation keeps the creation lock all along. */
+typedef struct SetJob {
+        SetCreation *c;               /* the set in creation (the registry's) */
+        AddParams add;                /* AddToSnapshotSet's volume */
+        Snapshot *snap;               /* what it added */
+        bool run;                     /* DoSnapshotSet's part was reached */
+        VssCode code;
+        SetOutcome out;
+} SetJob;
+
+static void add_params_done(AddParams *p) {
+        free(p->set_id);
+        free(p->volume);
+        free(p->provider);
+        *p = (AddParams) {};
+}
+
+static void set_job_free(void *userdata) {
+        SetJob *j = userdata;
+
+        add_params_done(&j->add);
+        free(j);
+}
+
+static int defer_set_job(MethodCall *mc, SetCreation *c, AddParams *add, MethodWork work, MethodWork finish) {
+        SetJob *j = calloc(1, sizeof *j);
+
+        if (!j)
+                return -ENOMEM;
+        j->c = c;
+        if (add) {
+                j->add = *add;
+                *add = (AddParams) {};
+        }
+        return method_defer(mc, work, finish, j, set_job_free);
+}
+
+static void add_work(MethodCall *mc, void *userdata) {
+        SetJob *j = userdata;
+        int r;
+
+        r = add_volume(mc, j->c, j->add.volume, j->add.provider, j->add.cow_size, &j->snap);
+        (void) method_reply_errno(mc, r);
+}
+
+static void add_finish(MethodCall *mc, void *userdata) {
+        SetJob *j = userdata;
+
+        /* The set idles from the end of its call, not from its start. */
+        mc->manager->sets->creation_activity = now_monotonic_usec();
+        if (!mc->replied)
+                (void) method_reply_errno(mc, reply_with(mc, "snapshotId", json_object_new_string(j->snap->id)));
+}
+
 int vl_method_add_to_snapshot_set(MethodCall *mc, json_object *parameters) {
         AddParams p = {};
         static const JsonDispatch table[] = {
@@ -349,34 +405,33 @@ int vl_method_add_to_snapshot_set(MethodCall *mc, json_object *parameters) {
                 {}
         };
         SetCreation *c;
-        Snapshot *snap = NULL;
         int r;
 
         r = dispatch(mc, parameters, table, &p);
         if (r == 0)
-                r = (c = creation_of_caller(mc, p.set_id)) ? add_volume(mc, c, p.volume, p.provider, p.cow_size, &snap) : 1;
+                r = (c = creation_of_caller(mc, p.set_id)) ? defer_set_job(mc, c, &p, add_work, add_finish) : 1;
         json_dispatch_done(table, &p);
-        if (r != 0)
-                return r < 0 ? r : 0;
-        return reply_with(mc, "snapshotId", json_object_new_string(snap->id));
+        return r < 0 ? r : 0;
 }
 
-/* Runs the set to the end, records it, and replies. The creation lock is released either way. */
-static int do_set(MethodCall *mc) {
+/* DoSnapshotSet's part of a job: every phase to the end, or the abort path. */
+static void run_set(SetJob *j) {
+        j->run = true;
+        j->code = set_creation_do(j->c, &j->out);
+}
+
+/* Records the set that run_set() ran and replies. The creation lock is released either way. */
+static int finish_set(MethodCall *mc, SetJob *j) {
         Manager *m = mc->manager;
-        SetRegistry *r = m->sets;
-        _cleanup_(set_creation_freep) SetCreation *c = TAKE_PTR(r->creation);
+        _cleanup_(set_creation_freep) SetCreation *c = sets_take_creation(m);
         _cleanup_(snapshot_set_freep) SnapshotSet *set = NULL;
-        json_object *j = NULL;
-        SetOutcome out = {};
-        VssCode code;
+        json_object *js = NULL;
         int k;
 
-        r->creation_owner = 0;
-        code = set_creation_do(c, &out);
-        if (code != S_OK) {
-                log_error("Snapshot set %s failed (%s): %s", set_creation_set(c)->id, vss_code_name(code), out.message);
-                return reply_outcome(mc, &out, set_creation_set(c)->id);
+        if (j->code != S_OK) {
+                log_error("Snapshot set %s failed (%s): %s", set_creation_set(c)->id, vss_code_name(j->code),
+                          j->out.message);
+                return reply_outcome(mc, &j->out, set_creation_set(c)->id);
         }
 
         set = set_creation_take_set(c);
@@ -387,11 +442,19 @@ static int do_set(MethodCall *mc) {
                                         "its snapshots were deleted again.", m->state_directory, strerror(-k));
         log_info("Snapshot set %s created (%s): %zu volume(s), freeze window %" PRIu64 " us, writes held %" PRIu64 " us.",
                  set->id, set_context_to_string(set->context), set->n_snapshots, set->freeze_window_usec, set->hold_usec);
-        k = snapshot_set_to_json(set, /* private= */ false, &j);
+        k = snapshot_set_to_json(set, /* private= */ false, &js);
         TAKE_PTR(set);   /* owned by the registry now */
         if (k < 0)
                 return k;
-        return reply_with(mc, "set", j);
+        return reply_with(mc, "set", js);
+}
+
+static void do_work(MethodCall *mc, void *userdata) {
+        run_set(userdata);
+}
+
+static void do_finish(MethodCall *mc, void *userdata) {
+        (void) method_reply_errno(mc, finish_set(mc, userdata));
 }
 
 int vl_method_do_snapshot_set(MethodCall *mc, json_object *parameters) {
@@ -400,11 +463,12 @@ int vl_method_do_snapshot_set(MethodCall *mc, json_object *parameters) {
                 { "setId", JSON_DISPATCH_STRING, 0, JSON_MANDATORY },
                 {}
         };
+        SetCreation *c;
         int r;
 
         r = dispatch(mc, parameters, table, &p);
         if (r == 0)
-                r = creation_of_caller(mc, p.set_id) ? do_set(mc) : 1;
+                r = (c = creation_of_caller(mc, p.set_id)) ? defer_set_job(mc, c, NULL, do_work, do_finish) : 1;
         json_dispatch_done(table, &p);
         return r < 0 ? r : 0;
 }
@@ -430,8 +494,7 @@ int vl_method_abort_snapshot_set(MethodCall *mc, json_object *parameters) {
         if (r == 0) {
                 /* Any root caller may abort: it is how an administrator frees a stuck lock. */
                 set_creation_abort(reg->creation);
-                reg->creation = set_creation_free(reg->creation);
-                reg->creation_owner = 0;
+                set_creation_free(sets_take_creation(mc->manager));
                 log_notice("Snapshot set %s aborted by %s.", p.set_id,
                            manager_peer_to_string(mc->peer->pid, mc->peer->uid, (char[64]) {}, 64));
         }
@@ -453,11 +516,37 @@ static int dispatch_volume_request(json_object *v, AddParams *ret, const char **
         return json_dispatch(v, table, ret, bad);
 }
 
-static void add_params_done(AddParams *p) {
-        free(p->set_id);
-        free(p->volume);
-        free(p->provider);
-        *p = (AddParams) {};
+/* Every volume, then the set; a volume that cannot be added aborts the whole call (no partial
+ * set), with its error already replied. */
+static void create_work(MethodCall *mc, void *userdata) {
+        json_object *volumes = json_object_object_get(mc->call.parameters, "volumes");
+        SetJob *j = userdata;
+        const char *bad = NULL;
+        int r = 0;
+
+        for (size_t i = 0; r == 0 && i < json_object_array_length(volumes); i++) {
+                AddParams a = {};
+
+                (void) dispatch_volume_request(json_object_array_get_idx(volumes, i), &a, &bad);
+                r = add_volume(mc, j->c, a.volume, a.provider, a.cow_size, NULL);
+                add_params_done(&a);
+        }
+        if (r != 0) {
+                (void) method_reply_errno(mc, r);
+                set_creation_abort(j->c);
+                return;
+        }
+        run_set(j);
+}
+
+static void create_finish(MethodCall *mc, void *userdata) {
+        SetJob *j = userdata;
+
+        if (!j->run) {
+                set_creation_free(sets_take_creation(mc->manager));
+                return;
+        }
+        (void) method_reply_errno(mc, finish_set(mc, j));
 }
 
 int vl_method_create_snapshot_set(MethodCall *mc, json_object *parameters) {
@@ -467,7 +556,6 @@ int vl_method_create_snapshot_set(MethodCall *mc, json_object *parameters) {
                 { "context", JSON_DISPATCH_STRING, sizeof(json_object *),      JSON_NULLABLE },
                 {}
         };
-        SetRegistry *reg = mc->manager->sets;
         SetCreation *c = NULL;
         const char *bad = NULL;
         size_t n;
@@ -494,20 +582,11 @@ int vl_method_create_snapshot_set(MethodCall *mc, json_object *parameters) {
         }
 
         r = start_set(mc, p.context, &c);
-        for (size_t i = 0; r == 0 && i < n; i++) {
-                AddParams a = {};
-
-                (void) dispatch_volume_request(json_object_array_get_idx(p.volumes, i), &a, &bad);
-                r = add_volume(mc, c, a.volume, a.provider, a.cow_size, NULL);
-                add_params_done(&a);
+        if (r == 0) {
+                r = defer_set_job(mc, c, NULL, create_work, create_finish);
+                if (r < 0)   /* the job could not start: nothing was made yet */
+                        set_creation_free(sets_take_creation(mc->manager));
         }
-        if (r != 0 && reg->creation == c && c) {
-                /* No partial set: a volume that cannot be added aborts the whole call. */
-                set_creation_abort(c);
-                reg->creation = set_creation_free(c);
-                reg->creation_owner = 0;
-        } else if (r == 0)
-                r = do_set(mc);
 finish:
         free(p.context);
         return r < 0 ? r : 0;
@@ -515,11 +594,13 @@ finish:
 
 /* ---------------------------------------------------------------- queries */
 
-static int snapshot_json(Snapshot *snap, json_object **ret) {
+static int snapshot_json(const Manager *m, Snapshot *snap, json_object **ret) {
         const Provider *p = provider_by_name(snap->provider);
 
-        /* Fresh status (COW use, invalidated) where the provider can tell. */
-        if (p && p->ops->query) {
+        /* Fresh status (COW use, invalidated) where the provider can tell; while a set is being
+         * created the providers are the job's (and an lvm query could wait on its locks or its
+         * suspended devices), so the status is the one from the last query. */
+        if (p && p->ops->query && !manager_job_busy(m)) {
                 ProviderResult res = { .failed = SIZE_MAX };
                 SetOutcome out = {};
                 VssCode code = p->ops->query(snap, &res);
@@ -594,7 +675,7 @@ int vl_method_list_snapshots(MethodCall *mc, json_object *parameters) {
 
                         if (p.volume && !snapshot_matches_volume(set->snapshots[k], p.volume, dev))
                                 continue;
-                        r = snapshot_json(set->snapshots[k], &j);
+                        r = snapshot_json(m, set->snapshots[k], &j);
                         if (r < 0)
                                 break;
                         if (pending) {
@@ -633,7 +714,7 @@ int vl_method_get_snapshot(MethodCall *mc, json_object *parameters) {
         json_dispatch_done(table, &p);
         if (r != 0)
                 return r < 0 ? r : 0;
-        r = snapshot_json(snap, &j);
+        r = snapshot_json(mc->manager, snap, &j);
         if (r < 0)
                 return r;
         return reply_with(mc, "snapshot", j);

@@ -7,6 +7,7 @@
 
 #include "json-util.h"
 #include "inventory.h"
+#include "job.h"
 #include "json-dispatch.h"
 #include "log.h"
 #include "macro.h"
@@ -50,23 +51,26 @@ static int vl_method_cleanup(MethodCall *mc, json_object *parameters);
  * two). Read-only means: it changes nothing on the machine and reveals only what
  * "snapsetctl status/list" shows, so the read group may call it. */
 static const Method method_table_entries[] = {
-        { SVC, "GetInfo",                 vl_method_get_info,                  METHOD_OPEN | METHOD_READ_ONLY },
-        { SVC, "GetInterfaceDescription", vl_method_get_interface_description, METHOD_OPEN | METHOD_READ_ONLY },
+        { SVC, "GetInfo",                 vl_method_get_info,                  METHOD_OPEN | METHOD_READ_ONLY | METHOD_CONCURRENT },
+        { SVC, "GetInterfaceDescription", vl_method_get_interface_description, METHOD_OPEN | METHOD_READ_ONLY | METHOD_CONCURRENT },
 
-        { MGR, "GetStatus",               vl_method_get_status,                METHOD_READ_ONLY },
+        { MGR, "GetStatus",               vl_method_get_status,                METHOD_READ_ONLY | METHOD_CONCURRENT },
         { MGR, "ListProviders",           vl_method_list_providers,            METHOD_READ_ONLY },
         { MGR, "ListVolumes",             vl_method_list_volumes,              METHOD_READ_ONLY },
-        { MGR, "ListSnapshotSets",        vl_method_list_snapshot_sets,                                METHOD_READ_ONLY | METHOD_STREAMS },
-        { MGR, "ListSnapshots",           vl_method_list_snapshots,                                METHOD_READ_ONLY | METHOD_STREAMS },
-        { MGR, "GetSnapshot",             vl_method_get_snapshot,                                METHOD_READ_ONLY },
-        { MGR, "Monitor",                 vl_method_monitor,                   METHOD_READ_ONLY | METHOD_STREAMS },
+        { MGR, "ListSnapshotSets",        vl_method_list_snapshot_sets,        METHOD_READ_ONLY | METHOD_STREAMS | METHOD_CONCURRENT },
+        { MGR, "ListSnapshots",           vl_method_list_snapshots,            METHOD_READ_ONLY | METHOD_STREAMS | METHOD_CONCURRENT },
+        { MGR, "GetSnapshot",             vl_method_get_snapshot,              METHOD_READ_ONLY | METHOD_CONCURRENT },
+        { MGR, "Monitor",                 vl_method_monitor,                   METHOD_READ_ONLY | METHOD_STREAMS | METHOD_CONCURRENT },
 
-        { MGR, "StartSnapshotSet",        vl_method_start_snapshot_set,                                0 },
-        { MGR, "AddToSnapshotSet",        vl_method_add_to_snapshot_set,                                0 },
-        { MGR, "DoSnapshotSet",           vl_method_do_snapshot_set,                                0 },
-        { MGR, "AbortSnapshotSet",        vl_method_abort_snapshot_set,                                0 },
-        { MGR, "CreateSnapshotSet",       vl_method_create_snapshot_set,                                0 },
-        { MGR, "DeleteSnapshots",         vl_method_delete_snapshots,                                0 },
+        /* Start and Create only look at the creation lock, which a running job always holds;
+         * Add and Do from anyone but the set's owner are refused from the registry alone (the
+         * owner's connection waits for its own job). */
+        { MGR, "StartSnapshotSet",        vl_method_start_snapshot_set,        METHOD_CONCURRENT },
+        { MGR, "AddToSnapshotSet",        vl_method_add_to_snapshot_set,       METHOD_CONCURRENT },
+        { MGR, "DoSnapshotSet",           vl_method_do_snapshot_set,           METHOD_CONCURRENT },
+        { MGR, "AbortSnapshotSet",        vl_method_abort_snapshot_set,        0 },
+        { MGR, "CreateSnapshotSet",       vl_method_create_snapshot_set,       METHOD_CONCURRENT },
+        { MGR, "DeleteSnapshots",         vl_method_delete_snapshots,          0 },
         { MGR, "Cleanup",                 vl_method_cleanup,                   0 },
         { MGR, "ExposeSnapshot",          NULL,                                0 },
         { MGR, "UnexposeSnapshot",        NULL,                                0 },
@@ -440,6 +444,16 @@ static int vl_method_monitor(MethodCall *mc, json_object *parameters) {
 
 /* ---------------------------------------------------------------- dispatch */
 
+int method_reply_errno(MethodCall *mc, int error) {
+        if (error >= 0 || mc->replied)
+                return 0;
+        /* The handler failed before it could reply: translate the errno once, here. */
+        log_debug_errno(error, "%s failed: %m", mc->call.method);
+        return method_error_vss(mc, vss_code_from_errno(error),
+                                &(VssErrorFields) { .method = mc->call.method, .error = error },
+                                "%s failed: %s", mc->call.method, strerror(-error));
+}
+
 static int method_check_access(MethodCall *mc) {
         AccessLevel level = method_access_level(mc->method);
         const char *group = mc->manager ? mc->manager->config.read_group : NULL;
@@ -504,14 +518,14 @@ static int methods_dispatch_call(MethodCall *mc) {
         if (!mc->method->handler)
                 return method_error_string(mc, VARLINK_ERROR_METHOD_NOT_IMPLEMENTED, "method", mc->call.method);
 
+        if (mc->manager && job_runner_busy(mc->manager->jobs) && !(mc->method->flags & METHOD_CONCURRENT))
+                return METHODS_WAIT;
+
         r = mc->method->handler(mc, mc->call.parameters);
-        if (r < 0 && !mc->replied) {
-                /* The handler failed before it could reply: translate the errno once, here. */
-                log_debug_errno(r, "%s failed: %m", mc->call.method);
-                return method_error_vss(mc, vss_code_from_errno(r),
-                                        &(VssErrorFields) { .method = mc->call.method, .error = r },
-                                        "%s failed: %s", mc->call.method, strerror(-r));
-        }
+        if (mc->deferred)
+                return r < 0 ? r : METHODS_DEFERRED;
+        if (r < 0 && !mc->replied)
+                return method_reply_errno(mc, r);
         if (r >= 0 && !mc->replied && !mc->subscribed) {
                 log_error("%s returned without a reply; this is a bug.", mc->call.method);
                 return method_error_vss(mc, VSS_E_UNEXPECTED, &(VssErrorFields) { .method = mc->call.method }, NULL);
@@ -537,4 +551,107 @@ int methods_dispatch(Manager *m, const Peer *peer, json_object *msg, MethodSendF
         if (r >= 0 && mc.subscribed && !mc.replied)
                 return 1;
         return r;
+}
+
+/* ---------------------------------------------------------------- deferred calls */
+
+typedef struct DeferredCall {
+        MethodCall mc;                /* its own copy: call, peer, and replies kept in replies */
+        Peer peer;
+        json_object *replies;         /* array: what work and finish sent, in order */
+        MethodWork work, finish;
+        void *userdata;
+        void (*free_userdata)(void *userdata);
+} DeferredCall;
+
+static int deferred_keep_reply(void *userdata, json_object *msg) {
+        DeferredCall *dc = userdata;
+
+        return json_object_array_add(dc->replies, json_object_get(msg)) < 0 ? -ENOMEM : 0;
+}
+
+static void deferred_call_free(DeferredCall *dc) {
+        if (dc->free_userdata)
+                dc->free_userdata(dc->userdata);
+        varlink_call_done(&dc->mc.call);
+        json_object_put(dc->replies);
+        free(dc);
+}
+
+static void deferred_work(void *userdata) {
+        DeferredCall *dc = userdata;
+
+        dc->work(&dc->mc, dc->userdata);
+}
+
+static void deferred_done(void *userdata) {
+        DeferredCall *dc = userdata;
+        MethodCall *mc = &dc->mc;
+
+        if (dc->finish)
+                dc->finish(mc, dc->userdata);
+        if (!mc->replied) {
+                log_error("%s returned without a reply; this is a bug.", mc->call.method);
+                (void) method_error_vss(mc, VSS_E_UNEXPECTED, &(VssErrorFields) { .method = mc->call.method }, NULL);
+        }
+        manager_deliver(mc->manager, dc->peer.connection_id, dc->replies);
+        deferred_call_free(dc);
+}
+
+int method_defer(MethodCall *mc, MethodWork work, MethodWork finish, void *userdata,
+                 void (*free_userdata)(void *userdata)) {
+        json_object *parameters = NULL;
+        DeferredCall *dc;
+        int r;
+
+        if (!mc->manager || !mc->manager->jobs) {
+                work(mc, userdata);
+                if (finish)
+                        finish(mc, userdata);
+                if (free_userdata)
+                        free_userdata(userdata);
+                return 0;
+        }
+
+        dc = calloc(1, sizeof *dc);
+        /* The job gets a tree of its own: json-c's reference counts are not atomic, and the
+         * loop frees the message the parameters came from. */
+        if (dc && json_object_deep_copy(mc->call.parameters, &parameters, NULL) < 0)
+                parameters = NULL;
+        if (!dc || !parameters || !(dc->replies = json_object_new_array())) {
+                json_object_put(parameters);
+                free(dc);
+                if (free_userdata)
+                        free_userdata(userdata);
+                return -ENOMEM;
+        }
+        dc->peer = *mc->peer;
+        dc->peer.groups = NULL;       /* access was checked; the connection owns them */
+        dc->peer.n_groups = 0;
+        dc->mc = (MethodCall) {
+                .manager = mc->manager,
+                .peer = &dc->peer,
+                .method = mc->method,
+                .call = mc->call,
+                .send = deferred_keep_reply,
+                .userdata = dc,
+        };
+        dc->mc.call.parameters = parameters;
+        dc->work = work;
+        dc->finish = finish;
+        dc->userdata = userdata;
+        dc->free_userdata = free_userdata;
+
+        r = job_runner_start(mc->manager->jobs, deferred_work, deferred_done, dc);
+        if (r < 0) {
+                dc->mc.call = (VarlinkCall) {};
+                json_object_put(parameters);
+                deferred_call_free(dc);
+                return r;
+        }
+        /* The call's strings now belong to the deferred copy. */
+        json_object_put(mc->call.parameters);
+        mc->call = (VarlinkCall) {};
+        mc->deferred = true;
+        return 0;
 }

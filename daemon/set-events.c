@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 
+#include <pthread.h>
 #include <stdio.h>
 #include <systemd/sd-journal.h>
 #include <time.h>
@@ -12,6 +13,9 @@ static SetEvent queue[SET_EVENT_QUEUE_SIZE];
 static size_t n_queued;
 static unsigned n_dropped;
 static bool held;
+/* The loop emits events while the job thread holds them (log.c says why a lock is fine here).
+ * Sinks are called without it: a sink may emit again. */
+static pthread_mutex_t queue_lock = PTHREAD_MUTEX_INITIALIZER;
 
 static void copy_field(char *dst, size_t size, const char *src) {
         if (!src) {
@@ -39,35 +43,59 @@ void set_event_init(SetEvent *e, int priority, const char *set_id, const char *s
 }
 
 void set_events_emit(const SetEvent *e, SetEventSink sink, void *userdata) {
-        if (!held) {
-                if (sink)
-                        sink(e, userdata);
+        pthread_mutex_lock(&queue_lock);
+        if (held) {
+                if (n_queued < ELEMENTSOF(queue))
+                        queue[n_queued++] = *e;
+                else
+                        n_dropped++;
+                pthread_mutex_unlock(&queue_lock);
                 return;
         }
-        if (n_queued >= ELEMENTSOF(queue)) {
-                n_dropped++;
-                return;
-        }
-        queue[n_queued++] = *e;
+        pthread_mutex_unlock(&queue_lock);
+        if (sink)
+                sink(e, userdata);
 }
 
 void set_events_hold(void) {
+        pthread_mutex_lock(&queue_lock);
         held = true;
+        pthread_mutex_unlock(&queue_lock);
 }
 
 bool set_events_held(void) {
-        return held;
+        bool h;
+
+        pthread_mutex_lock(&queue_lock);
+        h = held;
+        pthread_mutex_unlock(&queue_lock);
+        return h;
 }
 
 unsigned set_events_release(SetEventSink sink, void *userdata) {
-        unsigned dropped = n_dropped;
+        unsigned dropped;
 
+        pthread_mutex_lock(&queue_lock);
         held = false;
-        for (size_t i = 0; i < n_queued; i++)
-                if (sink)
-                        sink(&queue[i], userdata);
-        n_queued = 0;
+        dropped = n_dropped;
         n_dropped = 0;
+        pthread_mutex_unlock(&queue_lock);
+        /* Nothing is queued any more (only the holder holds): one at a time, each copied out
+         * under the lock, so that the sink runs without it. */
+        for (size_t i = 0;; i++) {
+                SetEvent e;
+
+                pthread_mutex_lock(&queue_lock);
+                if (i >= n_queued) {
+                        n_queued = 0;
+                        pthread_mutex_unlock(&queue_lock);
+                        break;
+                }
+                e = queue[i];
+                pthread_mutex_unlock(&queue_lock);
+                if (sink)
+                        sink(&e, userdata);
+        }
         return dropped;
 }
 

@@ -12,6 +12,7 @@
 #include "methods.h"
 #include "providers/external.h"
 #include "providers/freeze-nesting.h"
+#include "job.h"
 #include "ratelimit.h"
 #include "set-events.h"
 #include "sets.h"
@@ -20,13 +21,14 @@
 
 /* ---------------------------------------------------------------- events */
 
-/* The daemon's event sink: the journal, with structured fields, and every Monitor client. */
+/* The daemon's event sink: the journal, with structured fields, and every Monitor client (from
+ * the job thread, through the loop). */
 static void daemon_sink(const SetEvent *e, void *userdata) {
         Manager *m = userdata;
 
         set_event_journal_sink(e, NULL);
         if (m)
-                manager_send_event(m, e->priority <= LOG_WARNING ? "error" : "info",
+                manager_post_event(m, e->type[0] ? e->type : e->priority <= LOG_WARNING ? "error" : "info",
                                    e->set_id[0] ? e->set_id : NULL, e->snapshot_id[0] ? e->snapshot_id : NULL,
                                    e->volume[0] ? e->volume : NULL, e->message);
 }
@@ -42,12 +44,12 @@ static void set_event(Manager *m, int priority, const char *type, const Snapshot
 
         set_event_init(&e, priority, set ? set->id : NULL, snap ? snap->id : NULL,
                        snap ? snap->volume : NULL, snap ? snap->provider : NULL, NULL);
+        snprintf(e.type, sizeof e.type, "%s", type);
         va_start(ap, format);
         vsnprintf(e.message, sizeof e.message, format, ap);
         va_end(ap);
-        set_event_journal_sink(&e, NULL);
-        manager_send_event(m, type, set ? set->id : NULL, snap ? snap->id : NULL, snap ? snap->volume : NULL,
-                           e.message);
+        /* Queued while a job holds the events (inside its window): /var may be frozen. */
+        set_events_emit(&e, daemon_sink, m);
 }
 
 /* ---------------------------------------------------------------- configuration */
@@ -110,6 +112,10 @@ int sets_apply_config(Manager *m) {
         return 0;
 }
 
+static void phase_changed(void *userdata) {
+        job_runner_wake(userdata);
+}
+
 void sets_coordinator_options(const Manager *m, CoordinatorOptions *ret) {
         const SetRegistry *r = m->sets;
 
@@ -121,8 +127,28 @@ void sets_coordinator_options(const Manager *m, CoordinatorOptions *ret) {
                 .lock_memory = true,
                 .sink = daemon_sink,
                 .sink_userdata = (void *) m,
+                .phase_changed = m->jobs ? phase_changed : NULL,
+                .phase_userdata = m->jobs,
                 .hooks = r->hooks,
         };
+}
+
+/* Monitor clients learn of every phase the set in creation enters ("set-phase"), in order; the
+ * job thread only wakes the loop (phase_changed), and the loop sends them from the phase log. */
+void sets_announce_phases(Manager *m) {
+        SetRegistry *r = m->sets;
+        const SnapshotSet *s;
+
+        if (!r || !r->creation)
+                return;
+        s = set_creation_set(r->creation);
+        for (size_t n = set_creation_n_phases(r->creation); r->phases_announced < n; r->phases_announced++) {
+                const char *phase = set_phase_to_string(set_creation_phase_at(r->creation, r->phases_announced));
+                char message[128];
+
+                snprintf(message, sizeof message, "Snapshot set %s: %s.", s->id, phase);
+                manager_send_phase_event(m, s->id, phase, message);
+        }
 }
 
 /* ---------------------------------------------------------------- the registry */
@@ -200,20 +226,23 @@ size_t sets_count_snapshots_of(const Manager *m, dev_t device) {
 
 int sets_in_progress_json(const Manager *m, json_object **ret) {
         _cleanup_(json_object_putp) json_object *o = NULL, *vols = NULL;
-        const SetCreation *c = m->sets ? m->sets->creation : NULL;
+        _cleanup_(strv_freep) char **volumes = NULL;
+        SetCreation *c = m->sets ? m->sets->creation : NULL;
         const SnapshotSet *s;
 
         if (!c) {
                 *ret = NULL;
                 return 0;
         }
+        /* A job may be running the set: what is read here is safe from another thread. */
         s = set_creation_set(c);
+        volumes = set_creation_volumes(c);
         o = json_object_new_object();
         vols = json_object_new_array();
-        if (!o || !vols)
+        if (!o || !vols || !volumes)
                 return -ENOMEM;
-        for (size_t i = 0; i < set_creation_n_volumes(c); i++)
-                if (json_object_array_add(vols, json_object_new_string(set_creation_volume(c, i))) < 0)
+        for (char **v = volumes; *v; v++)
+                if (json_object_array_add(vols, json_object_new_string(*v)) < 0)
                         return -ENOMEM;
         if (json_object_object_add(o, "id", json_object_new_string(s->id)) < 0 ||
             json_object_object_add(o, "context", json_object_new_string(set_context_to_string(s->context))) < 0 ||
@@ -378,6 +407,15 @@ static void delete_whole_set(Manager *m, size_t i, const char *why) {
 
 /* ---------------------------------------------------------------- ownership */
 
+SetCreation *sets_take_creation(Manager *m) {
+        SetRegistry *r = m->sets;
+
+        sets_announce_phases(m);
+        r->creation_owner = 0;
+        r->phases_announced = 0;
+        return TAKE_PTR(r->creation);
+}
+
 static void abort_creation(Manager *m, const char *why) {
         SetRegistry *r = m->sets;
         const SnapshotSet *s = set_creation_set(r->creation);
@@ -385,8 +423,7 @@ static void abort_creation(Manager *m, const char *why) {
         log_notice("Aborting snapshot set %s in creation: %s.", s->id, why);
         set_event(m, LOG_NOTICE, "set-aborted", s, NULL, "Snapshot set %s aborted: %s.", s->id, why);
         set_creation_abort(r->creation);
-        r->creation = set_creation_free(r->creation);
-        r->creation_owner = 0;
+        set_creation_free(sets_take_creation(m));
 }
 
 void sets_connection_closed(Manager *m, uint64_t connection_id) {
@@ -417,7 +454,8 @@ bool sets_connection_owns(const Manager *m, uint64_t connection_id) {
 uint64_t sets_idle_deadline(const Manager *m) {
         const SetRegistry *r = m->sets;
 
-        if (!r || !r->creation || m->config.set_idle_timeout_sec == 0)
+        /* A set whose job runs is not idle: the clock starts again when the job is done. */
+        if (!r || !r->creation || m->config.set_idle_timeout_sec == 0 || manager_job_busy(m))
                 return UINT64_MAX;
         return r->creation_activity + (uint64_t) m->config.set_idle_timeout_sec * USEC_PER_SEC;
 }

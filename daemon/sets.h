@@ -21,6 +21,7 @@ typedef struct SetRegistry {
         SetCreation *creation;        /* the set in creation, or NULL: the one lock */
         uint64_t creation_owner;      /* its connection */
         uint64_t creation_activity;   /* CLOCK_MONOTONIC of its last call, for SetIdleTimeoutSec */
+        size_t phases_announced;      /* of its phase log, sent to Monitor clients */
 
         ProviderSettings settings;    /* from the configuration */
         char *inflight_directory;
@@ -54,6 +55,13 @@ bool sets_connection_owns(const Manager *m, uint64_t connection_id);
 /* When the set in creation idles out (CLOCK_MONOTONIC), or UINT64_MAX. */
 uint64_t sets_idle_deadline(const Manager *m);
 void sets_check_idle(Manager *m, uint64_t now);
+
+/* Ends the creation lock: announces the set's last phases and hands the set in creation over
+ * (the caller frees it). */
+SetCreation *sets_take_creation(Manager *m);
+
+/* Sends Monitor clients the phases the set in creation entered since the last call. */
+void sets_announce_phases(Manager *m);
 
 /* Counts, for GetStatus. */
 size_t sets_count(const Manager *m);

@@ -201,6 +201,8 @@ static void abandon(Command *c) {
 
 int command_start(Command *c) {
         posix_spawn_file_actions_t fa;
+        posix_spawnattr_t attr;
+        sigset_t none, all;
         int out[2] = { -EBADF, -EBADF }, err[2] = { -EBADF, -EBADF };
         pid_t pid;
         int r;
@@ -214,16 +216,32 @@ int command_start(Command *c) {
         r = -posix_spawn_file_actions_init(&fa);
         if (r < 0)
                 goto fail;
+        r = -posix_spawnattr_init(&attr);
+        if (r < 0) {
+                posix_spawn_file_actions_destroy(&fa);
+                goto fail;
+        }
+        /* The caller's thread blocks signals (the daemon reads its own through a signalfd, and
+         * the job thread blocks all) and ignores SIGPIPE: the command starts with none of that. */
+        sigemptyset(&none);
+        sigfillset(&all);
+        r = -posix_spawnattr_setsigmask(&attr, &none);
+        if (r >= 0)
+                r = -posix_spawnattr_setsigdefault(&attr, &all);
+        if (r >= 0)
+                r = -posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
         /* stdin: nothing (lvm would otherwise ask questions; every lvm command says -y or -f
          * where it could), stdout and stderr: ours. */
-        r = -posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+        if (r >= 0)
+                r = -posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
         if (r >= 0)
                 r = -posix_spawn_file_actions_adddup2(&fa, out[1], 1);
         if (r >= 0)
                 r = -posix_spawn_file_actions_adddup2(&fa, err[1], 2);
         if (r >= 0)
-                r = -posix_spawn(&pid, c->argv[0], &fa, NULL, c->argv, command_environment());
+                r = -posix_spawn(&pid, c->argv[0], &fa, &attr, c->argv, command_environment());
         posix_spawn_file_actions_destroy(&fa);
+        posix_spawnattr_destroy(&attr);
         if (r < 0)
                 goto fail;
         safe_close(out[1]);

@@ -17,10 +17,11 @@ import re
 import signal
 import subprocess
 import tempfile
+import threading
 import time
 import unittest
 
-from snapsettest import BUILDDIR, TOP, Connection, call, main
+from snapsettest import BUILDDIR, MANAGER, TOP, Connection, call, main
 
 TEST_DIR = os.environ.get("SNAPSET_TEST_DIR", "")
 PROVIDER_FILE = os.path.join(TEST_DIR, "providers.d", "test.provider")
@@ -299,6 +300,87 @@ class Window(Base):
         log = log_since(self.offset)
         self.assertIn("Provider 'test': " + marker, log)
         self.assertNotIn(marker + " (queued", log)
+
+
+class Concurrency(Base):
+    """The daemon keeps serving while a set is created: another client's GetStatus and
+    ListSnapshots are answered at once with the phase the set is in, Monitor streams every phase,
+    and calls that need the providers wait for the set instead of running beside it."""
+
+    PHASES = ["adding", "preparing", "flushing", "holding", "committing", "releasing",
+              "thawing", "finishing", "done"]
+
+    def setUp(self):
+        super().setUp()
+        self.mnt = tempfile.mkdtemp(dir=TEST_DIR)
+        subprocess.run(["mkfs.ext4", "-q", "-F", self.loop], check=True)
+        subprocess.run(["mount", self.loop, self.mnt], check=True)
+
+    def tearDown(self):
+        subprocess.run(["umount", self.mnt])
+        os.rmdir(self.mnt)
+        self.delete_all()
+
+    def wait_for_call(self, method, deadline):
+        while time.monotonic() < deadline:
+            if any(e["method"] == method for e in read_state()):
+                return
+            time.sleep(0.02)
+        self.fail("the provider was never called in %s: %s" % (method, read_state()))
+
+    def status_now(self):
+        t = time.monotonic()
+        status = call("GetStatus")["parameters"]
+        return status, time.monotonic() - t
+
+    def test_status_lists_and_monitor_are_served_during_creation(self):
+        # Each sleep is well under the provider's 1 s Timeout= and long enough for a GetStatus.
+        self.control({"EndPrepareSnapshots": {"sleepMs": 700}, "CommitSnapshots": {"sleepMs": 700}})
+        monitor = Connection(timeout=30)
+        monitor.send({"method": MANAGER + ".Monitor", "more": True})
+        time.sleep(0.2)   # subscribed before the set starts
+        result = {}
+        creator = threading.Thread(target=lambda: result.update(r=self.create(self.loop)))
+        creator.start()
+        deadline = time.monotonic() + 20
+
+        self.wait_for_call("EndPrepareSnapshots", deadline)
+        status, took = self.status_now()
+        print("GetStatus while the provider prepares: %.1f ms" % (took * 1000))
+        self.assertIsNotNone(status["setInProgress"], status)
+        self.assertEqual(status["setInProgress"]["phase"], "preparing", status)
+        self.assertEqual(status["setInProgress"]["volumes"], [self.loop])
+        with Connection() as other:
+            r = other.call("StartSnapshotSet")
+            self.assertEqual(error_name(r), "SnapshotSetInProgress", r)
+            self.assertIn("phase preparing", r["parameters"]["message"])
+
+        self.wait_for_call("CommitSnapshots", deadline)
+        status, took = self.status_now()
+        print("GetStatus while the provider commits (filesystem frozen): %.1f ms" % (took * 1000))
+        self.assertEqual(status["setInProgress"]["phase"], "committing", status)
+        with Connection() as lister:
+            r = lister.call("ListSnapshots", more=True)
+            self.assertNotIn("error", r, r)
+        # Needs the providers: answered once the set is done, not beside its window.
+        with Connection(timeout=30) as waiter:
+            waiter.send({"method": MANAGER + ".ListProviders"})
+            r = waiter.recv()
+            self.assertIn("providers", r["parameters"], r)
+            self.assertIsNone(call("GetStatus")["parameters"]["setInProgress"],
+                              "ListProviders was answered while the set was still being created")
+
+        creator.join(30)
+        self.assertNotIn("error", result["r"], result)
+        set_id = result["r"]["parameters"]["set"]["id"]
+        phases = []
+        monitor.sock.settimeout(5)
+        while phases[-1:] != ["done"]:
+            e = monitor.recv()["parameters"]["event"]
+            if e["type"] == "set-phase" and e.get("setId") == set_id:
+                phases.append(e["phase"])
+        monitor.close()
+        self.assertEqual(phases, self.PHASES)
 
 
 class Selection(Base):
