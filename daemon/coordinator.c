@@ -362,6 +362,28 @@ SnapshotSet *set_creation_take_set(SetCreation *c) {
 
 /* ---------------------------------------------------------------- AddToSnapshotSet */
 
+/* A failed AddToSnapshotSet whose provider could not undo its part: the snapshot gets a record
+ * of its own, kept for "snapsetctl cleanup", while the set goes on without it. */
+static void keep_failed_add(SetCreation *c, const Snapshot *snap, const char *provider) {
+        char why[768];
+        SetEvent e;
+
+        snprintf(why, sizeof why, "AddToSnapshotSet of '%s' failed and provider '%s' could not undo what it "
+                 "had made: %s", snap->volume, provider, c->result.message[0] ? c->result.message : "no reason given");
+        if (inflight_keep_snapshot(c->options.inflight_directory, c->set, snap, why) < 0)
+                snprintf(why + strlen(why), sizeof why - strlen(why), " (and it could not be recorded)");
+        set_event_init(&e, LOG_ERR, c->set->id, snap->id, snap->volume, provider, "AbortSnapshots");
+        snprintf(e.message, sizeof e.message, "%s; run 'snapsetctl cleanup' once the cause is fixed.", why);
+        emit(c, &e);
+}
+
+/* ProviderSet.save_record: the record as the set is now. */
+static int save_record(void *userdata) {
+        SetCreation *c = userdata;
+
+        return inflight_save(c->options.inflight_directory, c->set, NULL, NULL);
+}
+
 static int share_for(SetCreation *c, const Provider *provider, ProviderSet **ret) {
         ProviderSet *ps, **a;
 
@@ -383,6 +405,8 @@ static int share_for(SetCreation *c, const Provider *provider, ProviderSet **ret
                 .provider = provider,
                 .set = c->set,
                 .settings = c->options.settings,
+                .save_record = c->options.inflight_directory ? save_record : NULL,
+                .save_record_userdata = c,
         };
         c->shares[c->n_shares++] = ps;
         *ret = ps;
@@ -480,11 +504,20 @@ VssCode set_creation_add(SetCreation *c, const char *volume, const BlockDevice *
 
         result_reset(c);
         c->result.failed = ps->n_snapshots - 1;   /* the provider may name another, but this is the one */
-        if (hook_fails(c, SET_PHASE_ADDING, ps))
-                code = hook_failure(c, ps);
-        else
-                code = provider->ops->begin_prepare_snapshot(ps, psnap, &c->result);
-        code = check(c, ps, "BeginPrepareSnapshot", code, out);
+        /* Recorded before the provider makes anything: a crash inside begin_prepare_snapshot
+         * leaves a record naming the snapshot (and what the provider recorded of its intent). */
+        if ((r = inflight_save(c->options.inflight_directory, c->set, NULL, NULL)) < 0) {
+                outcome_set(out, VSS_E_UNEXPECTED, -r, volume, snap->id, NULL, NULL,
+                            "Could not record the set in %s for crash recovery: %s",
+                            c->options.inflight_directory, strerror(-r));
+                code = VSS_E_UNEXPECTED;
+        } else {
+                if (hook_fails(c, SET_PHASE_ADDING, ps))
+                        code = hook_failure(c, ps);
+                else
+                        code = provider->ops->begin_prepare_snapshot(ps, psnap, &c->result);
+                code = check(c, ps, "BeginPrepareSnapshot", code, out);
+        }
         /* What the provider made is recorded at once, so that a crash from here on is undone. */
         if (code == S_OK && (r = inflight_save(c->options.inflight_directory, c->set, NULL, NULL)) < 0) {
                 outcome_set(out, VSS_E_UNEXPECTED, -r, volume, snap->id, NULL, NULL,
@@ -506,7 +539,8 @@ VssCode set_creation_add(SetCreation *c, const char *volume, const BlockDevice *
                         single.snapshots = only;
                         single.n_snapshots = 1;
                         result_reset(c);
-                        (void) provider->ops->abort_snapshots(&single, &c->result);
+                        if (provider->ops->abort_snapshots(&single, &c->result) != S_OK)
+                                keep_failed_add(c, snap, provider->name);
                 }
                 pthread_mutex_lock(&c->volumes_lock);
                 ps->n_snapshots--;
@@ -517,6 +551,8 @@ VssCode set_creation_add(SetCreation *c, const char *volume, const BlockDevice *
                 for (size_t i = 0; i < c->n_shares; i++)
                         c->shares[i]->n_set_devices = c->n;
                 pthread_mutex_unlock(&c->volumes_lock);
+                /* The set's record names only what is still in it. */
+                (void) inflight_save(c->options.inflight_directory, c->set, NULL, NULL);
                 return code;
         }
         if (ret)
@@ -1018,7 +1054,8 @@ VssCode set_creation_do(SetCreation *c, SetOutcome *out) {
 
         c->set->state = SET_STATE_CREATED;
         set_phase(c, SET_PHASE_DONE);
-        inflight_remove(c->options.inflight_directory, c->set->id);
+        /* The in-flight record stays until the set is in the state directory (sets_add()): a
+         * crash before that undoes it at the next start, as the client never heard of it. */
         emit_created(c);
         return S_OK;
 }

@@ -93,6 +93,22 @@ static void event(SetEventSink sink, void *userdata, int priority, const Snapsho
         set_events_emit(&e, sink, userdata);
 }
 
+/* A built-in provider records what it will make before it makes it (provider_record_intent()):
+ * a snapshot recorded without provider data (the daemon stopped before or early in
+ * begin_prepare_snapshot) has nothing of it to undo. An external provider is asked all the
+ * same: what it keeps is its own business. */
+static bool made_nothing(const Provider *p, const Snapshot *snap) {
+        size_t n;
+        const Provider *const *builtins = provider_builtins(&n);
+
+        if (snap->provider_data)
+                return false;
+        for (size_t i = 0; i < n; i++)
+                if (builtins[i] == p)
+                        return true;
+        return false;
+}
+
 /* Each snapshot's provider undoes its part: before the thaw (recover), or after it
  * (recover_after_thaw, for providers that need it). */
 /* Returns how many could not be undone; the first one's reason goes to failure. */
@@ -107,6 +123,8 @@ static unsigned recover_snapshots(SnapshotSet *set, const ProviderSettings *sett
                 char msg[768];
                 VssCode code;
 
+                if (p && made_nothing(p, snap))
+                        continue;
                 if (thawed) {
                         if (!p || !p->ops->recover_after_thaw)
                                 continue;
@@ -198,6 +216,34 @@ int inflight_keep(const char *dir, const char *set_id, const char *why) {
         j = json_object_from_file(p);
         if (!j)
                 return -ENOENT;
+        return mark_attention(dir, name, j, why);
+}
+
+int inflight_keep_snapshot(const char *dir, const SnapshotSet *set, const Snapshot *snap, const char *why) {
+        _cleanup_(json_object_putp) json_object *j = NULL, *only = NULL;
+        char name[NAME_MAX + 1];
+        json_object *a;
+        int r;
+
+        if (!dir)
+                return 0;
+        r = snapshot_set_to_json(set, /* private= */ true, &j);
+        if (r < 0)
+                return r;
+        only = json_object_new_array();
+        if (!only)
+                return -ENOMEM;
+        if (json_object_object_get_ex(j, "snapshots", &a))
+                for (size_t i = 0; i < json_object_array_length(a); i++) {
+                        json_object *s = json_object_array_get_idx(a, i), *id;
+
+                        if (json_object_object_get_ex(s, "id", &id) && streq_ptr(json_object_get_string(id), snap->id) &&
+                            json_object_array_add(only, json_object_get(s)) < 0)
+                                return -ENOMEM;
+                }
+        if (json_object_object_add(j, "snapshots", TAKE_PTR(only)) < 0)
+                return -ENOMEM;
+        snprintf(name, sizeof name, "%s.json", snap->id);
         return mark_attention(dir, name, j, why);
 }
 
@@ -318,6 +364,35 @@ int inflight_recover(const char *dir, const char *skip_set_id, const ProviderSet
         return n;
 }
 
+typedef struct IdsContext {
+        char ***ids;
+        int error;
+} IdsContext;
+
+static void ids_one(const char *dir, const char *name, void *userdata) {
+        _cleanup_(json_object_putp) json_object *j = NULL;
+        char p[PATH_MAX + NAME_MAX + 2];
+        IdsContext *ctx = userdata;
+        json_object *a, *id;
+
+        snprintf(p, sizeof p, "%s/%s", dir, name);
+        j = json_object_from_file(p);
+        if (!j || !json_object_object_get_ex(j, "snapshots", &a))
+                return;
+        for (size_t i = 0; i < json_object_array_length(a); i++)
+                if (json_object_object_get_ex(json_object_array_get_idx(a, i), "id", &id) &&
+                    json_object_get_string(id) && blockdev_strv_push(ctx->ids, json_object_get_string(id)) < 0)
+                        ctx->error = -ENOMEM;
+}
+
+int inflight_snapshot_ids(const char *dir, char ***ids) {
+        IdsContext ctx = { .ids = ids };
+        int r;
+
+        r = dir ? for_each_record(dir, NULL, ids_one, &ctx) : 0;
+        return r < 0 ? r : ctx.error;
+}
+
 typedef struct ListContext {
         InflightEntry *entries;
         size_t n;
@@ -341,7 +416,9 @@ static void list_one(const char *dir, const char *name, void *userdata) {
         ctx->entries = a;
         e = &a[ctx->n];
         *e = (InflightEntry) {};
-        e->set_id = strndup(name, strlen(name) - strlen(".json"));
+        /* The set's id from the record (a failed AddToSnapshotSet's is named by its snapshot). */
+        e->set_id = j && json_object_object_get_ex(j, "id", &v) && json_object_get_string(v) ?
+                    strdup(json_object_get_string(v)) : strndup(name, strlen(name) - strlen(".json"));
         e->attention = strdup(j && json_object_object_get_ex(j, "attention", &v) ? json_object_get_string(v) :
                               "interrupted by a stop of snapsetd; undone at its next start or by 'snapsetctl cleanup'");
         if (!e->set_id || !e->attention) {

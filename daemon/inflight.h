@@ -41,6 +41,14 @@ int inflight_recover(const char *dir, const char *skip_set_id, const ProviderSet
  * GetStatus lists it, and inflight_recover() tries again at every start and on Cleanup. */
 int inflight_keep(const char *dir, const char *set_id, const char *why);
 
+/* A snapshot a failed AddToSnapshotSet could not undo, while its set goes on: kept in a record of
+ * its own (dir/<snapshot id>.json, the set with that one snapshot), marked with why, so that it
+ * is retried at every start and on Cleanup like any other. */
+int inflight_keep_snapshot(const char *dir, const SnapshotSet *set, const Snapshot *snap, const char *why);
+
+/* Appends the id of every snapshot any record in dir names to *ids (blockdev_strv_push()). */
+int inflight_snapshot_ids(const char *dir, char ***ids);
+
 /* The records in dir (but skip_set_id's): what needs attention. */
 typedef struct InflightEntry {
         char *set_id;

@@ -10,6 +10,8 @@
 #include "inflight.h"
 #include "log.h"
 #include "methods.h"
+#include "providers/dm-leftovers.h"
+#include "providers/dm.h"
 #include "providers/external.h"
 #include "providers/freeze-nesting.h"
 #include "job.h"
@@ -477,6 +479,9 @@ int sets_add(Manager *m, SnapshotSet *set, uint64_t owner) {
         r = store_save_set(m->state_directory, set);
         if (r >= 0)
                 r = registry_append(m->sets, set, set->context == SET_CONTEXT_BACKUP ? owner : 0);
+        /* Recorded now (or deleted again below): its in-flight record, kept until here so that a
+         * crash before the set reached the state directory is undone at the next start, goes. */
+        inflight_remove(m->sets->inflight_directory, set->id);
         if (r < 0) {
                 /* Unrecorded snapshots would be invisible to every later call: undo them. */
                 log_error_errno(r, "Failed to record snapshot set %s in %s, deleting its snapshots: %m",
@@ -664,6 +669,27 @@ static void reconcile_orphans(Manager *m) {
 }
 
 /* Records of sets in creation live in the runtime directory: /run, never frozen. */
+/* What interrupted creations of the device-mapper providers left and no record names
+ * (dm-leftovers.h): removed where provably unfinished, reported otherwise. */
+static void sweep_leftovers(Manager *m) {
+        _cleanup_free_ char *reason = NULL;
+        char **ids = NULL;
+        int r = 0;
+
+        if (dm_probe(&reason) <= 0)
+                return;   /* no device-mapper: nothing can be left */
+        for (size_t i = 0; r >= 0 && i < m->sets->n_sets; i++)
+                for (size_t j = 0; r >= 0 && j < m->sets->sets[i]->n_snapshots; j++)
+                        r = blockdev_strv_push(&ids, m->sets->sets[i]->snapshots[j]->id);
+        if (r >= 0)
+                r = inflight_snapshot_ids(m->sets->inflight_directory, &ids);
+        if (r < 0)
+                log_warning_errno(r, "Not looking for leftover snapshot devices: %m");
+        else if ((r = dm_leftovers_sweep(m->config.cow_directory, ids)) > 0)
+                log_warning("Removed %d leftover(s) of interrupted snapshot sets that no record named.", r);
+        blockdev_strv_free(ids);
+}
+
 static char *inflight_directory_of(const Manager *m) {
         char *dir = NULL;
 
@@ -708,7 +734,19 @@ int sets_startup(Manager *m) {
         if (k < 0)
                 return log_error_errno(k, "Failed to load the external providers: %m");
 
-        /* First: whatever a killed daemon left, or an abort could not undo. */
+        k = store_open(m->state_directory);
+        if (k < 0)
+                return log_error_errno(k, "Failed to open the state directory %s: %m", m->state_directory);
+        k = store_load_sets(m->state_directory, load_one, load_bad, m);
+        if (k < 0)
+                return log_error_errno(k, "Failed to read the snapshot sets in %s: %m", m->state_directory);
+        /* A set that reached the state directory is done: an in-flight record of it is only left
+         * when the daemon stopped between the two writes, and must not undo it. */
+        for (size_t i = 0; i < r->n_sets; i++)
+                inflight_remove(r->inflight_directory, r->sets[i]->id);
+
+        /* Then whatever a killed daemon left, or an abort could not undo (the windows were
+         * already undone by the rescue, before anything else). */
         k = inflight_recover(r->inflight_directory, NULL, &r->settings, daemon_sink, NULL, &kept);
         if (k < 0)
                 log_warning_errno(k, "Failed to look for interrupted snapshot sets in %s: %m", r->inflight_directory);
@@ -718,19 +756,13 @@ int sets_startup(Manager *m) {
                 log_error("%u snapshot set(s) could not be fully undone and need attention "
                           "('snapsetctl status'; then 'snapsetctl cleanup').", kept);
 
-        k = store_open(m->state_directory);
-        if (k < 0)
-                return log_error_errno(k, "Failed to open the state directory %s: %m", m->state_directory);
-        k = store_load_sets(m->state_directory, load_one, load_bad, m);
-        if (k < 0)
-                return log_error_errno(k, "Failed to read the snapshot sets in %s: %m", m->state_directory);
-
         /* Backup sets outlive nobody: their clients' connections died with the previous run. */
         for (size_t i = r->n_sets; i-- > 0;)
                 if (r->sets[i]->context == SET_CONTEXT_BACKUP)
                         delete_whole_set(m, i, "its client's connection ended with the previous run of snapsetd");
 
         reconcile_orphans(m);
+        sweep_leftovers(m);
         activate_all(m);
         if (r->n_sets > 0)
                 log_info("%zu snapshot set(s) with %zu snapshot(s) loaded from %s.", r->n_sets,

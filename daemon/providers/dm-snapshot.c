@@ -687,6 +687,18 @@ static VssCode dm_snapshot_begin_prepare(ProviderSet *ps, ProviderSnapshot *snap
         cow_size = cow_size_compute(model->cow_size, ps->settings->default_cow_percent,
                                     ps->settings->default_cow_size, length * 512);
         rec->cow_size = cow_size;
+
+        /* Every name is known before anything is made: recorded now, so that a crash from here
+         * on is undone by recover() (teardown() removes what exists of it). */
+        r = dm_snapshot_record_to_json(rec, &j);
+        if (r >= 0)
+                r = provider_record_intent(ps, model, TAKE_PTR(j));
+        if (r < 0) {
+                code = provider_fail(res, index, r, r == -ENOMEM ? E_OUTOFMEMORY : VSS_E_UNEXPECTED,
+                                     "Cannot record the snapshot of %s for crash recovery", origin.name);
+                goto fail_nothing;
+        }
+
         r = cow_file_create(rec->cow_file, cow_size);
         if (r < 0) {
                 uint64_t avail = 0;
@@ -820,8 +832,15 @@ fail:
                                     origin.name, msg);
                 /* Also when no cookie was made: libdm then makes the nodes itself, here. */
                 (void) dm_udev_cookie_wait(&cookie);
+                /* What is left stays recorded: the coordinator's abort tries again, and keeps the
+                 * record if that fails too. */
+                if (r < 0)
+                        goto keep_record;
         }
 fail_nothing:
+        /* Nothing of it exists (or what is there is not ours, like a COW file of that name). */
+        provider_data_replace(model, NULL);
+keep_record:
         snap_state_free(st);
         return code;
 }

@@ -429,6 +429,7 @@ static VssCode dm_thin_begin_prepare(ProviderSet *ps, ProviderSnapshot *snap, Pr
         size_t index = provider_snapshot_index(ps, snap);
         ThinSnapState *st = NULL;
         DmInfo origin, pool, sinfo;
+        json_object *j = NULL;
         VssCode code;
         int r;
 
@@ -465,6 +466,16 @@ static VssCode dm_thin_begin_prepare(ProviderSet *ps, ProviderSnapshot *snap, Pr
                 goto fail;
         }
 
+        /* Recorded before the device is made: a crash from here on is undone by recover(). */
+        r = dm_thin_record_to_json(&st->rec, &j);
+        if (r >= 0)
+                r = provider_record_intent(ps, model, j);
+        if (r < 0) {
+                code = provider_fail(res, index, r, r == -ENOMEM ? E_OUTOFMEMORY : VSS_E_UNEXPECTED,
+                                     "Cannot record the snapshot of %s for crash recovery", origin.name);
+                goto fail;
+        }
+
         /* Without a table: the id it will map does not exist before the window. It is made now
          * so that nothing is looked up then, and it serves to check ids in pre_commit. */
         r = dm_device_create(st->rec.snapshot_name, st->rec.snapshot_uuid, NULL, DM_RULES_LOW_PRIORITY, NULL, &sinfo);
@@ -475,10 +486,6 @@ static VssCode dm_thin_begin_prepare(ProviderSet *ps, ProviderSnapshot *snap, Pr
         }
         st->snap_major = sinfo.major;
         st->snap_minor = sinfo.minor;
-        if (record_store(model, &st->rec) < 0) {
-                code = provider_fail(res, index, ENOMEM, E_OUTOFMEMORY, "Out of memory");
-                goto undo;
-        }
         if (snapshot_set_field(&model->kind, "thin") < 0 || snapshot_set_field(&model->pool, pool.name) < 0) {
                 code = provider_fail(res, index, ENOMEM, E_OUTOFMEMORY, "Out of memory");
                 goto undo;
@@ -491,6 +498,8 @@ static VssCode dm_thin_begin_prepare(ProviderSet *ps, ProviderSnapshot *snap, Pr
 undo:
         (void) dm_device_remove(DM_REF_NAME(st->rec.snapshot_name), NULL);
 fail:
+        /* Nothing of it is left (or the device of that name was not ours). */
+        provider_data_replace(model, NULL);
         snap_state_free(st);
         return code;
 }

@@ -238,3 +238,8 @@ void provider_data_replace(Snapshot *model, json_object *j) {
         json_object_put(model->provider_data);
         model->provider_data = j;
 }
+
+int provider_record_intent(ProviderSet *ps, Snapshot *model, json_object *j) {
+        provider_data_replace(model, j);
+        return ps->save_record ? ps->save_record(ps->save_record_userdata) : 0;
+}

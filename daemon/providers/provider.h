@@ -140,6 +140,13 @@ typedef struct ProviderSet {
          * partial hold or commit is exercised for real. NULL: never. */
         const char *test_fail_method;
         size_t test_fail_index;
+        /* Writes the set's in-flight record now, with every snapshot's provider_data as it is
+         * (inflight.h); set by the coordinator. A provider that makes several things in
+         * begin_prepare_snapshot puts their names in provider_data and calls it (through
+         * provider_record_intent()) before it makes the first: a crash in the middle is then
+         * undone by recover() like any other. NULL: no record is kept (tests). */
+        int (*save_record)(void *userdata);
+        void *save_record_userdata;
 } ProviderSet;
 
 struct Provider;
@@ -279,5 +286,8 @@ bool provider_device_is_snapset_own(const BlockDevice *d);
 size_t provider_snapshot_index(const ProviderSet *ps, const ProviderSnapshot *snap);
 /* Makes j (owned) the snapshot's provider_data, dropping what was there. */
 void provider_data_replace(Snapshot *model, json_object *j);
+/* Makes j (owned) the snapshot's provider_data and has the in-flight record written
+ * (ProviderSet.save_record), before the provider makes what j names. */
+int provider_record_intent(ProviderSet *ps, Snapshot *model, json_object *j);
 /* Sets *ret_reason to the formatted reason and returns VOLUME_NOT_SUPPORTED, or -ENOMEM. */
 int provider_not_supported(char **ret_reason, const char *format, ...) _printf_(2, 3);

@@ -48,6 +48,10 @@ static VssCode answer(int which, int m, ProviderResult *res) {
         return script[which][m];
 }
 
+/* Whether the in-flight record named each snapshot when its provider's begin was called. */
+static bool record_before_begin = true;
+static bool inflight_names(const char *id);
+
 static void check_inside_window(void) {
         if (!log_is_held() || !set_events_held())
                 window_violation = true;
@@ -55,6 +59,8 @@ static void check_inside_window(void) {
 
 #define FAKE_OPS(which)                                                                                  \
         static VssCode begin_##which(ProviderSet *ps, ProviderSnapshot *s, ProviderResult *r) {          \
+                if (!inflight_names(s->snapshot->id))                                                    \
+                        record_before_begin = false;                                                     \
                 return answer(which, M_BEGIN, r);                                                        \
         }                                                                                                \
         static VssCode end_##which(ProviderSet *ps, ProviderResult *r) { return answer(which, M_END, r); } \
@@ -192,6 +198,14 @@ static size_t count_files(const char *dir) {
         return (size_t) atoi(buf);
 }
 
+/* Some record in inflight_dir names id. */
+static bool inflight_names(const char *id) {
+        char cmd[400];
+
+        snprintf(cmd, sizeof cmd, "grep -qs '%s' '%s'/*.json", id, inflight_dir);
+        return system(cmd) == 0;
+}
+
 /* ---------------------------------------------------------------- tests */
 
 START_TEST(test_a_successful_set_runs_every_phase_in_order_across_providers) {
@@ -212,7 +226,8 @@ START_TEST(test_a_successful_set_runs_every_phase_in_order_across_providers) {
         ck_assert(!window_violation);
         ck_assert(!event_inside_window);
         ck_assert(some_event_contains("created", "3 volume(s)"));
-        ck_assert_uint_eq(count_files(inflight_dir), 0);
+        /* The record stays until the set is in the state directory (sets_add() removes it). */
+        ck_assert_uint_eq(count_files(inflight_dir), 1);
         ck_assert_int_eq(set_creation_phase(c), SET_PHASE_DONE);
 }
 END_TEST
@@ -387,6 +402,49 @@ START_TEST(test_the_test_hook_fails_the_phase_of_the_named_volume) {
 }
 END_TEST
 
+START_TEST(test_every_snapshot_is_recorded_before_its_provider_begins) {
+        _cleanup_(set_creation_freep) SetCreation *c = NULL;
+
+        record_before_begin = true;
+        c = three_volume_set();
+        ck_assert(record_before_begin);
+}
+END_TEST
+
+/* A failed AddToSnapshotSet whose provider cannot undo it either: the set goes on without the
+ * volume, and the snapshot keeps a record of its own for Cleanup, naming why. */
+START_TEST(test_a_failed_add_that_cannot_be_undone_keeps_a_record_of_its_own) {
+        _cleanup_(set_creation_freep) SetCreation *c = three_volume_set();
+        BlockDevice v3 = volume(3);
+        InflightEntry *e = NULL;
+        Snapshot *snap = NULL;
+        SetOutcome out = {};
+        size_t n = 0;
+
+        script[1][M_BEGIN] = VSS_E_PROVIDER_VETO;
+        script[1][M_ABORT] = VSS_E_PROVIDER_VETO;
+        veto_message[1] = "device busy";
+        ck_assert_int_eq(set_creation_add(c, "/dev/mapper/v3", &v3, &fake_b, 0, &snap, &out), VSS_E_PROVIDER_VETO);
+        ck_assert_uint_eq(set_creation_set(c)->n_snapshots, 3);
+        ck_assert_uint_eq(count_files(inflight_dir), 2);
+        ck_assert_int_eq(inflight_list(inflight_dir, set_creation_set(c)->id, &e, &n), 0);
+        ck_assert_uint_eq(n, 1);
+        ck_assert_str_eq(e[0].set_id, set_creation_set(c)->id);
+        ck_assert_msg(strstr(e[0].attention, "/dev/mapper/v3") && strstr(e[0].attention, "device busy"),
+                      "%s", e[0].attention);
+        inflight_entries_free(e, n);
+        ck_assert(some_event_contains("could not undo", "snapsetctl cleanup"));
+
+        /* Cleanup: its provider recovers the one snapshot, and the record goes; the set's own
+         * record (in creation) is left alone. */
+        script[1][M_BEGIN] = script[1][M_ABORT] = S_OK;
+        calls[0] = 0;
+        ck_assert_int_eq(inflight_recover(inflight_dir, set_creation_set(c)->id, &settings, sink, NULL, NULL), 1);
+        ck_assert_str_eq(calls, "B.recover");
+        ck_assert_uint_eq(count_files(inflight_dir), 1);
+}
+END_TEST
+
 START_TEST(test_an_abort_before_do_aborts_what_was_prepared) {
         _cleanup_(set_creation_freep) SetCreation *c = three_volume_set();
 
@@ -478,6 +536,8 @@ Suite *suite_coordinator(void) {
         tcase_add_test(tc, test_do_without_volumes_and_add_after_do_are_refused);
         tcase_add_test(tc, test_holding_too_long_is_hold_writes_timeout_and_undone);
         tcase_add_test(tc, test_the_test_hook_fails_the_phase_of_the_named_volume);
+        tcase_add_test(tc, test_every_snapshot_is_recorded_before_its_provider_begins);
+        tcase_add_test(tc, test_a_failed_add_that_cannot_be_undone_keeps_a_record_of_its_own);
         tcase_add_test(tc, test_an_abort_before_do_aborts_what_was_prepared);
         tcase_add_test(tc, test_recovery_lets_every_recorded_snapshot_recover_and_removes_the_record);
         tcase_add_test(tc, test_a_failed_abort_keeps_its_record_until_recovery_succeeds);

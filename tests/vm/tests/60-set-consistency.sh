@@ -146,9 +146,73 @@ cleanup_set() {
 	step "ok: $label: deleted; no snapset device, loop device or COW file left; origin tables as before"
 }
 
+# --- a second client while the 8-volume set is created -------------------------
+#
+# The daemon keeps serving during a set: a Monitor stream and a client polling GetStatus and
+# ListSnapshots every 50 ms, each on a new connection, alongside the 8-volume create. Its
+# results: the phases Monitor streamed, the phases GetStatus showed, and the slowest answers.
+observer_start() {
+	local out=$1
+	# Its output elsewhere: the caller's $(...) would otherwise wait for it to end.
+	snapset_py "$out" >"$out.log" 2>&1 <<'PY' &
+out = sys.argv[1]
+mon = conn()
+send(mon, "Monitor", more=True)
+mon.sock.settimeout(0.05)
+open(out + ".ready", "w").close()
+streamed, seen, slowest = [], [], {"GetStatus": 0.0, "ListSnapshots": 0.0}
+deadline = time.monotonic() + 600
+while time.monotonic() < deadline and not streamed[-1:] in (["done"], ["aborted"]):
+    for method in slowest:
+        c = conn()
+        t = time.monotonic()
+        send(c, method, more=method == "ListSnapshots")
+        r = recv(c)
+        while r.get("continues"):
+            r = recv(c)
+        slowest[method] = max(slowest[method], time.monotonic() - t)
+        if method == "GetStatus" and r["parameters"]["setInProgress"]:
+            phase = r["parameters"]["setInProgress"]["phase"]
+            if seen[-1:] != [phase]:
+                seen.append(phase)
+        c.close()
+    try:
+        while True:
+            e = recv(mon, timeout=0.05)["parameters"]["event"]
+            if e["type"] == "set-phase":
+                streamed.append(e["phase"])
+    except (socket.timeout, TimeoutError):
+        pass
+    time.sleep(0.05)
+json.dump({"streamed": streamed, "seen": seen, "slowest": slowest}, open(out, "w"))
+PY
+	echo $!
+}
+
 take_set "1 volume" 0
 take_set "2 volumes" 0 1
+obs=$SNAPSET_VM_TMP/observer.json
+obs_pid=$(observer_start "$obs")
+for _ in $(seq 100); do [[ -e $obs.ready ]] && break; sleep 0.1; done
+[[ -e $obs.ready ]] || fail "the observer did not subscribe to Monitor"
+t_create0=$(now_usec)
 take_set "8 volumes" 0 1 2 3 4 5 6 7
+t_create=$(($(now_usec) - t_create0))
+wait "$obs_pid" || fail "the observer failed: $(cat "$obs.log")"
+step "second client during the 8-volume set: $(cat "$obs")"
+assert_eq "$(jq -c .streamed "$obs")" \
+	'["adding","preparing","flushing","holding","committing","releasing","thawing","finishing","done"]' \
+	"the phases Monitor streamed, in order"
+# GetStatus showed the set moving through its phases as it happened (the polls are 50 ms apart;
+# preparing alone takes seconds under TCG), and every answer came while the set was still being
+# made, far sooner than the set itself.
+jq -e '(.seen | any(. == "adding")) and (.seen | any(. == "preparing"))' "$obs" >/dev/null ||
+	fail "GetStatus did not show the set's phases live: $(jq -c .seen "$obs")"
+for m in GetStatus ListSnapshots; do
+	slow=$(jq -r ".slowest.$m * 1000000 | floor" "$obs")
+	((slow < t_create / 4)) || fail "$m took $slow us during a $t_create us create: the daemon stopped serving"
+	step "ok: $m answered within $((slow / 1000)) ms at worst while the set took $((t_create / 1000)) ms"
+done
 touch "$fsync_flag"
 sleep 0.5
 take_set "8 volumes, fsync" 0 1 2 3 4 5 6 7
