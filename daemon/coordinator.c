@@ -261,8 +261,12 @@ static void set_phase(SetCreation *c, SetPhase phase) {
 
 static void enter_phase(SetCreation *c, SetPhase phase) {
         set_phase(c, phase);
-        if (c->options.hooks.kill_phase == phase)
+        if (c->options.hooks.kill_phase == phase) {
+                /* The guardian is in our process group (it never leaves it). */
+                if (c->options.hooks.kill_all)
+                        (void) kill(0, SIGKILL);
                 raise(SIGKILL);
+        }
 }
 
 /* ---------------------------------------------------------------- life of the object */

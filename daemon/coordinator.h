@@ -77,6 +77,8 @@ typedef struct CoordinatorTestHooks {
         SetPhase kill_phase;          /* raise(SIGKILL) once this phase has started */
         SetPhase fail_inside_phase;   /* holding or committing: the provider itself fails on the */
         size_t fail_inside_index;     /* nth snapshot of the set, after doing the ones before it */
+        bool kill_all;                /* kill=...: SIGKILL to the whole process group (the thaw
+                                         guardian too), not only to the daemon */
         bool kill_after_first_freeze; /* raise(SIGKILL) once one filesystem of the set is frozen */
         bool kill_after_first_thaw;   /* ... once one is thawed again (the others still frozen) */
 } CoordinatorTestHooks;

@@ -57,9 +57,10 @@ static void set_event(Manager *m, int priority, const char *type, const Snapshot
 /* ---------------------------------------------------------------- configuration */
 
 /* SNAPSETD_TEST_HOOKS="fail=PHASE:INDEX", "fail-inside=holding|committing:INDEX",
- * "kill=PHASE", "kill=first-freeze" or "kill=half-thawed": lets the test suites make a phase
- * fail on the nth volume (before its provider is called, or inside the provider, after it did
- * the volumes before), or kill the daemon inside the window. Ignored (with a warning) when
+ * "kill=PHASE", "kill-all=PHASE", "kill=first-freeze" or "kill=half-thawed": lets the test
+ * suites make a phase fail on the nth volume (before its provider is called, or inside the
+ * provider, after it did the volumes before), or kill the daemon inside the window (kill-all:
+ * with its thaw guardian, as "systemctl kill --signal=KILL" would). Ignored (with a warning) when
  * malformed; never set in production units. */
 static void parse_test_hooks(CoordinatorTestHooks *h) {
         const char *e = getenv("SNAPSETD_TEST_HOOKS");
@@ -79,6 +80,11 @@ static void parse_test_hooks(CoordinatorTestHooks *h) {
                 snprintf(phase, sizeof phase, "kill=%s", set_phase_to_string(p));
                 if (streq(e, phase))
                         h->kill_phase = p;
+                snprintf(phase, sizeof phase, "kill-all=%s", set_phase_to_string(p));
+                if (streq(e, phase)) {
+                        h->kill_phase = p;
+                        h->kill_all = true;
+                }
                 snprintf(phase, sizeof phase, "fail-inside=%s:", set_phase_to_string(p));
                 if ((p == SET_PHASE_HOLDING || p == SET_PHASE_COMMITTING) && startswith(e, phase) &&
                     sscanf(e + strlen(phase), "%u", &index) == 1) {

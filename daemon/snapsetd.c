@@ -27,6 +27,7 @@ static const char *arg_config = NULL;
 static const char *arg_socket = NULL;
 static const char *arg_state_dir = NULL;
 static int arg_log_level = -1;
+static bool arg_rescue = false;
 
 static void help(void) {
         printf("Usage: snapsetd [OPTION...]\n"
@@ -37,6 +38,8 @@ static void help(void) {
                "                         (ignored when the service manager passes a socket)\n"
                "  -d, --state-dir=DIR    keep state in DIR instead of StateDirectory= (%s)\n"
                "  -l, --log-level=LEVEL  err, warning, notice, info or debug (overrides LogLevel=)\n"
+               "      --rescue           only resume and thaw what an interrupted set left, from\n"
+               "                         the records in /run, then exit (snapset-rescue.service)\n"
                "  -h, --help             show this help\n"
                "  -V, --version          show the version\n"
                "\n"
@@ -51,6 +54,7 @@ static int parse_argv(int argc, char *argv[]) {
                 { "socket",    required_argument, NULL, 's' },
                 { "state-dir", required_argument, NULL, 'd' },
                 { "log-level", required_argument, NULL, 'l' },
+                { "rescue",    no_argument,       NULL, 'R' },
                 { "help",      no_argument,       NULL, 'h' },
                 { "version",   no_argument,       NULL, 'V' },
                 {}
@@ -84,6 +88,9 @@ static int parse_argv(int argc, char *argv[]) {
                                 return -EINVAL;
                         }
                         log_set_max_level(arg_log_level);
+                        break;
+                case 'R':
+                        arg_rescue = true;
                         break;
                 case 'h':
                         help();
@@ -182,6 +189,8 @@ int main(int argc, char *argv[]) {
         /* Before anything may write to a filesystem (the state directory, the journal): resume
          * and thaw what a killed predecessor left, if its guardian could not. */
         sets_rescue(m);
+        if (arg_rescue)
+                return EXIT_SUCCESS;
 
         r = state_directory_prepare(m->state_directory);
         if (r < 0)

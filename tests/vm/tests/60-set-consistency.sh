@@ -153,7 +153,7 @@ cleanup_set() {
 # results: the phases Monitor streamed, the phases GetStatus showed, and the slowest answers.
 observer_start() {
 	local out=$1
-	# Its output elsewhere: the caller's $(...) would otherwise wait for it to end.
+	# In the background of this shell (the caller takes $!), its output in a file.
 	snapset_py "$out" >"$out.log" 2>&1 <<'PY' &
 out = sys.argv[1]
 mon = conn()
@@ -186,13 +186,13 @@ while time.monotonic() < deadline and not streamed[-1:] in (["done"], ["aborted"
     time.sleep(0.05)
 json.dump({"streamed": streamed, "seen": seen, "slowest": slowest}, open(out, "w"))
 PY
-	echo $!
 }
 
 take_set "1 volume" 0
 take_set "2 volumes" 0 1
 obs=$SNAPSET_VM_TMP/observer.json
-obs_pid=$(observer_start "$obs")
+observer_start "$obs"
+obs_pid=$!
 for _ in $(seq 100); do [[ -e $obs.ready ]] && break; sleep 0.1; done
 [[ -e $obs.ready ]] || fail "the observer did not subscribe to Monitor"
 t_create0=$(now_usec)

@@ -12,7 +12,10 @@
 #          in the journal.
 #   state  the same (kill=committing) with /var/lib/snapset bind-mounted from the ext4 volume of
 #          the set and the journal's directory (/var/log/journal) from the xfs one: thawed as
-#          fast, snapsetd starts again, and its recovery events reach the journal.
+#          fast, snapsetd starts again, and its recovery events reach the journal. Then
+#          kill-all=committing, the guardian killed with the daemon: nothing thaws until the
+#          restart, where snapset-rescue.service (no StateDirectory=) thaws before systemd sets
+#          up snapsetd's state directory on the frozen filesystem; the rescue is in the journal.
 #   flush  FlushTimeoutSec=2 and a set of a fast volume and one whose writes are delayed 5 s
 #          (dm-delay): VSS_E_FLUSH_WRITES_TIMEOUT; a writer on the fast one (frozen first) is
 #          blocked for no longer than the flush timeout plus a small margin; a second set is
@@ -105,10 +108,11 @@ assert_recovered() {
 	printf '    journal: %s\n' "${msgs//$'\n'/$'\n    journal: '}"
 }
 
-# One kill: the thaw's timing, checked and printed.
+# One kill: the thaw's timing, checked and printed. HOOKS kill-all=...: the guardian dies with
+# the daemon, nothing thaws before the restart, and the rescue unit at the restart must.
 kill_phase() {
-	local point=$1 what=$2 since out worst
-	snapset_hooks "kill=$point"
+	local point=$1 what=$2 hooks=${3:-kill=$1} since out worst limit=$limit_ms rescue
+	snapset_hooks "$hooks"
 	since=$(now_usec)
 	out=$(kill_and_measure)
 	step "$what: $out"
@@ -118,10 +122,17 @@ kill_phase() {
 		fs_not_frozen "${mnts[@]}"
 	fi
 	worst=$(jq '[.writable_ms[]] | max | ceil' <<<"$out")
-	((worst <= limit_ms)) || fail "$what: a filesystem took a write only $worst ms after snapsetd died (limit $limit_ms ms)"
-	[[ $(jq -r .before_restart <<<"$out") == true ]] || fail "$what: not every filesystem was writable before snapsetd was restarted"
+	if [[ $hooks == kill-all=* ]]; then
+		limit=$(($(jq '.restart_after_ms | ceil' <<<"$out") + $(scaled 3) * 1000))
+		rescue=$(snapset_journal "$since" _SYSTEMD_UNIT=snapset-rescue.service |
+			jq -r 'select(._SYSTEMD_UNIT == "snapset-rescue.service") | .MESSAGE')
+		assert_contains "$rescue" "resumed and thawed" "$what: snapset-rescue.service says what it thawed"
+	else
+		[[ $(jq -r .before_restart <<<"$out") == true ]] || fail "$what: not every filesystem was writable before snapsetd was restarted"
+	fi
+	((worst <= limit)) || fail "$what: a filesystem took a write only $worst ms after snapsetd died (limit $limit ms)"
 	assert_recovered "$what" "$since"
-	step "ok: $what: every filesystem writable $worst ms after snapsetd died (limit $limit_ms ms), before its restart; nothing left"
+	step "ok: $what: every filesystem writable $worst ms after snapsetd died (limit $limit ms)$([[ $hooks == kill-all=* ]] && echo ", by the rescue unit at the restart" || echo ", before its restart"); nothing left"
 }
 
 # --- SIGKILL at every point of the window ------------------------------------------------
@@ -144,6 +155,9 @@ journalctl --flush
 [[ -n $(find "${mnts[1]}/journal" -name '*.journal' -print -quit) ]] ||
 	fail "journald does not write to the set's xfs volume: $(find "${mnts[1]}/journal" | head -n 20)"
 kill_phase committing "state directory and journal on the set, kill=committing"
+
+# The guardian killed too: the restart's rescue unit is what thaws.
+kill_phase committing "state directory and journal on the set, kill-all=committing (guardian killed too)" kill-all=committing
 snapset_hooks ""
 
 # --- a FIFREEZE slower than FlushTimeoutSec ---------------------------------------------
