@@ -11,6 +11,7 @@
 #include <time.h>
 
 #include "coordinator.h"
+#include "device-graph.h"
 #include "freeze.h"
 #include "guardian.h"
 #include "inflight.h"
@@ -707,25 +708,44 @@ static VssCode freeze_failure(SetCreation *c, int r, SetOutcome *out) {
 }
 
 /* The filesystems to freeze: those on every volume of the set but the ones whose provider
- * freezes them itself (skip_freeze). */
+ * freezes them itself (skip_freeze), and those on every device stacked on a volume (a partition,
+ * a dm-crypt device, an LV on it): they write through the volume too. */
 static int freeze_set_prepare_for(SetCreation *c) {
-        _cleanup_free_ dev_t *devices = calloc(c->n ?: 1, sizeof(dev_t));
+        _cleanup_free_ dev_t *devices = NULL;
         size_t n = 0;
+        int r;
 
-        if (!devices)
-                return -ENOMEM;
-        for (size_t i = 0; i < c->n; i++)
+        for (size_t i = 0; i < c->n; i++) {
+                _cleanup_free_ dev_t *above = NULL;
+                size_t n_above = 0;
+                dev_t *a;
+
+                r = device_graph_above("/sys", c->devices[i], &above, &n_above);
+                if (r < 0)
+                        return r;
+                a = reallocarray(devices, n + n_above + 1, sizeof(dev_t));
+                if (!a)
+                        return -ENOMEM;
+                devices = a;
                 if (!c->psnaps[i]->skip_freeze)
                         devices[n++] = c->devices[i];
+                for (size_t k = 0; k < n_above; k++)
+                        devices[n++] = above[k];
+        }
         return freeze_set_prepare(devices, n, c->options.mountinfo_path, &c->freeze);
 }
 
 /* The undo list: every volume of the set, with its filesystem's mountpoint fd if the set freezes
  * it (the FreezeSet's, borrowed), and whether its inactive table is the provider's own. */
 static int undo_prepare(SetCreation *c) {
+        size_t n = c->n, extra = 0;
         int r;
 
-        r = window_undo_new(c->n, &c->undo);
+        /* Filesystems on devices stacked above the volumes get entries of their own. */
+        for (size_t i = 0; i < c->freeze->n_targets; i++)
+                if (!snapshot_on_device(c, c->freeze->targets[i].device))
+                        extra++;
+        r = window_undo_new(n + extra, &c->undo);
         if (r < 0)
                 return r;
         for (size_t i = 0; i < c->n; i++) {
@@ -736,10 +756,12 @@ static int undo_prepare(SetCreation *c) {
                 FreezeTarget *t = &c->freeze->targets[i];
                 UndoVolume *v = window_undo_volume(c->undo, t->device);
 
-                if (v) {
-                        v->fs_fd = t->fd;
-                        t->undo = v;
+                if (!v) {
+                        v = &c->undo->volumes[n++];
+                        v->device = t->device;
                 }
+                v->fs_fd = t->fd;
+                t->undo = v;
         }
         return 0;
 }
@@ -767,6 +789,16 @@ static VssCode prepare_window(SetCreation *c, SetOutcome *out) {
         /* The flush before the window is bounded like the freeze: a device that does not complete
          * writes must not hold the daemon (and its watchdog) for ever, even with nothing frozen. */
         r = freeze_set_prepare_for(c);
+        if (r == -EXDEV) {
+                const Snapshot *snap = snapshot_on_device(c, c->freeze->covered_device);
+
+                outcome_set(out, VSS_E_BAD_STATE, EXDEV, snap ? snap->volume : NULL, snap ? snap->id : NULL,
+                            NULL, NULL, "The filesystem on %s is mounted at %s, but that path now leads to another "
+                            "filesystem (mounted over it, or unmounted since): freezing through it would freeze "
+                            "the wrong one. Nothing was frozen; unmount what covers it, or retry.",
+                            snap ? snap->volume : "a volume of the set", c->freeze->covered_mountpoint);
+                return VSS_E_BAD_STATE;
+        }
         if (r >= 0)
                 r = freeze_set_sync(c->freeze, c->options.flush_timeout_usec);
         if (r < 0) {
@@ -948,6 +980,7 @@ static VssCode run_window(SetCreation *c, SetOutcome *out) {
         uint64_t freeze_start, hold_start = 0, hold_end = 0, thaw_end;
         bool held = false, committed = false;
         VssCode code, released;
+        dev_t suspended = 0;
         int r;
 
         set_events_hold();
@@ -984,6 +1017,15 @@ static VssCode run_window(SetCreation *c, SetOutcome *out) {
         hold_end = now_usec(CLOCK_MONOTONIC);
         if (code == S_OK)
                 code = released;
+        /* Never thaw over a suspended device (the thaw would wait on it for ever): whatever a
+         * provider left suspended is resumed first, and then the set cannot be trusted. */
+        if (window_undo_resume(c->undo, &c->undo_report, &suspended) > 0 && code == S_OK) {
+                outcome_set(out, VSS_E_UNEXPECTED, 0, NULL, NULL, NULL, "ReleaseWrites",
+                            "Device %u:%u was still suspended after every provider released the writes; "
+                            "it was resumed before the thaw, and the set is undone",
+                            major(suspended), minor(suspended));
+                code = VSS_E_UNEXPECTED;
+        }
 
         enter_phase(c, SET_PHASE_THAWING);
         r = freeze_set_thaw(c->freeze);

@@ -6,6 +6,7 @@
 #include <linux/fs.h>
 #include <pthread.h>
 #include <signal.h>
+#include <sys/stat.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
@@ -51,6 +52,8 @@ static bool superblock_listed(const FreezeSet *s, dev_t d) {
 
 static int freeze_set_add(FreezeSet *s, const char *mountpoint, dev_t device) {
         FreezeTarget *t;
+        struct stat st;
+        int r;
 
         t = reallocarray(s->targets, s->n_targets + 1, sizeof(FreezeTarget));
         if (!t)
@@ -68,7 +71,16 @@ static int freeze_set_add(FreezeSet *s, const char *mountpoint, dev_t device) {
         t->fd = open(mountpoint, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
         if (t->fd < 0)
                 return -errno;
-        return 0;
+        /* What the path leads to now must be that filesystem: another one mounted over it
+         * (a container, an automount) or an unmount since the mount table was read would make
+         * FIFREEZE freeze the wrong one, possibly "/". */
+        r = fstat(t->fd, &st) < 0 ? -errno : st.st_dev != device ? -EXDEV : 0;
+        if (r < 0) {
+                safe_close(t->fd);
+                free(t->mountpoint);
+                s->n_targets--;
+        }
+        return r;
 }
 
 static int worker_new(FreezeSet *s);
@@ -104,8 +116,23 @@ int freeze_set_prepare(const dev_t *devices, size_t n, const char *mountinfo_pat
                 if (!target || !device_in(d, devices, n) || superblock_listed(s, d))
                         continue;
                 r = freeze_set_add(s, target, d);
-                if (r < 0)
+                /* -EXDEV, covered: another mount of the same superblock may still be reachable. */
+                if (r < 0 && r != -EXDEV)
                         return r;
+        }
+        /* A filesystem of the set that is mounted, but reachable through none of its paths. */
+        mnt_reset_iter(it, MNT_ITER_FORWARD);
+        while (mnt_table_next_fs(tb, it, &fs) == 0) {
+                dev_t d = mnt_fs_get_devno(fs);
+
+                if (!mnt_fs_get_target(fs) || !device_in(d, devices, n) || superblock_listed(s, d))
+                        continue;
+                s->covered_mountpoint = strdup(mnt_fs_get_target(fs));
+                if (!s->covered_mountpoint)
+                        return -ENOMEM;
+                s->covered_device = d;
+                *ret = TAKE_PTR(s);
+                return -EXDEV;
         }
 
         if (s->n_targets > 1)
@@ -409,6 +436,7 @@ static void freeze_set_destroy(FreezeSet *s) {
                 free(s->worker);
         }
         free(s->targets);
+        free(s->covered_mountpoint);
         free(s);
 }
 

@@ -42,12 +42,19 @@ typedef struct FreezeSet {
         /* Test hooks (SNAPSETD_TEST_HOOKS): raise(SIGKILL) right after the first FIFREEZE, or the
          * first FITHAW, to show that the guardian ends a window whatever point it dies at. */
         bool kill_after_first_freeze, kill_after_first_thaw;
+        /* freeze_set_prepare() returned -EXDEV: a filesystem of the set whose every mountpoint
+         * leads to another filesystem now (mounted over, or unmounted since). */
+        char *covered_mountpoint;
+        dev_t covered_device;
 } FreezeSet;
 
 /* Finds the filesystems mounted from any of the n block devices in devices (using the mount
- * table at mountinfo_path, or the process's own if NULL), and opens each. A device with no
- * mounted filesystem contributes nothing (a raw volume has nothing to freeze). Returns 0 and a
- * new set, or negative errno (-ENOENT if a mountpoint vanished, -ENOMEM). */
+ * table at mountinfo_path, or the process's own if NULL), and opens each, checking with fstat()
+ * that the open directory is on that filesystem. A device with no mounted filesystem contributes
+ * nothing (a raw volume has nothing to freeze). Returns 0 and a new set, or negative errno
+ * (-ENOENT if a mountpoint vanished, -ENOMEM); -EXDEV, with the set in *ret naming it
+ * (covered_mountpoint), when a filesystem of the set is reachable through none of its
+ * mountpoints. */
 int freeze_set_prepare(const dev_t *devices, size_t n, const char *mountinfo_path, FreezeSet **ret);
 
 /* syncfs() on every filesystem of the set, before the window, from the worker thread. Bounded

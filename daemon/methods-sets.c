@@ -9,10 +9,13 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <strings.h>
+#include <linux/magic.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <syslog.h>
 #include <sys/sysmacros.h>
 
+#include "device-graph.h"
 #include "inventory.h"
 #include "json-dispatch.h"
 #include "log.h"
@@ -138,9 +141,18 @@ static void resolved_volume_done(ResolvedVolume *v) {
         blockdev_done(&v->device);
 }
 
+/* btrfs spans devices and reports anonymous device numbers, so freezing "its" block device
+ * would freeze nothing; it has its own snapshots. */
+static int btrfs_refused(MethodCall *mc, const char *volume) {
+        return set_error(mc, VSS_E_VOLUME_NOT_SUPPORTED, &(VssErrorFields) { .volume = volume },
+                         "Volume '%s' holds a btrfs filesystem, which snapset cannot freeze through its "
+                         "device: use btrfs's own snapshots (btrfs subvolume snapshot, or snapper).", volume) ?: 1;
+}
+
 /* Finds the block device a volume names: a block device node, or a mounted filesystem's
  * directory (then the device it is mounted from). Replies the error and returns 1 if it cannot. */
 static int resolve_device(MethodCall *mc, const char *volume, dev_t *ret) {
+        struct statfs sfs;
         struct stat st;
 
         if (!volume[0] || volume[0] != '/')
@@ -159,6 +171,8 @@ static int resolve_device(MethodCall *mc, const char *volume, dev_t *ret) {
                 *ret = st.st_dev;
                 return 0;
         }
+        if (S_ISDIR(st.st_mode) && statfs(volume, &sfs) >= 0 && sfs.f_type == BTRFS_SUPER_MAGIC)
+                return btrfs_refused(mc, volume);
         return set_error(mc, E_INVALIDARG, &(VssErrorFields) { .volume = volume },
                                 "Volume '%s' is neither a block device nor a directory on a "
                                 "block-device filesystem.", volume) ?: 1;
@@ -241,11 +255,30 @@ static int resolve_volume(MethodCall *mc, SetCreation *c, const char *volume, co
         r = resolve_device(mc, volume, &dev);
         if (r != 0)
                 return r;
-        for (size_t i = 0; i < s->n_snapshots; i++)
-                if (s->snapshots[i]->volume_device == dev)
+        for (size_t i = 0; i < s->n_snapshots; i++) {
+                const Snapshot *other = s->snapshots[i];
+
+                if (other->volume_device == dev)
                         return set_error(mc, E_INVALIDARG, &(VssErrorFields) { .volume = volume, .set_id = s->id },
                                                 "Volume '%s' is already in the set (as '%s').", volume,
-                                                s->snapshots[i]->volume) ?: 1;
+                                                other->volume) ?: 1;
+                /* Two layers of one stack: the lower one's snapshot already holds the upper one's
+                 * data (and its filesystem is frozen through the stack), and suspending both
+                 * could deadlock. Keeping the lower one also keeps a dm-crypt volume encrypted. */
+                for (int up = 0; up < 2; up++) {
+                        dev_t upper = up ? dev : other->volume_device, lower = up ? other->volume_device : dev;
+
+                        if (device_graph_is_above("/sys", upper, lower) <= 0)
+                                continue;
+                        return set_error(mc, E_INVALIDARG, &(VssErrorFields) { .volume = volume, .set_id = s->id },
+                                                "Volume '%s' is stacked %s '%s', which is already in the set: a set "
+                                                "takes one layer of a stack, the lower one (its snapshot holds the "
+                                                "upper one's data, and the filesystem on top is frozen through it). "
+                                                "%s", volume, up ? "on" : "under", other->volume,
+                                                up ? "Leave this one out." :
+                                                "Start the set again with this one instead of the other.") ?: 1;
+                }
+        }
         if (sets_count_snapshots_of(mc->manager, dev) >= cfg->max_snapshots_per_volume)
                 return set_error(mc, VSS_E_MAXIMUM_NUMBER_OF_SNAPSHOTS_REACHED,
                                         &(VssErrorFields) { .volume = volume },
@@ -260,6 +293,8 @@ static int resolve_volume(MethodCall *mc, SetCreation *c, const char *volume, co
                                         volume, major(dev), minor(dev)) ?: 1;
         if (r < 0)
                 return r;
+        if (streq_ptr(v->device.fs_type, "btrfs"))
+                return btrfs_refused(mc, volume);
         return choose_provider(mc, volume, provider, v);
 }
 

@@ -114,21 +114,36 @@ static void note_failure(UndoReport *report, dev_t d, int error) {
         }
 }
 
-void window_undo_volume_run(const WindowUndo *u, UndoVolume *v, UndoReport *report) {
+/* Resumes v's device if it is a suspended dm device. Returns 1 if it was suspended. */
+static int resume_volume(const WindowUndo *u, UndoVolume *v, UndoReport *report) {
         bool inactive = false;
         int r;
 
         r = dm_raw_suspended(u->control_fd, v->device, &inactive);
-        if (r > 0) {
-                if (inactive && v->drop_inactive)
-                        (void) dm_raw_clear(u->control_fd, v->device);
-                r = dm_raw_resume(u->control_fd, v->device);
-                if (r < 0)
-                        note_failure(report, v->device, r);
-                else if (report)
-                        report->resumed++;
-        }
         /* -ENXIO: not a dm device (a loop device, a partition), nothing to resume. */
+        if (r <= 0)
+                return 0;
+        if (inactive && v->drop_inactive)
+                (void) dm_raw_clear(u->control_fd, v->device);
+        r = dm_raw_resume(u->control_fd, v->device);
+        if (r < 0)
+                note_failure(report, v->device, r);
+        else if (report)
+                report->resumed++;
+        return 1;
+}
+
+size_t window_undo_resume(WindowUndo *u, UndoReport *report, dev_t *ret_first) {
+        size_t n = 0;
+
+        for (size_t i = 0; u && i < u->n_volumes; i++)
+                if (resume_volume(u, &u->volumes[i], report) > 0 && n++ == 0 && ret_first)
+                        *ret_first = u->volumes[i].device;
+        return n;
+}
+
+void window_undo_volume_run(const WindowUndo *u, UndoVolume *v, UndoReport *report) {
+        (void) resume_volume(u, v, report);
 
         if (v->fs_fd >= 0 && atomic_load(&v->frozen)) {
                 /* EINVAL: not frozen (any more): the state we want. */

@@ -75,6 +75,11 @@ UndoVolume *window_undo_volume(WindowUndo *u, dev_t d);
 void window_undo_volume_run(const WindowUndo *u, UndoVolume *v, UndoReport *report);
 /* Every volume, in order. */
 void window_undo_run(WindowUndo *u, UndoReport *report);
+/* Only the resumes: every volume still suspended is resumed (an inactive table of the set's own
+ * dropped first). Returns how many were suspended, and the first one in *ret_first. Run between
+ * the providers' release and the thaw: a filesystem is never thawed over a suspended device
+ * (the thaw would write its superblock into it and wait for ever). */
+size_t window_undo_resume(WindowUndo *u, UndoReport *report, dev_t *ret_first);
 
 /* For the in-flight record: the volumes (device, drop_inactive) and each one's mountpoint, so
  * that a restarted daemon can do the same from /run alone. */

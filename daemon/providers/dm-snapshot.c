@@ -52,6 +52,13 @@
 #define SNAPSHOT_NAME_PREFIX "snapset-"
 /* The longest ID that fits both the name (127) and the UUID (128) after its prefix. */
 #define REAL_ID_MAX (DM_NAME_MAX - (sizeof(REAL_NAME_PREFIX) - 1))
+/* Why a dm-crypt device is not snapshotted itself: its snapshot would keep the plaintext in a
+ * COW store elsewhere, and its table, which the origin's real device must copy and the record
+ * must keep, holds the volume key (or, for LUKS2, a keyring reference that cannot be loaded
+ * again). The device under it holds the ciphertext and the LUKS header. */
+#define CRYPT_ADVICE "a dm-crypt device: snapshot the device under it (the one holding the LUKS " \
+        "header) instead; that snapshot stays encrypted, and the filesystem on top is frozen " \
+        "through the stack"
 
 /* ---------------------------------------------------------------- the record */
 
@@ -498,6 +505,21 @@ static int teardown(const DmSnapshotRecord *rec, bool resume_suspended_origin, u
 
 /* ---------------------------------------------------------------- prepare */
 
+/* Whether a line of table has target type. */
+static bool table_has_target(const char *table, const char *type) {
+        for (const char *line = table; line && *line;) {
+                const char *nl = strchr(line, '\n');
+                size_t len = nl ? (size_t) (nl - line) : strlen(line);
+                _cleanup_free_ char *t = NULL, *params = NULL;
+                uint64_t start, length;
+
+                if (dm_table_line_parse(line, len, &start, &length, &t, &params) >= 0 && streq(t, type))
+                        return true;
+                line = nl ? nl + 1 : NULL;
+        }
+        return false;
+}
+
 /* The origin's live table, checked: one this provider can put under a snapshot-origin. Returns
  * S_OK with the table and, if the origin already is the snapshot-origin of a snapset real device
  * (it has snapset snapshots), that device's number in *ret_real_*. */
@@ -516,6 +538,10 @@ static VssCode origin_check(const DmInfo *origin, size_t index, char **ret_table
                                      "device-mapper tool is changing it): retry when that is done, or drop it "
                                      "with 'dmsetup clear %s'", origin->name, origin->name);
         r = dm_device_table(DM_REF_DEVNUM(origin->major, origin->minor), false, &table);
+        if (r >= 0 && table_has_target(table, "crypt"))
+                /* Checked before anything is allocated, and the table (its key) goes nowhere. */
+                return provider_fail(res, index, 0, VSS_E_VOLUME_NOT_SUPPORTED_BY_PROVIDER, "%s is %s",
+                                     origin->name, CRYPT_ADVICE);
         if (r < 0)
                 return provider_fail(res, index, r, provider_code_from_errno(r, VSS_E_OBJECT_NOT_FOUND),
                                      "Cannot read the table of %s", origin->name);
@@ -865,9 +891,59 @@ static VssCode dm_snapshot_end_prepare(ProviderSet *ps, ProviderResult *res) {
         return S_OK;
 }
 
+/* The target of a table's first line, for messages ("crypt", "linear"), or "no table". */
+static const char *table_target(const char *table, char *buf, size_t size) {
+        _cleanup_free_ char *type = NULL, *params = NULL;
+        uint64_t start, length;
+        const char *nl;
+
+        if (!table || !table[0])
+                return "no table";
+        nl = strchr(table, '\n');
+        if (dm_table_line_parse(table, nl ? (size_t) (nl - table) : strlen(table), &start, &length, &type, &params) < 0)
+                return "unreadable";
+        snprintf(buf, size, "%s", type);
+        return buf;
+}
+
+/* Whether table is exactly a snapshot-origin of real over the origin's whole length. */
+static bool is_our_origin_table(const char *table, const DmSnapState *st) {
+        uint64_t length = 0, ours = 0;
+        unsigned ma, mi;
+
+        return table && dm_snapshot_origin_table_parse(table, &ma, &mi) > 0 && ma == st->real_major &&
+               mi == st->real_minor && dm_table_length(table, &length) >= 0 &&
+               dm_table_length(st->rec.origin_table, &ours) >= 0 && length == ours;
+}
+
+/* The origin's tables are the ones this set expects: the inactive one we loaded (or none, when
+ * the origin already is a snapshot-origin), and for the latter the live one. Another tool
+ * (cryptsetup refresh, kpartx, dmsetup reload) may have loaded its own since AddToSnapshotSet:
+ * the release would make it live, and the origin's writes would bypass the snapshot. */
+static VssCode origin_tables_check(const DmSnapState *st, size_t index, ProviderResult *res) {
+        _cleanup_free_ char *table = NULL;
+        DmRef o = DM_REF_DEVNUM(st->origin_major, st->origin_minor);
+        bool inactive = st->rec.loaded_origin_table;
+        char target[64];
+        int r;
+
+        r = dm_device_table(o, inactive, &table);
+        if (r < 0)
+                return provider_fail(res, index, r, VSS_E_BAD_STATE, "Cannot read the %s table of %s",
+                                     inactive ? "inactive" : "live", st->rec.origin_name);
+        if (!is_our_origin_table(table, st))
+                return provider_fail(res, index, ESTALE, VSS_E_BAD_STATE, "The %s table of %s is not the one snapset "
+                                     "loaded (its target is %s): another tool changed it since AddToSnapshotSet; "
+                                     "the set is undone and %s keeps its own table. Retry when that tool is done",
+                                     inactive ? "inactive" : "live", st->rec.origin_name,
+                                     table_target(table, target, sizeof target), st->rec.origin_name);
+        return S_OK;
+}
+
 static VssCode dm_snapshot_pre_commit(ProviderSet *ps, ProviderResult *res) {
         for (size_t i = 0; i < ps->n_snapshots; i++) {
                 DmSnapState *st = ps->snapshots[i]->state;
+                VssCode code;
                 DmInfo o, s;
 
                 if (!st)
@@ -882,6 +958,9 @@ static VssCode dm_snapshot_pre_commit(ProviderSet *ps, ProviderResult *res) {
                     o.inactive_table != st->rec.loaded_origin_table)
                         return provider_fail(res, i, ESTALE, VSS_E_BAD_STATE, "%s changed since it was prepared "
                                              "(suspended, renamed, or its inactive table changed)", st->rec.origin_name);
+                code = origin_tables_check(st, i, res);
+                if (code != S_OK)
+                        return code;
                 /* Ours: an emergency resume drops it, and the origin comes back as it was. */
                 ps->snapshots[i]->undo_drop_inactive = st->rec.loaded_origin_table;
         }
@@ -1014,6 +1093,24 @@ static VssCode snapshot_check_status(const char *name, size_t index, DmSnapshotR
         return S_OK;
 }
 
+static VssCode origin_live_check(const DmSnapState *st, size_t index, ProviderResult *res) {
+        _cleanup_free_ char *table = NULL;
+        char target[64];
+        int r;
+
+        r = dm_device_table(DM_REF_DEVNUM(st->origin_major, st->origin_minor), false, &table);
+        if (r < 0)
+                return provider_fail(res, index, r, VSS_E_BAD_STATE, "Cannot read the table of %s",
+                                     st->rec.origin_name);
+        if (!is_our_origin_table(table, st))
+                return provider_fail(res, index, ESTALE, VSS_E_BAD_STATE, "After the snapshot, %s does not run the "
+                                     "snapshot-origin table onto %s (its target is %s): its writes would not be "
+                                     "copied into snapshot %s, so the set is undone", st->rec.origin_name,
+                                     st->rec.real_name, table_target(table, target, sizeof target),
+                                     st->rec.snapshot_name);
+        return S_OK;
+}
+
 static int model_set_device(Snapshot *model, const char *dm_name) {
         char *p;
 
@@ -1040,6 +1137,12 @@ static VssCode dm_snapshot_post_commit(ProviderSet *ps, ProviderResult *res) {
                 if (!st || !st->snapshot_resumed)
                         return provider_fail(res, i, EINVAL, VSS_E_BAD_STATE, "A snapshot was not committed");
                 code = snapshot_check_status(st->rec.snapshot_name, i, NULL, model, res);
+                if (code != S_OK)
+                        return code;
+                /* The origin runs the snapshot-origin table now: a swap that failed in the kernel
+                 * (which then keeps the old table, and a second resume "succeeds" on it) would
+                 * leave its writes uncopied. */
+                code = origin_live_check(st, i, res);
                 if (code != S_OK)
                         return code;
                 if (model_set_device(model, st->rec.snapshot_name) < 0)
@@ -1382,6 +1485,8 @@ static int dm_snapshot_is_volume_supported(const BlockDevice *d, char **ret_reas
         if (blockdev_strv_contains(d->dm_targets, "thin-pool"))
                 return provider_not_supported(ret_reason, "a thin pool, not a volume: snapshot the "
                                               "thin volumes in it");
+        if (blockdev_strv_contains(d->dm_targets, "crypt"))
+                return provider_not_supported(ret_reason, CRYPT_ADVICE);
         return VOLUME_SUPPORTED;
 }
 

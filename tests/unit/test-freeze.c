@@ -46,36 +46,6 @@ static void write_mountinfo(const char *path, const char *lines[], size_t n) {
         fclose(f);
 }
 
-START_TEST(test_children_are_frozen_before_parents_and_each_superblock_once) {
-        char mi[300], a[300], ab[300], c[300], l[4][600];
-        const char *lines[4];
-        _cleanup_(freeze_set_freep) FreezeSet *s = NULL;
-        dev_t devs[] = { makedev(7, 1), makedev(7, 2) };
-
-        make_dir("a");
-        make_dir("a/b");
-        make_dir("c");
-        snprintf(a, sizeof a, "%s/a", tmp);
-        snprintf(ab, sizeof ab, "%s/a/b", tmp);
-        snprintf(c, sizeof c, "%s/c", tmp);
-        snprintf(l[0], sizeof l[0], "7:1 / %s rw - ext4 /dev/loop1 rw", a);
-        snprintf(l[1], sizeof l[1], "7:2 / %s rw - xfs /dev/loop2 rw", ab);
-        snprintf(l[2], sizeof l[2], "7:1 /sub %s rw - ext4 /dev/loop1 rw", c);   /* bind mount */
-        snprintf(l[3], sizeof l[3], "7:3 / %s rw - ext4 /dev/loop3 rw", c);      /* not in the set */
-        for (int i = 0; i < 4; i++)
-                lines[i] = l[i];
-        snprintf(mi, sizeof mi, "%s/mountinfo", tmp);
-        write_mountinfo(mi, lines, 4);
-
-        ck_assert_int_eq(freeze_set_prepare(devs, 2, mi, &s), 0);
-        ck_assert_uint_eq(s->n_targets, 2);
-        ck_assert_str_eq(s->targets[0].mountpoint, ab);
-        ck_assert_str_eq(s->targets[1].mountpoint, a);
-        ck_assert(s->targets[0].device == makedev(7, 2));
-        ck_assert_int_ge(s->targets[0].fd, 0);
-}
-END_TEST
-
 START_TEST(test_a_device_with_nothing_mounted_gives_an_empty_set) {
         char mi[300];
         const char *lines[] = { "8:1 / / rw - ext4 /dev/sda1 rw" };
@@ -113,6 +83,89 @@ static bool loopfs_in_tmp(LoopFs *l, const char *fstype) {
         snprintf(mnt, sizeof mnt, "%s/mnt-%s", tmp, fstype);
         return loopfs_make(l, tmp, mnt, fstype, "320M");
 }
+
+static void run(const char *format, const char *a, const char *b) {
+        char cmd[800];
+
+        snprintf(cmd, sizeof cmd, format, a, b);
+        ck_assert_msg(system(cmd) == 0, "failed: %s", cmd);
+}
+
+/* Real mounts: A at a, B at a/b (inside A), A's subdirectory bind-mounted at c. */
+START_TEST(test_children_are_frozen_before_parents_and_each_superblock_once) {
+        _cleanup_(freeze_set_freep) FreezeSet *s = NULL;
+        char a[300], ab[300], c[300];
+        LoopFs A = {}, B = {};
+
+        if (!loopfs_available()) {
+                printf("skipped: needs root and loop devices\n");
+                return;
+        }
+        snprintf(a, sizeof a, "%s/a", tmp);
+        snprintf(ab, sizeof ab, "%s/a/b", tmp);
+        snprintf(c, sizeof c, "%s/c", tmp);
+        ck_assert(loopfs_make(&A, tmp, a, "ext4", "64M"));
+        make_dir("a/sub");
+        make_dir("c");
+        make_dir("image-b");   /* loopfs names images by type and pid */
+        snprintf(c, sizeof c, "%s/image-b", tmp);
+        ck_assert(loopfs_make(&B, c, ab, "ext4", "64M"));
+        snprintf(c, sizeof c, "%s/c", tmp);
+        run("mount --bind '%s/sub' '%s'", a, c);
+
+        dev_t devs[] = { A.dev, B.dev };
+        ck_assert_int_eq(freeze_set_prepare(devs, 2, NULL, &s), 0);
+        ck_assert_uint_eq(s->n_targets, 2);
+        ck_assert_str_eq(s->targets[0].mountpoint, ab);
+        ck_assert_str_eq(s->targets[1].mountpoint, a);
+        ck_assert(s->targets[0].device == B.dev);
+        ck_assert_int_ge(s->targets[0].fd, 0);
+
+        s = freeze_set_free(s);
+        run("umount '%s'%s", c, "");
+        loopfs_remove(&B);
+        loopfs_remove(&A);
+}
+END_TEST
+
+/* A filesystem of the set with something mounted over its mountpoint: FIFREEZE through the path
+ * would hit the one on top. Refused, unless another mount of the same filesystem is reachable. */
+START_TEST(test_an_overmounted_mountpoint_is_never_frozen_through) {
+        _cleanup_(freeze_set_freep) FreezeSet *s = NULL;
+        char m[300], c[300];
+        LoopFs A = {};
+
+        if (!loopfs_available()) {
+                printf("skipped: needs root and loop devices\n");
+                return;
+        }
+        snprintf(m, sizeof m, "%s/m", tmp);
+        snprintf(c, sizeof c, "%s/c", tmp);
+        ck_assert(loopfs_make(&A, tmp, m, "ext4", "64M"));
+        run("mount -t tmpfs snapset-test-cover '%s'%s", m, "");
+
+        dev_t devs[] = { A.dev };
+        ck_assert_int_eq(freeze_set_prepare(devs, 1, NULL, &s), -EXDEV);
+        ck_assert_ptr_nonnull(s);
+        ck_assert_str_eq(s->covered_mountpoint, m);
+        ck_assert(s->covered_device == A.dev);
+        ck_assert_uint_eq(s->n_targets, 0);
+        s = freeze_set_free(s);
+
+        /* The same filesystem also mounted where nothing covers it: that mount is used. */
+        run("umount '%s'%s", m, "");
+        make_dir("c");
+        run("mount --bind '%s' '%s'", m, c);
+        run("mount -t tmpfs snapset-test-cover '%s'%s", m, "");
+        ck_assert_int_eq(freeze_set_prepare(devs, 1, NULL, &s), 0);
+        ck_assert_uint_eq(s->n_targets, 1);
+        ck_assert_str_eq(s->targets[0].mountpoint, c);
+
+        s = freeze_set_free(s);
+        run("umount '%s' && umount '%s'", m, c);
+        loopfs_remove(&A);
+}
+END_TEST
 
 static void freeze_blocks_writers_until_thaw(const char *fstype) {
         LoopFs l = {};
@@ -319,6 +372,7 @@ Suite *suite_freeze(void) {
 
         tcase_add_checked_fixture(tc, setup_tmp, teardown_tmp);
         tcase_add_test(tc, test_children_are_frozen_before_parents_and_each_superblock_once);
+        tcase_add_test(tc, test_an_overmounted_mountpoint_is_never_frozen_through);
         tcase_add_test(tc, test_a_device_with_nothing_mounted_gives_an_empty_set);
         tcase_add_test(tc, test_a_vanished_mountpoint_is_an_error_before_the_window);
         suite_add_tcase(s, tc);

@@ -246,15 +246,24 @@ START_TEST(test_thin_mixed_with_linear_falls_back_to_dm_snapshot) {
 }
 END_TEST
 
-START_TEST(test_linear_crypt_and_striped_devices_go_to_dm_snapshot) {
-        static const char *const kinds[] = { "linear", "crypt", "striped", "snapshot-origin", "multipath" };
+START_TEST(test_linear_striped_and_multipath_devices_go_to_dm_snapshot) {
+        static const char *const kinds[] = { "linear", "striped", "snapshot-origin", "multipath" };
 
         for (size_t i = 0; i < ELEMENTSOF(kinds); i++) {
-                BlockDevice d = dm_device("data", "CRYPT-LUKS2-0123", ((const char *const[]) { kinds[i], NULL }));
+                BlockDevice d = dm_device("data", "mpath-0123", ((const char *const[]) { kinds[i], NULL }));
 
                 assert_selects(&d, true, true, true, "dm-snapshot");
                 blockdev_done(&d);
         }
+}
+END_TEST
+
+/* Its snapshot would hold plaintext, and its table the key: the device under it is the one. */
+START_TEST(test_a_dm_crypt_device_is_refused_with_the_device_under_it_as_advice) {
+        BlockDevice d = dm_device("data", "CRYPT-LUKS2-0123", ((const char *const[]) { "crypt", NULL }));
+
+        assert_refused(&d, true, true, true, "a dm-crypt device: snapshot the device under it");
+        blockdev_done(&d);
 }
 END_TEST
 
@@ -354,7 +363,8 @@ Suite *suite_provider(void) {
         tcase_add_test(tc, test_thin_volume_without_usable_dm_thin_says_why);
         tcase_add_test(tc, test_thin_pool_is_refused_as_not_a_volume);
         tcase_add_test(tc, test_thin_mixed_with_linear_falls_back_to_dm_snapshot);
-        tcase_add_test(tc, test_linear_crypt_and_striped_devices_go_to_dm_snapshot);
+        tcase_add_test(tc, test_linear_striped_and_multipath_devices_go_to_dm_snapshot);
+        tcase_add_test(tc, test_a_dm_crypt_device_is_refused_with_the_device_under_it_as_advice);
         tcase_add_test(tc, test_dm_device_without_device_mapper_explains_the_kernel);
         tcase_add_test(tc, test_dm_device_with_unreadable_table_goes_to_dm_snapshot);
         tcase_add_test(tc, test_snapset_own_devices_are_never_snapshotted);

@@ -46,8 +46,9 @@ print(json.dumps({"set": sid, "snapshot": snap, "abort": r}))
 PY
 py_pid=$!
 read -r snap <"$holder_fifo"
-udevadm settle
-exec {hold_fd}<"/dev/mapper/snapset-$snap"
+# Without a live table udev makes no /dev/mapper node: the kernel's /dev/dm-N is there.
+minor=$(dmsetup info -c --noheadings -o minor "snapset-$snap")
+exec {hold_fd}<"/dev/dm-$((minor))"
 touch "$holder_fifo.held"
 wait "$py_pid" || fail "the client failed: $(cat "$SNAPSET_VM_TMP/abort.json")"
 step "AbortSnapshotSet with snapset-$snap held open: $(cat "$SNAPSET_VM_TMP/abort.json")"
