@@ -556,9 +556,20 @@ static void activate_all(Manager *m) {
                         VssCode code;
                         bool last = set->n_snapshots == 1;
 
+                        bool was_invalid = snap->invalid;
+
                         if (!p || !p->ops->activate_snapshot)
                                 continue;
                         code = p->ops->activate_snapshot(snap, &r->settings, &res);
+                        if (code == S_OK && snap->invalid && !was_invalid) {
+                                /* Never re-armed silently: it says why, and stays invalid. */
+                                set_event(m, LOG_WARNING, "snapshot-invalid", set, snap, "Snapshot %s of '%s' (set %s) "
+                                          "is invalid: %s.", snap->id, snap->volume, set->id, res.message);
+                                if (store_save_set(m->state_directory, set) < 0)
+                                        log_warning("Could not record that snapshot %s is invalid; it is found "
+                                                    "again at the next start.", snap->id);
+                                continue;
+                        }
                         if (code != S_OK && res.snapshot_gone) {
                                 set_event(m, LOG_WARNING, "snapshot-gone", set, snap, "Snapshot %s of '%s' (set %s) "
                                           "no longer exists and is forgotten: %s", snap->id, snap->volume, set->id,

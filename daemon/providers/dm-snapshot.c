@@ -1252,6 +1252,25 @@ static VssCode dm_snapshot_recover(Snapshot *snap, const ProviderSettings *setti
         return undo_from_record(snap, true, res);
 }
 
+/* Writes completed on a block device since it appeared (the fifth field of its sysfs stat). */
+static int origin_writes(unsigned major, unsigned minor, uint64_t *ret) {
+        char path[64];
+        unsigned long long f[5];
+        FILE *f_stat;
+        int n;
+
+        snprintf(path, sizeof path, "/sys/dev/block/%u:%u/stat", major, minor);
+        f_stat = fopen(path, "re");
+        if (!f_stat)
+                return -errno;
+        n = fscanf(f_stat, "%llu %llu %llu %llu %llu", &f[0], &f[1], &f[2], &f[3], &f[4]);
+        fclose(f_stat);
+        if (n != 5)
+                return -EBADMSG;
+        *ret = f[4];
+        return 0;
+}
+
 /* Brings a persistent snapshot back after a reboot: the COW file keeps the copied chunks and
  * the exception table (persistent store, "P"), so a loop device on it, the real device with the
  * origin's table, the snapshot device, and the origin switched to snapshot-origin give back the
@@ -1268,7 +1287,7 @@ static VssCode dm_snapshot_activate(Snapshot *snap, const ProviderSettings *sett
         DmInfo origin, real, s;
         uint32_t cookie = 0;
         dev_t loop_devnum;
-        uint64_t length;
+        uint64_t length, writes = 0;
         unsigned ma = 0, mi = 0;
         bool is_origin, created_real = false;
         VssCode code;
@@ -1303,6 +1322,24 @@ static VssCode dm_snapshot_activate(Snapshot *snap, const ProviderSettings *sett
         if (access(rec.cow_file, F_OK) < 0)
                 return provider_fail(res, 0, errno, VSS_E_OBJECT_NOT_FOUND, "The copy-on-write store %s of "
                                      "snapshot %s is gone", rec.cow_file, snap->id);
+        /* Re-armed only if nothing has written to the origin since it came up: a write before
+         * the snapshot-origin table is back was never copied into the store, and the snapshot
+         * would silently show it. Written, or no way to tell: it is invalid from now on. */
+        if (snap->invalid)
+                return S_OK;
+        r = origin_writes(origin.major, origin.minor, &writes);
+        if (r < 0 || writes > 0) {
+                snap->invalid = true;
+                if (r < 0)
+                        snprintf(res->message, sizeof res->message, "cannot tell whether %s was written since it "
+                                 "came up (%s), so snapshot %s may no longer show its point in time: it is marked "
+                                 "invalid", origin.name, strerror(-r), snap->id);
+                else
+                        snprintf(res->message, sizeof res->message, "%s was written since it came up (%" PRIu64
+                                 " writes) before snapshot %s could be re-armed: those writes were never copied "
+                                 "into its store, so it is marked invalid (delete it)", origin.name, writes, snap->id);
+                return S_OK;
+        }
 
         (void) dm_udev_cookie_new(&cookie);
         /* Left from an interrupted activation. */

@@ -211,7 +211,7 @@ jq -e '(.seen | any(. == "adding")) and (.seen | any(. == "preparing"))' "$obs" 
 for m in GetStatus ListSnapshots; do
 	slow=$(jq -r ".slowest.$m * 1000000 | floor" "$obs")
 	((slow < t_create / 4)) || fail "$m took $slow us during a $t_create us create: the daemon stopped serving"
-	step "ok: $m answered within $((slow / 1000)) ms at worst while the set took $((t_create / 1000)) ms"
+	step "ok: $m answered within $((slow / 1000)) ms at worst, during the $((t_create / 1000)) ms of creating and checking the set"
 done
 touch "$fsync_flag"
 sleep 0.5

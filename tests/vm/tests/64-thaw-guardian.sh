@@ -56,6 +56,10 @@ kill_and_measure() {
 import json, os, subprocess, sys, threading, time
 n = int(sys.argv[1])
 devs, mnts = sys.argv[2:2 + n], sys.argv[2 + n:]
+def show(prop):
+    out = subprocess.run(["systemctl", "show", "-P", prop, "snapsetd.service"], capture_output=True, text=True).stdout
+    return int(out.strip() or 0)
+before = show("ExecMainExitTimestampMonotonic")
 create = subprocess.run(["snapsetctl", "create", *devs], capture_output=True, text=True)
 done = {}
 def probe(m):
@@ -67,12 +71,17 @@ def probe(m):
 threads = [threading.Thread(target=probe, args=(m,), daemon=True) for m in mnts]
 for t in threads:
     t.start()
+# When the daemon died, read while the writes wait: a restart resets it (when the guardian died
+# too, only the rescue unit at the restart thaws).
+died = 0
+for _ in range(100):
+    died = show("ExecMainExitTimestampMonotonic")
+    if died and died != before:
+        break
+    time.sleep(0.05)
+died /= 1e6
 for t in threads:
     t.join(60)
-def show(prop):
-    out = subprocess.run(["systemctl", "show", "-P", prop, "snapsetd.service"], capture_output=True, text=True).stdout
-    return int(out.strip() or 0)
-died = show("ExecMainExitTimestampMonotonic") / 1e6
 # The new daemon: wait for it (RestartSec=2s), then when it started.
 for _ in range(300):
     started = show("ExecMainStartTimestampMonotonic") / 1e6

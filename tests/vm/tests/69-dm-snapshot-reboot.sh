@@ -1,0 +1,110 @@
+#!/bin/bash
+# Persistence that is true: a persistent dm-snapshot set across a reboot. Its two origins come
+# back at boot 2 (an administrator's script sets up their tables); one is mounted and written
+# before snapsetd (re)starts, the other is not touched.
+#   - the untouched one's snapshot is re-armed and shows exactly its pre-reboot bytes (the
+#     checksum of the whole snapshot device);
+#   - the written one's snapshot is reported invalid, with a snapshot-invalid event saying why,
+#     and stays so after a restart: it is never re-armed silently.
+# The state and COW directories live on the scratch disk (the VM's /var does not survive).
+# shellcheck source-path=SCRIPTDIR/.. source=lib.sh
+. "$(dirname "$0")/../lib.sh"
+
+require_cmd snapsetctl dmsetup mkfs.ext4 jq
+modprobe dm-snapshot
+modprobe loop
+
+disk=$(scratch_disk 2)
+store=/run/snap69-store
+conf="[Daemon]
+StateDirectory=$store/state
+[Storage]
+CowDirectory=$store/cow
+DefaultCowSize=16M"
+
+# Three 64 MiB slices of the disk, as an administrator's script would set them up at boot.
+setup_volumes() {
+	local i=0 n
+	for n in t69-store t69-a t69-b; do
+		dmsetup create "$n" --table "0 131072 linear $disk $((i * 131072))"
+		i=$((i + 1))
+	done
+	udevadm settle
+	mkdir -p "$store"
+	mount /dev/mapper/t69-store "$store"
+}
+
+teardown() {
+	[[ -e $SNAPSET_VM_TMP/rebooting ]] && return 0
+	local id
+	for id in $(snapsetctl --json list 2>/dev/null | jq -r .id); do
+		snapsetctl delete "$id" >/dev/null 2>&1 || true
+	done
+	umount -q /tmp/t69-a "$store" 2>/dev/null || true
+	dmsetup remove --retry t69-a t69-b t69-store 2>/dev/null || true
+	scratch_wipe "$disk"
+}
+
+case $SNAPSET_VM_BOOT in
+1)
+	scratch_wipe "$disk"
+	defer teardown
+	setup_volumes
+	mkdir -p "$store/state" "$store/cow"
+	for v in a b; do
+		mkfs.ext4 -q "/dev/mapper/t69-$v"
+		mkdir -p "/tmp/t69-$v"
+		mount "/dev/mapper/t69-$v" "/tmp/t69-$v"
+		echo "the instant" >"/tmp/t69-$v/marker"
+	done
+	sync
+	# Not snapset_conf: its restore at exit would restart snapsetd with the default state
+	# directory. /etc is the VM's tmpfs: the file goes with the reboot anyway.
+	mkdir -p /etc/snapset
+	printf '%s\n' "$conf" >/etc/snapset/snapsetd.conf
+	snapset_restart
+	set=$(snapsetctl --json create /dev/mapper/t69-a /dev/mapper/t69-b)
+	id=$(jq -r .id <<<"$set")
+	for v in a b; do
+		echo "after the instant" >"/tmp/t69-$v/marker"
+		umount "/tmp/t69-$v"
+	done
+	snap_b=$(jq -r '.snapshots[] | select(.volume == "/dev/mapper/t69-b") | .device' <<<"$set")
+	vm_state_set id "$id"
+	vm_state_set sum_b "$(sha "$snap_b")"
+	vm_state_set snap_a "$(jq -r '.snapshots[] | select(.volume == "/dev/mapper/t69-a") | .id' <<<"$set")"
+	step "set $id made; the snapshot of t69-b: $(vm_state_get sum_b)"
+	systemctl stop snapsetd.service
+	umount "$store"
+	touch "$SNAPSET_VM_TMP/rebooting"
+	vm_reboot
+	;;
+2)
+	id=$(vm_state_get id)
+	setup_volumes
+	# Written before snapsetd is back: as a service or an fstab mount would at boot.
+	mkdir -p /tmp/t69-a
+	mount /dev/mapper/t69-a /tmp/t69-a
+	echo "written at boot" >/tmp/t69-a/boot-marker
+	sync
+	since=$(now_usec)
+	snapset_conf "$conf"
+	defer teardown
+	list=$(snapsetctl --json list)
+	step "after the reboot: $list"
+	assert_eq "$(jq -r .id <<<"$list")" "$id" "the set is there"
+	status_of() { jq -r --arg v "$1" '.snapshots[] | select(.volume == $v) | .status' <<<"$list"; }
+	assert_eq "$(status_of /dev/mapper/t69-b)" valid "the untouched origin's snapshot"
+	snap_b=$(jq -r '.snapshots[] | select(.volume == "/dev/mapper/t69-b") | .device' <<<"$list")
+	udevadm settle
+	assert_eq "$(sha "$snap_b")" "$(vm_state_get sum_b)" "the re-armed snapshot, byte for byte"
+	assert_eq "$(status_of /dev/mapper/t69-a)" invalid "the snapshot of the origin written at boot"
+	event=$(snapset_journal "$since" | jq -r 'select(.MESSAGE | test("is invalid")) | .MESSAGE')
+	assert_contains "$event" "$(vm_state_get snap_a)" "the event names the snapshot"
+	assert_contains "$event" "was written since it came up" "the event says why"
+	snapset_restart
+	list=$(snapsetctl --json list)
+	assert_eq "$(status_of /dev/mapper/t69-a)" invalid "still invalid after a restart (never re-armed)"
+	step "ok: untouched origin: re-armed, identical; written origin: invalid, with the event, for good"
+	;;
+esac
