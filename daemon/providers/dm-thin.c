@@ -765,9 +765,9 @@ static VssCode dm_thin_abort(ProviderSet *ps, ProviderResult *res) {
                 r = teardown(rec, st && st->origin_suspended, &cookie, msg, sizeof msg);
                 if (r < 0 && code == S_OK)
                         code = provider_fail(res, i, r, VSS_E_PROVIDER_VETO, "Could not remove everything of "
-                                             "snapshot %s: %s. Remove what is left by hand (dmsetup remove, "
-                                             "dmsetup message POOL 0 \"delete ID\") or restart snapsetd, which "
-                                             "retries", rec->snapshot_name, msg);
+                                             "snapshot %s: %s. Once the cause is fixed (a process holding it: "
+                                             "fuser -vm, lsof), run 'snapsetctl cleanup'; snapsetd also retries "
+                                             "at every start", rec->snapshot_name, msg);
                 dm_thin_record_done(&parsed);
         }
         (void) dm_udev_cookie_wait(&cookie);

@@ -4,13 +4,13 @@
 #          gets a set id, the other VSS_E_SNAPSHOT_SET_IN_PROGRESS; while the winner adds a
 #          volume, the loser is still refused; after the winner's DoSnapshotSet returns, the
 #          loser's StartSnapshotSet succeeds. The winner's backup set goes with its connection.
-#   kill   SNAPSETD_TEST_HOOKS=kill=PHASE (SIGKILL as the set enters PHASE) for holding (all
-#          filesystems frozen), committing (frozen and every origin suspended) and finishing
-#          (thawed, snapshots made, set not recorded): snapsetctl create fails; systemd restarts
-#          snapsetd (Restart=on-failure), which recovers from /run/snapset/inflight: every
-#          filesystem thawed (a write returns), every origin ACTIVE with its original table, no
-#          snapset-* device, no loop device, no COW file, data byte-identical, nothing listed;
-#          the journal of the new daemon says what it undid.
+#   kill   SNAPSETD_TEST_HOOKS=kill=finishing (SIGKILL once the set is thawed, its snapshots
+#          made, the set not yet recorded): snapsetctl create fails; systemd restarts snapsetd
+#          (Restart=on-failure), which recovers from /run/snapset/inflight: every filesystem
+#          writable, every origin ACTIVE with its original table, no snapset-* device, no loop
+#          device, no COW file, data byte-identical, nothing listed; the journal of the new
+#          daemon says what it undid. (The kills inside the window, where the thaw guardian
+#          acts, are 64-thaw-guardian's.)
 # c_out, c_err and c_rc are set by snapset_capture:
 # shellcheck disable=SC2154
 # shellcheck source-path=SCRIPTDIR/.. source=lib.sh
@@ -106,7 +106,7 @@ snapset_assert_clean "after the race" "$cowdir" "${names[@]}"
 step "ok: the winner's backup set went with its connection; nothing left"
 
 # --- SIGKILL inside the window ---------------------------------------------------------
-for phase in holding committing finishing; do
+for phase in finishing; do
 	step "--- SNAPSETD_TEST_HOOKS=kill=$phase ---"
 	snapset_hooks "kill=$phase"
 	pid_before=$(systemctl show -P MainPID snapsetd.service)

@@ -80,7 +80,7 @@ kept_set=$(jq -r .id <<<"$c_out")
 kept_snap=$(jq -r '.snapshots[0].id' <<<"$c_out")
 systemctl stop snapsetd.service
 mv "/var/lib/snapset/sets/$kept_set.json" "$SNAPSET_VM_TMP/kept-set.json"
-defer "mv $SNAPSET_VM_TMP/kept-set.json /var/lib/snapset/sets/ 2>/dev/null; systemctl restart snapsetd; snapsetctl delete $kept_set >/dev/null 2>&1 || true"
+defer "mv $SNAPSET_VM_TMP/kept-set.json /var/lib/snapset/sets/$kept_set.json 2>/dev/null; systemctl restart snapsetd; snapsetctl delete $kept_set >/dev/null 2>&1 || true"
 
 id1=$(cat /proc/sys/kernel/random/uuid) id2=$(cat /proc/sys/kernel/random/uuid)
 dmsetup create "snapset-$id1" -u "SNAPSET-$id1" --notable
@@ -110,7 +110,7 @@ step "ok: every leftover removed and named in the journal; the complete snapshot
 
 # The lost record back: the complete snapshot is an ordinary set again, and is deleted.
 systemctl stop snapsetd.service
-mv "$SNAPSET_VM_TMP/kept-set.json" /var/lib/snapset/sets/
+mv "$SNAPSET_VM_TMP/kept-set.json" "/var/lib/snapset/sets/$kept_set.json"
 snapset_restart
 snapset_capture d snapsetctl delete "$kept_set"
 ((d_rc == 0)) || fail "deleting the set whose record came back failed: $d_err"

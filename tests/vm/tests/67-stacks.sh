@@ -46,10 +46,11 @@ snap_b=$(jq -r --arg v "$b_dev" '.snapshots[] | select(.volume == $v) | .device'
 # The upper layer of the snapshot: the same dm-linear table, on the snapshot of the lower one.
 snap_up=$(dm_create t67-snap-up "0 $(sectors "$snap_low") linear $snap_low 0")
 m1=$(mktemp -d "$SNAPSET_VM_TMP/snap.XXXXXX") m2=$(mktemp -d "$SNAPSET_VM_TMP/snap.XXXXXX")
+defer "dmsetup remove t67-snap-up 2>/dev/null || true"
 mount -o ro,noload "$snap_up" "$m1"
-defer "umount $m1"
+defer "umount $m1 2>/dev/null || true"
 mount -o ro,nouuid,norecovery "$snap_b" "$m2"
-defer "umount $m2"
+defer "umount $m2 2>/dev/null || true"
 n=$(seq_check_cut "$m1/sequence" "$m2/sequence") || fail "not a consistent cut: $n"
 step "ok: the filesystem on $up (above the set's $low) and the one on $b_dev: last numbers $n, a consistent cut"
 umount "$m1" "$m2"

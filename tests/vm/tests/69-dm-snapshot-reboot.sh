@@ -30,6 +30,7 @@ setup_volumes() {
 		i=$((i + 1))
 	done
 	udevadm settle
+	[[ ${1:-} == new ]] && mkfs.ext4 -q /dev/mapper/t69-store
 	mkdir -p "$store"
 	mount /dev/mapper/t69-store "$store"
 }
@@ -49,7 +50,7 @@ case $SNAPSET_VM_BOOT in
 1)
 	scratch_wipe "$disk"
 	defer teardown
-	setup_volumes
+	setup_volumes new
 	mkdir -p "$store/state" "$store/cow"
 	for v in a b; do
 		mkfs.ext4 -q "/dev/mapper/t69-$v"
