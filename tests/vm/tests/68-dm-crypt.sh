@@ -36,6 +36,7 @@ low=$(dm_create t68-low "0 $(sectors "$loop1") linear $loop1 0")
 cryptsetup open --type plain --cipher aes-xts-plain64 --key-size 512 --key-file "$keyfile" "$low" t68-plain
 defer "cryptsetup close t68-plain"
 low2=$(dm_create t68-low2 "0 $(sectors "$loop2") linear $loop2 0")
+snapset_remember_tables t68-low t68-low2
 cryptsetup luksFormat -q --type luks2 --pbkdf pbkdf2 --pbkdf-force-iterations 1000 --key-file "$keyfile" "$low2"
 cryptsetup open --key-file "$keyfile" "$low2" t68-luks2
 defer "cryptsetup close t68-luks2"
