@@ -38,6 +38,7 @@
 
 #include "json-util.h"
 #include "cow.h"
+#include "dm-snapshot-stores.h"
 #include "dm-snapshot.h"
 #include "dm.h"
 #include "json-dispatch.h"
@@ -611,7 +612,7 @@ static VssCode cow_directory_check(const ProviderSet *ps, size_t index, Provider
                 return provider_fail(res, index, r, provider_code_from_errno(r, VSS_E_PROVIDER_VETO),
                                      "Cannot find the file system of %s", dir);
         if (cow_device_conflicts("/sys", fs, ps->set_devices, ps->n_set_devices, &conflict) > 0)
-                return provider_fail(res, index, 0, VSS_E_PROVIDER_VETO, "The copy-on-write directory %s is on "
+                return provider_fail(res, index, 0, E_INVALIDARG, "The copy-on-write directory %s is on "
                                      "device %u:%u, %s %u:%u of this snapshot set: that file system is "
                                      "frozen while the snapshots are taken, and a snapshot cannot keep its "
                                      "store on what it snapshots. Set CowDirectory= in snapsetd.conf to a "
@@ -619,6 +620,25 @@ static VssCode cow_directory_check(const ProviderSet *ps, size_t index, Provider
                                      conflict == fs ? "which is volume" : "which is stacked on volume",
                                      major(conflict), minor(conflict));
         return S_OK;
+}
+
+/* No COW store of an older snapshot of the origin may be on a filesystem of the set. */
+static VssCode older_stores_check(const ProviderSet *ps, size_t index, unsigned real_major, unsigned real_minor,
+                                  const char *origin, ProviderResult *res) {
+        StoreConflict c;
+        int r;
+
+        r = dm_snapshot_store_conflict(real_major, real_minor, ps->set_devices, ps->n_set_devices, &c);
+        if (r < 0)
+                return provider_fail(res, index, r, VSS_E_PROVIDER_VETO, "Cannot check where the older snapshots "
+                                     "of %s keep their copy-on-write stores", origin);
+        if (r == 0)
+                return S_OK;
+        return provider_fail(res, index, 0, E_INVALIDARG, "The copy-on-write store %s of %s, an older snapshot of %s, "
+                             "is on the filesystem of volume %u:%u of this set: writes to %s inside the freeze "
+                             "window would have to be copied into a frozen filesystem. Leave that volume out of "
+                             "the set, or delete the older snapshot first", c.store, c.snapshot, origin,
+                             major(c.volume), minor(c.volume), origin);
 }
 
 static VssCode dm_snapshot_begin_prepare(ProviderSet *ps, ProviderSnapshot *snap, ProviderResult *res) {
@@ -707,6 +727,13 @@ static VssCode dm_snapshot_begin_prepare(ProviderSet *ps, ProviderSnapshot *snap
                 }
         }
         rec->origin_table = TAKE_PTR(origin_table);
+        /* Its older snapshots' stores, against the set so far (again at pre-commit, against all
+         * of it). */
+        if (is_origin) {
+                code = older_stores_check(ps, index, real.major, real.minor, origin.name, res);
+                if (code != S_OK)
+                        goto fail_nothing;
+        }
 
         /* The store: preallocated now, so that a full file system shows here, before anything
          * is frozen, and never as an invalid snapshot later. */
@@ -959,6 +986,8 @@ static VssCode dm_snapshot_pre_commit(ProviderSet *ps, ProviderResult *res) {
                         return provider_fail(res, i, ESTALE, VSS_E_BAD_STATE, "%s changed since it was prepared "
                                              "(suspended, renamed, or its inactive table changed)", st->rec.origin_name);
                 code = origin_tables_check(st, i, res);
+                if (code == S_OK && !st->rec.loaded_origin_table)
+                        code = older_stores_check(ps, i, st->real_major, st->real_minor, st->rec.origin_name, res);
                 if (code != S_OK)
                         return code;
                 /* Ours: an emergency resume drops it, and the origin comes back as it was. */

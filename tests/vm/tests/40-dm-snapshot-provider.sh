@@ -7,7 +7,7 @@
 #   - an abort after every phase leaves no snapset-* device, no loop device, no COW file, the
 #     origin's table as before and its data byte-identical;
 #   - a COW directory too small: VSS_E_INSUFFICIENT_STORAGE at begin_prepare, nothing left;
-#   - a COW directory inside the set: VSS_E_PROVIDER_VETO naming CowDirectory=;
+#   - a COW directory inside the set: E_INVALIDARG naming CowDirectory= and the volume;
 #   - a crash before and inside the window, then recover: origin resumed, everything gone;
 #   - activation after the devices went away (as at a reboot), query, an overflowing store;
 #   - the same round trip without udev (DM_DISABLE_UDEV=1).
@@ -198,7 +198,7 @@ step "--- a COW directory inside the set ---"
 rc=0
 out=$(drive create --cow-dir "$mnt/cow" "$A") || rc=$?
 assert_eq "$rc" 1 "driver exit status with the COW directory on the origin"
-assert_contains "$out" "VSS_E_PROVIDER_VETO" "code"
+assert_contains "$out" "E_INVALIDARG" "code"
 assert_contains "$out" "CowDirectory=" "message says what to do"
 assert_clean "COW directory inside the set"
 rmdir "$mnt/cow" 2>/dev/null || true

@@ -8,6 +8,10 @@
 #   covered  a filesystem is mounted over the mountpoint of a volume of the set: DoSnapshotSet
 #            fails with VSS_E_BAD_STATE naming the mountpoint, and nothing is frozen (neither the
 #            volume's filesystem nor the one on top).
+#   stores   no COW store on a filesystem of the set: CowDirectory= on a volume of the set is
+#            refused at AddToSnapshotSet (E_INVALIDARG naming the directory and the volume);
+#            and after CowDirectory= changed, a set of an origin whose older snapshot keeps its
+#            store on the other volume of the set is refused (E_INVALIDARG naming that store).
 # shellcheck source-path=SCRIPTDIR/.. source=lib.sh
 . "$(dirname "$0")/../lib.sh"
 
@@ -63,3 +67,37 @@ umount "${mnts[1]}"
 fs_not_frozen "${mnts[1]}"
 snapset_assert_clean "after the over-mount" "$cowdir" "${names[@]}"
 step "ok: refused, naming the covered mountpoint; nothing frozen; nothing left"
+
+# --- COW stores on a filesystem of the set ------------------------------------------------
+step "--- CowDirectory= on a volume of the set ---"
+mkdir -p "${mnts[1]}/cow"
+snapset_conf "[Storage]
+CowDirectory=${mnts[1]}/cow
+DefaultCowSize=8M"
+snapset_capture c snapsetctl create "${devs[1]}"
+((c_rc != 0)) || fail "a set with its COW directory on its own volume was created"
+assert_contains "$c_err" "E_INVALIDARG" "the code"
+assert_contains "$c_err" "copy-on-write directory ${mnts[1]}/cow is on" "the message names the directory"
+step "ok: refused at Add: $c_err"
+
+step "--- an older snapshot's store on a volume of a new set ---"
+# v0's snapshot, its store on v1 (not in that set): fine.
+snapset_capture c snapsetctl --json create "${devs[0]}"
+((c_rc == 0)) || fail "a set of ${devs[0]} with its store on ${devs[1]} failed: $c_err"
+older=$(jq -r .id <<<"$c_out")
+defer "snapsetctl delete $older >/dev/null 2>&1 || true"
+snapset_conf "[Storage]
+CowDirectory=$cowdir
+DefaultCowSize=8M"
+snapset_capture c snapsetctl create "${devs[0]}" "${devs[1]}"
+((c_rc != 0)) || fail "a set of ${devs[0]} and ${devs[1]} was created, with an older store of ${devs[0]} on ${devs[1]}"
+assert_contains "$c_err" "E_INVALIDARG" "the code"
+assert_contains "$c_err" "an older snapshot of" "the message says which store"
+assert_contains "$c_err" "${mnts[1]}/cow" "the message names the store's place"
+fs_not_frozen "${mnts[@]}"
+step "ok: refused: $c_err"
+snapset_capture d snapsetctl delete "$older"
+((d_rc == 0)) || fail "deleting the older set failed: $d_err"
+snapset_assert_clean "at the end" "$cowdir" "${names[@]}"
+[[ -z $(ls -A "${mnts[1]}/cow") ]] || fail "a store is left in ${mnts[1]}/cow"
+step "ok: nothing left"
