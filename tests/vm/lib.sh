@@ -393,6 +393,19 @@ fs_not_frozen() {
 	wait "${pids[@]}" || true
 }
 
+# snapset_create NAME VOLUME...: "snapsetctl --json create", which must succeed; the set's JSON
+# in NAME_json, its id in NAME_id; deleted at exit if still there.
+snapset_create() {
+	local var=$1 id
+	shift
+	snapset_capture _create snapsetctl --json create "$@"
+	((_create_rc == 0)) || fail "snapsetctl create $*: exited with $_create_rc: $_create_err"
+	id=$(jq -r .id <<<"$_create_out")
+	defer "snapsetctl delete $id >/dev/null 2>&1 || true"
+	printf -v "${var}_json" '%s' "$_create_out"
+	printf -v "${var}_id" '%s' "$id"
+}
+
 snapset_remember_tables() {
 	local n
 	for n in "$@"; do

@@ -74,10 +74,9 @@ step "ok: after the holder went, cleanup undid it; nothing left, origin tables a
 # --- leftovers no record names ------------------------------------------------------
 step "--- leftovers of interrupted creations, made by hand ---"
 # A complete snapshot whose record is lost (its state file removed while snapsetd is stopped).
-snapset_capture c snapsetctl --json create "${devs[1]}"
-((c_rc == 0)) || fail "snapsetctl create failed: $c_err"
-kept_set=$(jq -r .id <<<"$c_out")
-kept_snap=$(jq -r '.snapshots[0].id' <<<"$c_out")
+snapset_create kept "${devs[1]}"
+kept_set=$kept_id
+kept_snap=$(jq -r '.snapshots[0].id' <<<"$kept_json")
 systemctl stop snapsetd.service
 mv "/var/lib/snapset/sets/$kept_set.json" "$SNAPSET_VM_TMP/kept-set.json"
 defer "mv $SNAPSET_VM_TMP/kept-set.json /var/lib/snapset/sets/$kept_set.json 2>/dev/null; systemctl restart snapsetd; snapsetctl delete $kept_set >/dev/null 2>&1 || true"

@@ -82,10 +82,8 @@ step "ok: refused at Add: $c_err"
 
 step "--- an older snapshot's store on a volume of a new set ---"
 # v0's snapshot, its store on v1 (not in that set): fine.
-snapset_capture c snapsetctl --json create "${devs[0]}"
-((c_rc == 0)) || fail "a set of ${devs[0]} with its store on ${devs[1]} failed: $c_err"
-older=$(jq -r .id <<<"$c_out")
-defer "snapsetctl delete $older >/dev/null 2>&1 || true"
+snapset_create older "${devs[0]}"
+older=$older_id
 snapset_conf "[Storage]
 CowDirectory=$cowdir
 DefaultCowSize=8M"

@@ -37,12 +37,10 @@ sleep 1
 
 # --- the filesystem on top is frozen with the set -----------------------------------------
 step "--- snapsetctl --json create $low $b_dev (the filesystem is on $up, stacked on $low) ---"
-snapset_capture c snapsetctl --json create "$low" "$b_dev"
-((c_rc == 0)) || fail "snapsetctl create exited with $c_rc: $c_err"
-id=$(jq -r .id <<<"$c_out")
-defer "snapsetctl delete $id >/dev/null 2>&1 || true"
-snap_low=$(jq -r --arg v "$low" '.snapshots[] | select(.volume == $v) | .device' <<<"$c_out")
-snap_b=$(jq -r --arg v "$b_dev" '.snapshots[] | select(.volume == $v) | .device' <<<"$c_out")
+snapset_create s "$low" "$b_dev"
+id=$s_id
+snap_low=$(jq -r --arg v "$low" '.snapshots[] | select(.volume == $v) | .device' <<<"$s_json")
+snap_b=$(jq -r --arg v "$b_dev" '.snapshots[] | select(.volume == $v) | .device' <<<"$s_json")
 # The upper layer of the snapshot: the same dm-linear table, on the snapshot of the lower one.
 snap_up=$(dm_create t67-snap-up "0 $(sectors "$snap_low") linear $snap_low 0")
 m1=$(mktemp -d "$SNAPSET_VM_TMP/snap.XXXXXX") m2=$(mktemp -d "$SNAPSET_VM_TMP/snap.XXXXXX")

@@ -71,12 +71,10 @@ assert_contains "$(jq -r '.volumes[] | select(.path == "/dev/mapper/t68-plain") 
 blocks=$SNAPSET_VM_TMP/blocks
 writer=$(seq_writer_start "$blocks" "$plain_mnt/sequence")
 sleep 1
-snapset_capture c snapsetctl --json create "$low"
-((c_rc == 0)) || fail "a set of $low (under the plain dm-crypt device) failed: $c_err"
-id=$(jq -r .id <<<"$c_out")
-defer "snapsetctl delete $id >/dev/null 2>&1 || true"
+snapset_create s "$low"
+id=$s_id
 seq_writer_stop "$writer"
-snap=$(jq -r '.snapshots[0].device' <<<"$c_out")
+snap=$(jq -r '.snapshots[0].device' <<<"$s_json")
 cryptsetup open --type plain --cipher aes-xts-plain64 --key-size 512 --key-file "$keyfile" --readonly "$snap" t68-snap-plain
 defer "cryptsetup close t68-snap-plain 2>/dev/null || true"
 m=$(mktemp -d "$SNAPSET_VM_TMP/snap.XXXXXX")
