@@ -840,6 +840,9 @@ static uint64_t connection_deadline(const Connection *c) {
          * snapshots: closing it would delete its backup-context set under it. */
         if (c->n_streaming > 0 || cfg->idle_timeout_sec == 0 || sets_connection_owns(c->manager, c->id))
                 return UINT64_MAX;
+        /* A call that is with the job, or waits for it, is not idleness. */
+        if (c->deferred || c->waiting || c->resume)
+                return UINT64_MAX;
         return c->last_activity_usec + (uint64_t) cfg->idle_timeout_sec * USEC_PER_SEC;
 }
 
