@@ -4,7 +4,7 @@
 # module around the window:
 #   - ext4 and xfs: the snapshot shows the old data, the origin the new; a second snapshot of the
 #     same origin shows its own instant; deleting the last snapshot gives the origin its table back;
-#   - an abort after every phase leaves no snapset-* device, no loop device, no COW file, the
+#   - an abort in every state leaves no snapset-* device, no loop device, no COW file, the
 #     origin's table as before and its data byte-identical;
 #   - a COW directory too small: VSS_E_INSUFFICIENT_STORAGE at begin_prepare, nothing left;
 #   - a COW directory inside the set: E_INVALIDARG naming CowDirectory= and the volume;
@@ -170,7 +170,12 @@ random_file "$mnt/data" 4
 dd if=/dev/urandom of="$B" bs=1M count=64 oflag=direct status=none
 sum_a=$(sha "$mnt/data")
 sum_b=$(sha "$B")
-for phase in begin_prepare end_prepare pre_commit freeze hold commit release post_commit; do
+# Every state the provider's abort can meet: nothing suspended (after begin_prepare; end_prepare
+# only adds a udev cookie, and the freeze changes nothing of the provider's), the origin's
+# inactive table loaded (pre_commit), origins suspended (hold), snapshots active while suspended
+# (commit; release only resumes), and complete (post_commit). 61-set-failures aborts after every
+# phase through the daemon.
+for phase in begin_prepare pre_commit hold commit post_commit; do
 	out=$(drive create --cow-dir "$cowdir" --abort-after "$phase" "$A" "$B")
 	assert_contains "$out" "aborting after $phase" "abort after $phase"
 	assert_contains "$out" "abort_snapshots: S_OK" "abort after $phase: abort_snapshots"

@@ -1,5 +1,4 @@
 #!/bin/bash
-# vm-kernels: all
 # Not enough space is found before anything is frozen, and said with the numbers:
 #   - an LVM thin pool whose data is full enough, a dm-thin pool likewise, and a dm-thin pool
 #     whose metadata ran out: VSS_E_INSUFFICIENT_STORAGE at preparation, naming the pool and
