@@ -62,8 +62,7 @@ static void set_event(Manager *m, int priority, const char *type, const Snapshot
  * provider, after it did the volumes before), or kill the daemon inside the window (kill-all:
  * with its thaw guardian, as "systemctl kill --signal=KILL" would). Ignored (with a warning) when
  * malformed; never set in production units. */
-static void parse_test_hooks(CoordinatorTestHooks *h) {
-        const char *e = getenv("SNAPSETD_TEST_HOOKS");
+static void parse_test_hooks_text(CoordinatorTestHooks *h, const char *e) {
         char phase[32];
         unsigned index = 0;
 
@@ -102,6 +101,28 @@ static void parse_test_hooks(CoordinatorTestHooks *h) {
                             "This is for the test suites only.", e);
 }
 
+/* SNAPSETD_TEST_HOOKS, or the first line of the file SNAPSETD_TEST_HOOKS_FILE names, re-read
+ * at every set (so that a test suite changes the hooks without restarting the daemon; the file
+ * is in /run, never frozen, and read before the window). */
+static void parse_test_hooks(CoordinatorTestHooks *h) {
+        const char *path = getenv("SNAPSETD_TEST_HOOKS_FILE");
+        char line[128] = "";
+        FILE *f;
+
+        if (!path) {
+                parse_test_hooks_text(h, getenv("SNAPSETD_TEST_HOOKS"));
+                return;
+        }
+        f = fopen(path, "re");
+        if (f) {
+                if (!fgets(line, sizeof line, f))
+                        line[0] = 0;
+                fclose(f);
+        }
+        line[strcspn(line, "\n")] = 0;
+        parse_test_hooks_text(h, line);
+}
+
 int sets_apply_config(Manager *m) {
         SetRegistry *r = m->sets;
 
@@ -125,7 +146,10 @@ static void phase_changed(void *userdata) {
 }
 
 void sets_coordinator_options(const Manager *m, CoordinatorOptions *ret) {
-        const SetRegistry *r = m->sets;
+        SetRegistry *r = m->sets;
+
+        if (getenv("SNAPSETD_TEST_HOOKS_FILE"))
+                parse_test_hooks(&r->hooks);
 
         *ret = (CoordinatorOptions) {
                 .flush_timeout_usec = (uint64_t) m->config.flush_timeout_sec * USEC_PER_SEC,

@@ -258,7 +258,7 @@ vm_reboot() {
 #
 #   snapset_conf TEXT           /etc/snapset/snapsetd.conf := TEXT, restart snapsetd (both undone at exit)
 #   snapset_restart             restart snapsetd.service and wait until it answers
-#   snapset_hooks VALUE         SNAPSETD_TEST_HOOKS=VALUE for snapsetd ("": none; undone at exit); restarts it
+#   snapset_hooks VALUE         test hooks for the sets from now on (SNAPSETD_TEST_HOOKS syntax; "": none; undone at exit); restarts snapsetd only the first time
 #   snapset_cow_dir SIZE        a fresh ext4 on a loop device, mounted; prints a directory on it
 #   snapset_volume NAME FS SIZE dm-linear NAME over a fresh loop device, FS made and mounted;
 #                               prints "DEVICE MOUNTPOINT"
@@ -305,18 +305,15 @@ snapset_conf() {
 	snapset_restart
 }
 
-# Through the service manager's environment (systemctl set-environment) rather than a drop-in:
-# the same for snapsetd.service, without a daemon-reload for every change (seconds under TCG).
+# Through a file in /run that snapsetd re-reads at every set (SNAPSETD_TEST_HOOKS_FILE, put into
+# the service manager's environment once, with one restart): changing the hooks costs no restart.
+SNAPSET_HOOKS_FILE=/run/snapset-test-hooks
 snapset_hooks() {
-	if [[ ! -e $SNAPSET_VM_TMP/.hooks-set ]]; then
-		touch "$SNAPSET_VM_TMP/.hooks-set"
-		defer "systemctl unset-environment SNAPSETD_TEST_HOOKS && systemctl restart snapsetd.service"
-	fi
-	if [[ -n $1 ]]; then
-		systemctl set-environment "SNAPSETD_TEST_HOOKS=$1"
-	else
-		systemctl unset-environment SNAPSETD_TEST_HOOKS
-	fi
+	printf '%s\n' "$1" >"$SNAPSET_HOOKS_FILE"
+	[[ -e $SNAPSET_VM_TMP/.hooks-set ]] && return 0
+	touch "$SNAPSET_VM_TMP/.hooks-set"
+	defer "rm -f $SNAPSET_HOOKS_FILE; systemctl unset-environment SNAPSETD_TEST_HOOKS_FILE && systemctl restart snapsetd.service"
+	systemctl set-environment "SNAPSETD_TEST_HOOKS_FILE=$SNAPSET_HOOKS_FILE"
 	snapset_restart
 }
 
