@@ -17,9 +17,9 @@
 #include "provider.h"
 #include "snapshot-set.h"
 
-#define REAL_NAME_PREFIX "snapset-real-"
-#define REAL_UUID_PREFIX SNAPSET_DM_UUID_PREFIX "real-"
-#define SNAPSHOT_NAME_PREFIX "snapset-"
+#define REAL_NAME_PREFIX DM_SNAPSHOT_REAL_NAME_PREFIX
+#define REAL_UUID_PREFIX DM_SNAPSHOT_REAL_UUID_PREFIX
+#define SNAPSHOT_NAME_PREFIX SNAPSET_DM_NAME_PREFIX
 
 static bool known(char *const *ids, const char *id) {
         for (char *const *i = ids; i && *i; i++)

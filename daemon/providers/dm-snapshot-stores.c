@@ -13,6 +13,7 @@
 #include "dm-snapshot.h"
 #include "dm.h"
 #include "macro.h"
+#include "provider.h"
 
 /* The file behind loop device ma:mi (sysfs loop/backing_file), or -ENXIO if it is no loop. */
 static int loop_backing_file(unsigned ma, unsigned mi, char *buf, size_t size) {
@@ -56,7 +57,7 @@ int dm_snapshot_store_conflict(unsigned real_major, unsigned real_minor, const d
                 struct stat st;
                 dev_t conflict;
 
-                if (!startswith(*name, "snapset-") || dm_device_table(DM_REF_NAME(*name), false, &table) < 0 ||
+                if (!startswith(*name, SNAPSET_DM_NAME_PREFIX) || dm_device_table(DM_REF_NAME(*name), false, &table) < 0 ||
                     cow_device_of(table, real_major, real_minor, &ma, &mi) < 0 ||
                     loop_backing_file(ma, mi, ret->store, sizeof ret->store) < 0 || stat(ret->store, &st) < 0)
                         continue;

@@ -48,9 +48,9 @@
 #include "result.h"
 #include "snapshot-set.h"
 
-#define REAL_NAME_PREFIX "snapset-real-"
-#define REAL_UUID_PREFIX SNAPSET_DM_UUID_PREFIX "real-"
-#define SNAPSHOT_NAME_PREFIX "snapset-"
+#define REAL_NAME_PREFIX DM_SNAPSHOT_REAL_NAME_PREFIX
+#define REAL_UUID_PREFIX DM_SNAPSHOT_REAL_UUID_PREFIX
+#define SNAPSHOT_NAME_PREFIX SNAPSET_DM_NAME_PREFIX
 /* The longest ID that fits both the name (127) and the UUID (128) after its prefix. */
 #define REAL_ID_MAX (DM_NAME_MAX - (sizeof(REAL_NAME_PREFIX) - 1))
 /* Why a dm-crypt device is not snapshotted itself: its snapshot would keep the plaintext in a

@@ -25,6 +25,10 @@
 
 #define DM_SNAPSHOT_RECORD_VERSION 1
 
+/* The real device under an origin that has snapshots: "snapset-real-<origin>". */
+#define DM_SNAPSHOT_REAL_NAME_PREFIX "snapset-real-"
+#define DM_SNAPSHOT_REAL_UUID_PREFIX SNAPSET_DM_UUID_PREFIX "real-"
+
 /* The provider_data of a snapshot: everything needed to activate, delete or clean it up after a
  * crash, recorded before the freeze window. */
 typedef struct DmSnapshotRecord {

@@ -38,7 +38,7 @@
 #include "thin-pool.h"
 #include "varlink.h"
 
-#define SNAPSHOT_NAME_PREFIX "snapset-"
+#define SNAPSHOT_NAME_PREFIX SNAPSET_DM_NAME_PREFIX
 /* How many ids above the highest active one are tried before giving up: each try that finds
  * an id in use means an inactive thin device of the pool has it. */
 #define ID_TRIES 256

@@ -27,6 +27,8 @@
 /* snapset names the dm devices it creates (snapshots, COW stores) with UUIDs that start with
  * this, so that they are recognised, never snapshotted, and found again after a restart. */
 #define SNAPSET_DM_UUID_PREFIX "SNAPSET-"
+/* Snapshot devices are "snapset-<snapshot id>" (dm-snapshot and dm-thin). */
+#define SNAPSET_DM_NAME_PREFIX "snapset-"
 
 /* What IsVolumeSupported answers. */
 typedef enum VolumeSupport {

@@ -258,8 +258,8 @@ class Matrix(Base):
         self.assertEqual(len(deleted), 2)
 
 
-class Window(Base):
-    """Messages a provider writes inside the freeze window reach the log after the thaw."""
+class Mounted(Base):
+    """Base for tests that need a real filesystem on the first loop device (to be frozen)."""
 
     def setUp(self):
         super().setUp()
@@ -271,6 +271,11 @@ class Window(Base):
         subprocess.run(["umount", self.mnt])
         os.rmdir(self.mnt)
         self.delete_all()
+
+
+class Window(Mounted):
+    """Messages a provider writes inside the freeze window reach the log after the thaw."""
+
 
     def test_a_message_logged_during_commit_is_written_after_the_thaw(self):
         marker = "frozen-marker-%d" % os.getpid()
@@ -302,7 +307,7 @@ class Window(Base):
         self.assertNotIn(marker + " (queued", log)
 
 
-class Concurrency(Base):
+class Concurrency(Mounted):
     """The daemon keeps serving while a set is created: another client's GetStatus and
     ListSnapshots are answered at once with the phase the set is in, Monitor streams every phase,
     and calls that need the providers wait for the set instead of running beside it."""
@@ -310,16 +315,6 @@ class Concurrency(Base):
     PHASES = ["adding", "preparing", "flushing", "holding", "committing", "releasing",
               "thawing", "finishing", "done"]
 
-    def setUp(self):
-        super().setUp()
-        self.mnt = tempfile.mkdtemp(dir=TEST_DIR)
-        subprocess.run(["mkfs.ext4", "-q", "-F", self.loop], check=True)
-        subprocess.run(["mount", self.loop, self.mnt], check=True)
-
-    def tearDown(self):
-        subprocess.run(["umount", self.mnt])
-        os.rmdir(self.mnt)
-        self.delete_all()
 
     def wait_for_call(self, method, deadline):
         while time.monotonic() < deadline:
