@@ -77,7 +77,8 @@ IDL := common/io.snapset.Manager.varlink common/org.varlink.service.varlink comm
 IDL_INC := $(IDL:common/%=$(B)/gen/%.inc)
 
 PROGRAMS := $(B)/snapsetd $(B)/snapsetctl
-UNITS := $(B)/systemd/snapsetd.service $(B)/systemd/snapsetd.socket $(B)/systemd/snapset-rescue.service
+UNITS := $(B)/systemd/snapsetd.service $(B)/systemd/snapsetd.socket $(B)/systemd/snapset-rescue.service \
+	$(B)/systemd/snapset-activate.service
 
 ifneq ($(V),1)
 Q := @
@@ -209,7 +210,7 @@ install: all
 uninstall:
 	rm -f "$(DESTDIR)$(SBINDIR)/snapsetd" "$(DESTDIR)$(BINDIR)/snapsetctl" \
 		"$(DESTDIR)$(SYSTEMDUNITDIR)/snapsetd.service" "$(DESTDIR)$(SYSTEMDUNITDIR)/snapsetd.socket" \
-		"$(DESTDIR)$(SYSTEMDUNITDIR)/snapset-rescue.service" \
+		"$(DESTDIR)$(SYSTEMDUNITDIR)/snapset-rescue.service" "$(DESTDIR)$(SYSTEMDUNITDIR)/snapset-activate.service" \
 		"$(DESTDIR)$(TMPFILESDIR)/snapset.conf" "$(DESTDIR)$(UDEVRULESDIR)/60-snapset.rules" \
 		"$(DESTDIR)$(MANDIR)/man8/snapsetd.8" "$(DESTDIR)$(MANDIR)/man8/snapsetctl.8" \
 		"$(DESTDIR)$(MANDIR)/man5/snapsetd.conf.5" "$(DESTDIR)$(MANDIR)/man7/snapset-provider.7" \

@@ -709,7 +709,6 @@ static void reconcile_orphans(Manager *m) {
         }
 }
 
-/* Records of sets in creation live in the runtime directory: /run, never frozen. */
 /* What interrupted creations of the device-mapper providers left and no record names
  * (dm-leftovers.h): removed where provably unfinished, reported otherwise. */
 static void sweep_leftovers(Manager *m) {
@@ -731,6 +730,7 @@ static void sweep_leftovers(Manager *m) {
         blockdev_strv_free(ids);
 }
 
+/* Records of sets in creation live in the runtime directory: /run, never frozen. */
 static char *inflight_directory_of(const Manager *m) {
         char *dir = NULL;
 
@@ -755,12 +755,10 @@ void sets_rescue(const Manager *m) {
                             report.failed ? strerror(-report.failed_error) : "");
 }
 
-int sets_startup(Manager *m) {
-        SetRegistry *r;
-        unsigned kept = 0;
-        int k;
+/* The registry, empty, with the configuration's settings. */
+static int registry_create(Manager *m) {
+        SetRegistry *r = calloc(1, sizeof(SetRegistry));
 
-        r = calloc(1, sizeof(SetRegistry));
         if (!r)
                 return log_oom();
         m->sets = r;
@@ -769,6 +767,77 @@ int sets_startup(Manager *m) {
                 return log_oom();
         (void) sets_apply_config(m);
         parse_test_hooks(&r->hooks);
+        return 0;
+}
+
+/* The registry and what it holds, without touching any snapshot. */
+static void registry_free(Manager *m) {
+        SetRegistry *r = m->sets;
+
+        for (size_t i = 0; i < r->n_sets; i++)
+                snapshot_set_free(r->sets[i]);
+        free(r->sets);
+        free(r->owners);
+        free(r->inflight_directory);
+        free(r);
+        m->sets = NULL;
+}
+
+/* snapset-activate.service, before the local filesystems are mounted: re-arms the persistent
+ * snapshots whose provider copies an origin's old data on write (dm-snapshot), so that the
+ * writes of mounting (journal replay, the superblock's mount time) and of the services that
+ * follow are copied into their stores. Reads the state directory and writes nothing there
+ * (/var may not be mounted yet: then there is nothing to read, and snapsetd does it all
+ * later). What cannot be done now (an origin not set up yet, one already written: it must
+ * be marked invalid, a write) is left to snapsetd's own activation at its start. */
+int sets_activate_early(Manager *m) {
+        SetRegistry *r;
+        unsigned armed = 0, left = 0;
+        int k;
+
+        k = registry_create(m);
+        if (k < 0)
+                return k;
+        r = m->sets;
+        k = store_load_sets(m->state_directory, load_one, load_bad, m);
+        if (k < 0) {
+                log_error_errno(k, "Failed to read the snapshot sets in %s: %m", m->state_directory);
+                registry_free(m);
+                return k;
+        }
+        for (size_t i = 0; i < r->n_sets; i++)
+                for (size_t j = 0; j < r->sets[i]->n_snapshots; j++) {
+                        Snapshot *snap = r->sets[i]->snapshots[j];
+                        const Provider *p = provider_by_name(snap->provider);
+                        ProviderResult res = { .failed = SIZE_MAX };
+                        bool was_invalid = snap->invalid;
+
+                        if (!p || !p->ops->activate_before_mounts || was_invalid)
+                                continue;
+                        if (p->ops->activate_snapshot(snap, &r->settings, &res) == S_OK && !snap->invalid) {
+                                armed++;
+                                continue;
+                        }
+                        left++;
+                        log_notice("Snapshot %s of '%s' is left to snapsetd: %s", snap->id, snap->volume,
+                                   res.message[0] ? res.message : "not available yet");
+                }
+        if (armed + left > 0)
+                log_info("Early activation: %u snapshot(s) re-armed before the local filesystems are mounted, "
+                         "%u left to snapsetd.", armed, left);
+        registry_free(m);
+        return 0;
+}
+
+int sets_startup(Manager *m) {
+        SetRegistry *r;
+        unsigned kept = 0;
+        int k;
+
+        k = registry_create(m);
+        if (k < 0)
+                return k;
+        r = m->sets;
 
         /* External providers before anything that may need one: recovery, activation. */
         k = external_providers_load(m->config.provider_directories, &r->settings);
@@ -822,13 +891,7 @@ void sets_free(Manager *m) {
         for (size_t i = r->n_sets; i-- > 0;)
                 if (r->sets[i]->context == SET_CONTEXT_BACKUP)
                         delete_whole_set(m, i, "snapsetd is stopping");
-        for (size_t i = 0; i < r->n_sets; i++)
-                snapshot_set_free(r->sets[i]);
         /* Last: deleting the backup sets above may have needed them. */
         external_providers_unload();
-        free(r->sets);
-        free(r->owners);
-        free(r->inflight_directory);
-        free(r);
-        m->sets = NULL;
+        registry_free(m);
 }

@@ -33,6 +33,10 @@ typedef struct SetRegistry {
  * connections are gone), and re-activates persistent snapshots (after a reboot). Logs what it
  * does. Returns negative errno only if the daemon cannot work at all. */
 int sets_startup(Manager *m);
+/* snapsetd --activate: re-arms, before the local filesystems are mounted, the persistent
+ * snapshots that must be active before anything writes to their origins; writes nothing but
+ * /run. Returns 0, or negative errno (reported). */
+int sets_activate_early(Manager *m);
 
 /* Records of sets that were interrupted or not fully undone ([{setId, message}]), for GetStatus:
  * they need an administrator's attention. */

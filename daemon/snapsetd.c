@@ -28,6 +28,7 @@ static const char *arg_socket = NULL;
 static const char *arg_state_dir = NULL;
 static int arg_log_level = -1;
 static bool arg_rescue = false;
+static bool arg_activate = false;
 
 static void help(void) {
         printf("Usage: snapsetd [OPTION...]\n"
@@ -40,6 +41,9 @@ static void help(void) {
                "  -l, --log-level=LEVEL  err, warning, notice, info or debug (overrides LogLevel=)\n"
                "      --rescue           only resume and thaw what an interrupted set left, from\n"
                "                         the records in /run, then exit (snapset-rescue.service)\n"
+               "      --activate         only re-arm the persistent snapshots that must be active\n"
+               "                         before their origins are mounted, then exit\n"
+               "                         (snapset-activate.service, early at boot)\n"
                "  -h, --help             show this help\n"
                "  -V, --version          show the version\n"
                "\n"
@@ -55,6 +59,7 @@ static int parse_argv(int argc, char *argv[]) {
                 { "state-dir", required_argument, NULL, 'd' },
                 { "log-level", required_argument, NULL, 'l' },
                 { "rescue",    no_argument,       NULL, 'R' },
+                { "activate",  no_argument,       NULL, 'A' },
                 { "help",      no_argument,       NULL, 'h' },
                 { "version",   no_argument,       NULL, 'V' },
                 {}
@@ -92,6 +97,9 @@ static int parse_argv(int argc, char *argv[]) {
                 case 'R':
                         arg_rescue = true;
                         break;
+                case 'A':
+                        arg_activate = true;
+                        break;
                 case 'h':
                         help();
                         return 0;
@@ -104,6 +112,10 @@ static int parse_argv(int argc, char *argv[]) {
                         return -EINVAL;
                 }
 
+        if (arg_rescue && arg_activate) {
+                log_error("--rescue and --activate are two separate steps; give one.");
+                return -EINVAL;
+        }
         if (optind < argc) {
                 log_error("Unexpected argument '%s'; snapsetd takes options only.", argv[optind]);
                 return -EINVAL;
@@ -185,6 +197,11 @@ int main(int argc, char *argv[]) {
                 log_oom();
                 return EXIT_FAILURE;
         }
+
+        /* Early at boot: only what must be active before the local filesystems are mounted.
+         * Nothing can be frozen yet (/run is new), and nothing may be written but /run. */
+        if (arg_activate)
+                return sets_activate_early(m) < 0 ? EXIT_FAILURE : EXIT_SUCCESS;
 
         /* Before anything may write to a filesystem (the state directory, the journal): resume
          * and thaw what a killed predecessor left, if its guardian could not. */

@@ -1306,10 +1306,10 @@ static int origin_writes(unsigned major, unsigned minor, uint64_t *ret) {
  * origin's table, the snapshot device, and the origin switched to snapshot-origin give back the
  * same snapshot.
  *
- * Caveat: writes to the origin between boot and this activation are not copied into the store,
- * so the snapshot silently shows them. Whatever runs activation must run before anything writes
- * to the origin: the daemon's activation unit should order itself before local-fs-pre.target
- * (and after the unit that sets up the origin's device-mapper table). */
+ * Writes to the origin between boot and this activation are not copied into the store, so it
+ * runs first from snapset-activate.service, before the local filesystems are mounted
+ * (activate_before_mounts), and again at snapsetd's start for what that could not do. Only an
+ * origin nothing has written since it came up is re-armed; any other is marked invalid. */
 static VssCode dm_snapshot_activate(Snapshot *snap, const ProviderSettings *settings, ProviderResult *res) {
         _cleanup_(dm_snapshot_record_done) DmSnapshotRecord rec = {};
         _cleanup_free_ char *live = NULL, *table = NULL, *loop = NULL;
@@ -1570,6 +1570,7 @@ static const ProviderOps dm_snapshot_ops = {
         .abort_snapshots = dm_snapshot_abort,
         .delete_snapshot = dm_snapshot_delete,
         .activate_snapshot = dm_snapshot_activate,
+        .activate_before_mounts = true,
         .recover = dm_snapshot_recover,
         .query = dm_snapshot_query,
 };

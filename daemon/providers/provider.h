@@ -204,6 +204,11 @@ typedef struct ProviderOps {
          * the precise reason. */
         void (*prepare_delete)(Snapshot *const *snaps, size_t n, const ProviderSettings *settings);
         VssCode (*activate_snapshot)(Snapshot *snap, const ProviderSettings *settings, ProviderResult *res);
+        /* Set when activate_snapshot must run before anything writes to the snapshot's origin
+         * (snapshots that copy the origin's old data on write: dm-snapshot). snapsetd
+         * --activate (snapset-activate.service) then runs it before the local filesystems are
+         * mounted, when it must write nowhere but /run and /dev. */
+        bool activate_before_mounts;
         VssCode (*recover)(Snapshot *snap, const ProviderSettings *settings, ProviderResult *res);
         /* Optional second step of recovery, once every filesystem of the interrupted set is
          * thawed again: what cannot be done while they may be frozen (lvm commands, which

@@ -478,6 +478,66 @@ class OutsideCreation(Base):
         self.delete_all()
 
 
+class EarlyActivation(Base):
+    """snapsetd --activate (snapset-activate.service, before the local filesystems are mounted)
+    reads the records and writes nothing: / may be read-only for it and /var not mounted yet.
+    It only re-arms providers that must be active before their origins are written
+    (dm-snapshot); the rest, and a backup set (deleted only by snapsetd's own start), are left
+    as they are."""
+
+    def snapshot_of_state(self, d):
+        out = {}
+        for root, _dirs, files in os.walk(d):
+            for name in files:
+                p = os.path.join(root, name)
+                with open(p, "rb") as f:
+                    out[os.path.relpath(p, d)] = (os.stat(p).st_mtime_ns, f.read())
+        return out
+
+    def run_activate(self, state_dir):
+        return subprocess.run([SNAPSETD, "--activate", "--state-dir", state_dir, "--config",
+                               os.path.join(TEST_DIR, "snapsetd.conf"), "--log-level", "debug"],
+                              capture_output=True, text=True, timeout=30)
+
+    def test_it_reads_the_records_writes_nothing_and_leaves_the_rest_to_snapsetd(self):
+        self.control()
+        with Connection(timeout=30) as backup_client:
+            r = backup_client.call("CreateSnapshotSet", {"volumes": [{"volume": self.loop2, "provider": "test"}],
+                                                         "context": "backup"})
+            self.assertNotIn("error", r, r)
+            r = self.create(self.loop)
+            self.assertNotIn("error", r, r)
+            with tempfile.TemporaryDirectory(dir=TEST_DIR) as copy:
+                state = os.path.join(copy, "state")
+                subprocess.run(["cp", "-a", os.path.join(TEST_DIR, "state"), state], check=True)
+                # One snapshot made to look like dm-snapshot's, with a record it cannot use
+                # (there is no device-mapper here): tried, then left to snapsetd.
+                sets = os.path.join(state, "sets")
+                persistent = [n for n in os.listdir(sets)
+                              if r["parameters"]["set"]["id"] in n][0]
+                with open(os.path.join(sets, persistent)) as f:
+                    record = json.load(f)
+                record["snapshots"][0]["provider"] = "dm-snapshot"
+                with open(os.path.join(sets, persistent), "w") as f:
+                    json.dump(record, f)
+                before = self.snapshot_of_state(state)
+                self.assertEqual(len(before), 2, before.keys())
+                a = self.run_activate(state)
+                self.assertEqual(a.returncode, 0, a.stderr)
+                self.assertRegex(a.stderr, r"Snapshot \S+ of '%s' is left to snapsetd: " % re.escape(self.loop))
+                self.assertIn("0 snapshot(s) re-armed before the local filesystems are mounted, 1 left to snapsetd",
+                              a.stderr)
+                self.assertEqual(self.snapshot_of_state(state), before, "the state directory changed")
+                # No state directory (/var not mounted yet): nothing to do, and none is made.
+                missing = os.path.join(copy, "not-mounted")
+                a = self.run_activate(missing)
+                self.assertEqual(a.returncode, 0, a.stderr)
+                self.assertFalse(os.path.exists(missing))
+        # External providers are not even loaded early: their snapshots are snapsetd's to activate.
+        self.assertNotIn("ActivateSnapshot", [e["method"] for e in read_state()])
+        self.delete_all()
+
+
 class KeptRecords(Base):
     """A set whose abort cannot undo everything keeps its in-flight record: GetStatus lists it under
     needsAttention with the provider's reason, Cleanup tries again (asking the provider to

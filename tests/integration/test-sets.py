@@ -5,6 +5,7 @@ every input with the code and the object named, and the streamed lists. The devi
 (real snapshots, consistency, failure injection) is proven in the VM tier."""
 
 import os
+import shutil
 import subprocess
 import tempfile
 import threading
@@ -136,6 +137,36 @@ class Validation(unittest.TestCase):
         r = self.c.call("DoSnapshotSet", {"setId": ZERO})
         self.assertEqual(error_name(r), "ObjectNotFound")
         self.assertEqual(r["parameters"]["setId"], ZERO)
+
+    @unittest.skipUnless(shutil.which("mkfs.btrfs") and "btrfs" in open("/proc/filesystems").read(),
+                         "needs btrfs-progs and a kernel with btrfs")
+    def test_btrfs_is_refused_with_the_reason_for_its_device_and_its_directories(self):
+        # btrfs reports an anonymous device for its files and may span devices: freezing "its"
+        # block device is not possible, so it is refused, with what to use instead.
+        img = os.path.join(os.environ.get("SNAPSET_TEST_DIR", "/tmp"), "sets-btrfs.img")
+        with open(img, "wb") as f:
+            f.truncate(128 << 20)
+        self.addCleanup(os.unlink, img)
+        loop = subprocess.run(["losetup", "-f", "--show", img], capture_output=True, text=True,
+                              check=True).stdout.strip()
+        self.addCleanup(subprocess.run, ["losetup", "-d", loop])
+        subprocess.run(["mkfs.btrfs", "-q", "-f", loop], check=True, capture_output=True)
+        mnt = tempfile.mkdtemp(dir=os.environ.get("SNAPSET_TEST_DIR", "/tmp"))
+        self.addCleanup(os.rmdir, mnt)
+        subprocess.run(["mount", loop, mnt], check=True)
+        self.addCleanup(subprocess.run, ["umount", mnt])
+        os.mkdir(os.path.join(mnt, "data"))
+        for volume in (loop, mnt, os.path.join(mnt, "data")):
+            with self.subTest(volume=volume):
+                r = self.add(volume)
+                self.assertEqual(error_name(r), "VolumeNotSupported", r)
+                self.assertEqual(r["parameters"]["hresult"], 0x8004230C)
+                self.assertIn("btrfs", r["parameters"]["message"])
+                self.assertIn("btrfs subvolume snapshot", r["parameters"]["message"])
+        # Nothing was frozen: the filesystem takes a write at once.
+        with open(os.path.join(mnt, "data", "f"), "w") as f:
+            f.write("still writable")
+            os.fsync(f.fileno())
 
     def loop_device(self):
         if not hasattr(self, "_loop"):

@@ -1,11 +1,14 @@
 #!/bin/bash
 # Persistence that is true: a persistent dm-snapshot set across a reboot. Its two origins come
-# back at boot 2 (an administrator's script sets up their tables); one is mounted and written
-# before snapsetd (re)starts, the other is not touched.
-#   - the untouched one's snapshot is re-armed and shows exactly its pre-reboot bytes (the
-#     checksum of the whole snapshot device);
-#   - the written one's snapshot is reported invalid, with a snapshot-invalid event saying why,
-#     and stays so after a restart: it is never re-armed silently.
+# back at boot 2 (an administrator's script sets up their tables), then the boot goes on in
+# the order a real one takes: snapset-activate.service, then the local filesystems mounted and
+# written, then snapsetd.
+#   - snapset-activate.service is enabled and ran at boot before local-fs-pre.target;
+#   - the origin mounted and written after the early activation keeps its snapshot: re-armed
+#     early, it shows exactly its pre-reboot bytes (the checksum of the whole snapshot device);
+#   - the origin written before the early activation (as an initramfs or a unit ordered too
+#     early would) is not re-armed: its snapshot is reported invalid, with a snapshot-invalid
+#     event saying why, and stays so after a restart: it is never re-armed silently.
 # The state and COW directories live on the scratch disk (the VM's /var does not survive).
 # shellcheck source-path=SCRIPTDIR/.. source=lib.sh
 . "$(dirname "$0")/../lib.sh"
@@ -41,7 +44,7 @@ teardown() {
 	for id in $(snapsetctl --json list 2>/dev/null | jq -r .id); do
 		snapsetctl delete "$id" >/dev/null 2>&1 || true
 	done
-	umount -q /tmp/t69-a "$store" 2>/dev/null || true
+	umount -q /tmp/t69-a /tmp/t69-b "$store" 2>/dev/null || true
 	dmsetup remove --retry t69-a t69-b t69-store 2>/dev/null || true
 	scratch_wipe "$disk"
 }
@@ -84,30 +87,46 @@ case $SNAPSET_VM_BOOT in
 	;;
 2)
 	id=$(vm_state_get id)
+	# This boot's own run of the unit found nothing to do (the state directory is on the
+	# scratch disk, not mounted yet), but it ran, before the local filesystems.
+	assert_eq "$(systemctl is-enabled snapset-activate.service)" enabled "snapset-activate.service"
+	ran=$(systemctl show -P ExecMainExitTimestampMonotonic snapset-activate.service)
+	pre=$(systemctl show -P ActiveEnterTimestampMonotonic local-fs-pre.target)
+	((ran > 0 && ran <= pre)) || fail "snapset-activate.service ended at $ran us, local-fs-pre.target was reached at $pre us"
 	setup_volumes
-	# Written before snapsetd is back: as a service or an fstab mount would at boot.
-	mkdir -p /tmp/t69-a
+	mkdir -p /etc/snapset /tmp/t69-a /tmp/t69-b
+	printf '%s\n' "$conf" >/etc/snapset/snapsetd.conf
+	# Written before the early activation.
 	mount /dev/mapper/t69-a /tmp/t69-a
-	echo "written at boot" >/tmp/t69-a/boot-marker
+	echo "written before the early activation" >/tmp/t69-a/boot-marker
 	sync
 	since=$(now_usec)
+	systemctl start snapset-activate.service
+	journalctl --sync
+	early=$(journalctl --no-pager -o cat --since "@$((since / 1000000))" _SYSTEMD_UNIT=snapset-activate.service)
+	assert_contains "$early" "1 snapshot(s) re-armed before the local filesystems are mounted, 1 left to snapsetd" "the early activation"
+	step "early activation: $early"
+	# Then mounted and written, as /etc/fstab and the services after it would.
+	mount /dev/mapper/t69-b /tmp/t69-b
+	echo "written after the early activation" >/tmp/t69-b/boot-marker
+	sync
 	snapset_conf "$conf"
 	defer teardown
 	list=$(snapsetctl --json list)
 	step "after the reboot: $list"
 	assert_eq "$(jq -r .id <<<"$list")" "$id" "the set is there"
 	status_of() { jq -r --arg v "$1" '.snapshots[] | select(.volume == $v) | .status' <<<"$list"; }
-	assert_eq "$(status_of /dev/mapper/t69-b)" valid "the untouched origin's snapshot"
+	assert_eq "$(status_of /dev/mapper/t69-b)" valid "the snapshot of the origin written after the early activation"
 	snap_b=$(jq -r '.snapshots[] | select(.volume == "/dev/mapper/t69-b") | .device' <<<"$list")
 	udevadm settle
 	assert_eq "$(sha "$snap_b")" "$(vm_state_get sum_b)" "the re-armed snapshot, byte for byte"
-	assert_eq "$(status_of /dev/mapper/t69-a)" invalid "the snapshot of the origin written at boot"
+	assert_eq "$(status_of /dev/mapper/t69-a)" invalid "the snapshot of the origin written before the early activation"
 	event=$(snapset_journal "$since" | jq -r 'select(.MESSAGE | test("is invalid")) | .MESSAGE')
 	assert_contains "$event" "$(vm_state_get snap_a)" "the event names the snapshot"
 	assert_contains "$event" "was written since it came up" "the event says why"
 	snapset_restart
 	list=$(snapsetctl --json list)
 	assert_eq "$(status_of /dev/mapper/t69-a)" invalid "still invalid after a restart (never re-armed)"
-	step "ok: untouched origin: re-armed, identical; written origin: invalid, with the event, for good"
+	step "ok: re-armed early, then written: its pre-reboot bytes; written before: invalid, with the event, for good"
 	;;
 esac
