@@ -27,6 +27,9 @@ int exit_status_from_varlink_error(const char *error) {
                 return vss_code_info(code)->exit_status;
         if (streq(error, VARLINK_ERROR_PERMISSION_DENIED))
                 return vss_code_info(E_ACCESSDENIED)->exit_status;
+        /* Too many connections open: a temporary failure, like a timeout; retry later. */
+        if (streq(error, SNAPSET_MANAGER_INTERFACE ".TooManyConnections"))
+                return SNAPSETCTL_EXIT_TIMEOUT;
         if (startswith(error, VARLINK_SERVICE_PREFIX))
                 return SNAPSET_EXIT_PROTOCOL;
         return SNAPSET_EXIT_FAILURE;

@@ -16,6 +16,7 @@
 #include <systemd/sd-daemon.h>
 
 #include "job.h"
+#include "json-util.h"
 #include "log.h"
 #include "macro.h"
 #include "manager.h"
@@ -23,6 +24,7 @@
 #include "methods.h"
 #include "providers/external.h"
 #include "varlink.h"
+#include "vss-error.h"
 
 /* How many connections one wake-up of the listening socket accepts, so that a flood of
  * connections cannot starve the clients already connected. */
@@ -52,6 +54,10 @@ struct Connection {
         bool peer_shut;               /* EPOLLRDHUP seen while paused: stop watching for it */
         bool eof;                     /* the peer closed its side: no more calls will come */
         bool closed;
+        /* Over a connection limit: its first call is answered with TooManyConnections naming
+         * the key (e.g. "MaxConnectionsPerUser="), then it is closed. NULL: served. */
+        const char *refused_limit;
+        unsigned refused_maximum;
 };
 
 static const char *connection_peer(const Connection *c, char *buf, size_t size) {
@@ -282,7 +288,10 @@ static void connection_close(Connection *c, int level, const char *reason) {
         c->prev = NULL;
         c->next = m->closed;
         m->closed = c;
-        m->n_connections--;
+        if (c->refused_limit)
+                m->n_refusing--;
+        else
+                m->n_connections--;
 
         /* A set in creation, and backup-context sets, belong to the connection that made them:
          * they go with it (architecture §1.1, §4); after the job, if one runs (it may be using
@@ -385,6 +394,24 @@ static void connection_protocol_error(Connection *c, int r) {
         connection_close(c, LOG_DEBUG, NULL);
 }
 
+/* The one reply a connection over a limit gets, to its first call: which limit, and what to
+ * do. Then it is closed (a small reply into an empty socket buffer: one write sends it). */
+static void connection_refuse(Connection *c) {
+        _cleanup_(json_object_putp) json_object *p = json_object_new_object(), *err = NULL;
+        char message[256];
+
+        snprintf(message, sizeof message, "snapsetd serves at most %u connections %s at once (%s in "
+                 "snapsetd.conf); this one is closed. Close idle connections, retry later, or raise %s.",
+                 c->refused_maximum, streq(c->refused_limit, "MaxConnections=") ? "in all" : "per user",
+                 c->refused_limit, c->refused_limit);
+        if (p && json_add_string(p, "limit", c->refused_limit) >= 0 &&
+            json_add_int(p, "maximum", c->refused_maximum) >= 0 && json_add_string(p, "message", message) >= 0)
+                err = varlink_message_error(SNAPSET_VARLINK_INTERFACE ".TooManyConnections", p);
+        if (err && varlink_stream_enqueue(c->stream, err) >= 0)
+                (void) varlink_stream_flush(c->stream);
+        connection_close(c, LOG_DEBUG, "over a connection limit, told so");
+}
+
 /* Handles the complete calls in the input buffer, in order, while the client keeps up with the
  * replies; then writes, and closes the connection once the client is done. */
 static void connection_process(Connection *c) {
@@ -412,6 +439,10 @@ static void connection_process(Connection *c) {
                         }
                 }
 
+                if (c->refused_limit) {
+                        connection_refuse(c);
+                        return;
+                }
                 c->last_activity_usec = now_monotonic_usec();
                 r = methods_dispatch(c->manager, &c->peer, msg, connection_send, c);
                 if (r == METHODS_DEFERRED) {
@@ -641,7 +672,7 @@ static unsigned manager_connections_of_uid(const Manager *m, uid_t uid) {
         unsigned n = 0;
 
         for (const Connection *c = m->connections; c; c = c->next)
-                if (c->peer.uid == uid)
+                if (c->peer.uid == uid && !c->refused_limit)
                         n++;
         return n;
 }
@@ -684,7 +715,8 @@ static int socket_peer(int fd, Peer *ret) {
         return 0;
 }
 
-static int manager_add_connection(Manager *m, int fd, const Peer *peer) {
+static int manager_add_connection(Manager *m, int fd, const Peer *peer, const char *refused_limit,
+                                  unsigned refused_maximum) {
         _cleanup_close_ int fd_close = fd;
         Connection *c;
         int r;
@@ -700,6 +732,8 @@ static int manager_add_connection(Manager *m, int fd, const Peer *peer) {
                 .peer = *peer,
                 .events = EPOLLIN,
                 .last_activity_usec = now_monotonic_usec(),
+                .refused_limit = refused_limit,
+                .refused_maximum = refused_maximum,
         };
 
         r = socket_peer_groups(fd, &c->groups, &c->peer.n_groups);
@@ -727,7 +761,10 @@ static int manager_add_connection(Manager *m, int fd, const Peer *peer) {
         if (m->connections)
                 m->connections->prev = c;
         m->connections = c;
-        m->n_connections++;
+        if (refused_limit)
+                m->n_refusing++;
+        else
+                m->n_connections++;
         return 0;
 }
 
@@ -768,15 +805,20 @@ static void manager_reap_hung_up(Manager *m) {
                         connection_close(conns[i], LOG_DEBUG, NULL);
 }
 
+/* Root is the administrator, and a backup server runs its many jobs as root: its connections
+ * count against MaxConnections= only. Every other user has MaxConnectionsPerUser= as well, so
+ * that no user can take every connection. */
 static bool manager_at_cap(Manager *m, uid_t uid, bool *ret_total) {
         *ret_total = m->n_connections >= m->config.max_connections;
-        return *ret_total || manager_connections_of_uid(m, uid) >= m->config.max_connections_per_user;
+        return *ret_total ||
+               (uid != 0 && manager_connections_of_uid(m, uid) >= m->config.max_connections_per_user);
 }
 
 static void manager_accept(Manager *m) {
         for (unsigned i = 0; i < ACCEPT_BATCH; i++) {
                 _cleanup_close_ int fd = -EBADF;
-                unsigned suppressed;
+                const char *limit = NULL;
+                unsigned suppressed, maximum = 0;
                 char peerbuf[64];
                 Peer peer;
                 int r;
@@ -806,25 +848,28 @@ static void manager_accept(Manager *m) {
                 if (manager_at_cap(m, peer.uid, &total))
                         manager_reap_hung_up(m);
                 if (manager_at_cap(m, peer.uid, &total)) {
-                        /* Refused connections are closed at once, without a reply: the client has
-                         * sent no call yet, and a reply nobody asked for would break the protocol. */
+                        limit = total ? "MaxConnections=" : "MaxConnectionsPerUser=";
+                        maximum = total ? m->config.max_connections : m->config.max_connections_per_user;
                         if (ratelimit_below(&m->refuse_ratelimit, &suppressed))
                                 log_warning("Refusing a connection from %s: %s (%u) reached.%s",
                                             manager_peer_to_string(peer.pid, peer.uid, peerbuf, sizeof peerbuf),
-                                            total ? "MaxConnections=" : "MaxConnectionsPerUser=",
-                                            total ? m->config.max_connections : m->config.max_connections_per_user,
+                                            limit, maximum,
                                             suppressed > 0 ? " (similar messages were suppressed)" : "");
-                        continue;
+                        /* Kept only to answer its first call with the reason (a reply nobody
+                         * asked for would break the protocol); a flood is closed unanswered. */
+                        if (m->n_refusing >= MANAGER_REFUSING_MAX)
+                                continue;
                 }
 
-                r = manager_add_connection(m, TAKE_FD(fd), &peer);
+                r = manager_add_connection(m, TAKE_FD(fd), &peer, limit, maximum);
                 if (r < 0) {
                         log_warning_errno(r, "Failed to set up a connection from %s: %m",
                                           manager_peer_to_string(peer.pid, peer.uid, peerbuf, sizeof peerbuf));
                         continue;
                 }
-                log_debug("Connection %" PRIu64 " from %s.", m->next_connection_id,
-                          manager_peer_to_string(peer.pid, peer.uid, peerbuf, sizeof peerbuf));
+                log_debug("Connection %" PRIu64 " from %s%s.", m->next_connection_id,
+                          manager_peer_to_string(peer.pid, peer.uid, peerbuf, sizeof peerbuf),
+                          limit ? ", over a limit: its first call is refused" : "");
         }
 }
 
@@ -834,6 +879,8 @@ static void manager_accept(Manager *m) {
 static uint64_t connection_deadline(const Connection *c) {
         const Config *cfg = &c->manager->config;
 
+        if (c->refused_limit)
+                return c->last_activity_usec + MANAGER_REFUSING_USEC;
         if (varlink_stream_has_output(c->stream))
                 return c->last_write_usec + MANAGER_OUTPUT_STALL_USEC;
         /* A backup script holds its connection open, idle, for as long as it reads its
@@ -1212,7 +1259,7 @@ static int manager_listen_activated(Manager *m) {
                 safe_close(fd);
                 return log_error_errno(r, "Failed to get the credentials of the passed connection: %m");
         }
-        r = manager_add_connection(m, fd, &peer);
+        r = manager_add_connection(m, fd, &peer, NULL, 0);
         if (r < 0)
                 return log_error_errno(r, "Failed to set up the passed connection: %m");
         log_debug("Serving the connection passed by the service manager (%s).",

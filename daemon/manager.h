@@ -22,6 +22,11 @@
 #define MANAGER_OUTPUT_HIGH_WATER (1024U * 1024U)
 /* Drop a client whose pending replies have not moved for this long. */
 #define MANAGER_OUTPUT_STALL_USEC (30U * USEC_PER_SEC)
+/* A connection over MaxConnections= or MaxConnectionsPerUser= is kept only to answer its first
+ * call with TooManyConnections (so that the client learns why), at most this many at once and
+ * for at most this long; beyond that it is closed without a word. */
+#define MANAGER_REFUSING_MAX 8U
+#define MANAGER_REFUSING_USEC (2U * USEC_PER_SEC)
 
 typedef enum EventSourceType {
         EVENT_SOURCE_LISTEN,
@@ -69,7 +74,8 @@ typedef struct Manager {
 
         Connection *connections;      /* live connections, newest first */
         Connection *closed;           /* closed during this loop iteration, freed after it */
-        unsigned n_connections;
+        unsigned n_connections;       /* served; not the ones only kept to be refused */
+        unsigned n_refusing;
         uint64_t next_connection_id;
 
         bool exiting;
