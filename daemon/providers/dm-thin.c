@@ -287,7 +287,27 @@ static void snap_state_free(ThinSnapState *s) {
         free(s);
 }
 
+/* One udev cookie for the origins' resumes inside the window, made before it and waited on after
+ * it (post_commit or abort): never a udev wait while an origin is suspended. Without a cookie,
+ * udev takes the resume for one it need not handle, and the origin's /dev/mapper node is gone. */
+typedef struct ThinSetState {
+        uint32_t cookie;
+        bool have_cookie;
+} ThinSetState;
+
+static void set_cookie_wait(ProviderSet *ps) {
+        ThinSetState *s = ps->state;
+
+        if (s && s->have_cookie) {
+                (void) dm_udev_cookie_wait(&s->cookie);
+                s->have_cookie = false;
+        }
+}
+
 static void share_state_free(ProviderSet *ps) {
+        set_cookie_wait(ps);
+        free(ps->state);
+        ps->state = NULL;
         for (size_t i = 0; i < ps->n_snapshots; i++) {
                 snap_state_free(ps->snapshots[i]->state);
                 ps->snapshots[i]->state = NULL;
@@ -572,6 +592,17 @@ static VssCode dm_thin_pre_commit(ProviderSet *ps, ProviderResult *res) {
                                              "(suspended, or an inactive table was loaded by another tool)",
                                              st->rec.origin_name);
         }
+        if (!ps->state) {
+                ThinSetState *set = calloc(1, sizeof(ThinSetState));
+
+                if (!set)
+                        return provider_fail(res, SIZE_MAX, ENOMEM, E_OUTOFMEMORY, "Out of memory");
+                ps->state = set;
+                if (dm_udev_cookie_new(&set->cookie) < 0)
+                        return provider_fail(res, SIZE_MAX, ENOMEM, E_OUTOFMEMORY, "Cannot create a udev cookie "
+                                             "(SysV semaphore)");
+                set->have_cookie = true;
+        }
         /* Last, right before the window: the less time between checking an id and using it,
          * the less chance that another tool takes it meanwhile. */
         return pick_ids(ps, res);
@@ -635,6 +666,7 @@ static VssCode dm_thin_commit(ProviderSet *ps, ProviderResult *res) {
 }
 
 static VssCode dm_thin_release_writes(ProviderSet *ps, bool committed, ProviderResult *res) {
+        ThinSetState *set = ps->state;
         VssCode code = S_OK;
 
         /* Every held origin is resumed, whatever fails on the way. Nothing else changed on them:
@@ -647,7 +679,7 @@ static VssCode dm_thin_release_writes(ProviderSet *ps, bool committed, ProviderR
                 if (!st || !st->origin_suspended)
                         continue;
                 o = DM_REF_DEVNUM(st->origin_major, st->origin_minor);
-                r = dm_device_resume(o, DM_RULES_ALL, NULL);
+                r = dm_device_resume(o, DM_RULES_ALL, set && set->have_cookie ? &set->cookie : NULL);
                 if (r < 0)   /* once more: writers hang until it is resumed */
                         r = dm_device_resume(o, DM_RULES_ALL, NULL);
                 if (r >= 0)
@@ -703,6 +735,8 @@ static VssCode dm_thin_post_commit(ProviderSet *ps, ProviderResult *res) {
         uint32_t cookie = 0;
         VssCode code = S_OK;
 
+        /* Everything is resumed and thawed: now udev may be waited for. */
+        set_cookie_wait(ps);
         (void) dm_udev_cookie_new(&cookie);
         for (size_t i = 0; i < ps->n_snapshots && code == S_OK; i++) {
                 ThinSnapState *st = ps->snapshots[i]->state;
@@ -747,6 +781,8 @@ static VssCode dm_thin_abort(ProviderSet *ps, ProviderResult *res) {
         VssCode code = S_OK;
 
         (void) dm_udev_cookie_new(&cookie);
+        /* The window's resumes first (the coordinator released and thawed before an abort). */
+        set_cookie_wait(ps);
         for (size_t i = ps->n_snapshots; i-- > 0; ) {
                 ProviderSnapshot *snap = ps->snapshots[i];
                 ThinSnapState *st = snap->state;

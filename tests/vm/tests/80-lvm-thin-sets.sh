@@ -5,7 +5,8 @@
 # (dm-snapshot), ext4 and xfs, taken while a writer appends sequence numbers to each volume in
 # turn (lib.sh, seq_writer_start: why that proves one instant).
 #   1. one set of all four kinds: a consistent cut, a file written before the set byte-identical
-#      in every snapshot, lvs and dmsetup showing exactly the set's snapshots, how each was made
+#      in every snapshot, every origin's device node still there, lvs and dmsetup showing exactly
+#      the set's snapshots, how each was made
 #      (kind, note), the thin pools' transaction ids agreeing (kernel vs LVM), and nothing left
 #      after the delete;
 #   2. the same with 16 LVs (8 classic, 8 thin) across two volume groups (which run in
@@ -123,6 +124,11 @@ take_set() {
 	hold=$(jq -r .holdUsec <<<"$set_json")
 	[[ $win =~ ^[0-9]+$ && $hold =~ ^[0-9]+$ ]] || fail "$label: no freeze window in the reply: $set_json"
 	blk=$(seq_max_block "$blocks" "$t0" "$t1")
+	# The origins keep their device nodes (udev saw every resume as snapset's).
+	udevadm settle
+	for dev in "${devs[@]}"; do
+		[[ -b $dev ]] || fail "$label: $dev is gone after the set (udev dropped its node)"
+	done
 	printf 'FREEZE WINDOW [%s] %-28s %2d volume(s): freezeWindowUsec=%d holdUsec=%d; writer blocked at most %d us; call %d ms\n' \
 		"$(uname -r | cut -d- -f1)" "$label" "${#devs[@]}" "$win" "$hold" "$blk" $(((t1 - t0) / 1000)) |
 		tee -a "$SNAPSET_VM_TMP/windows"
