@@ -137,7 +137,10 @@ uint64_t method_default_timeout_usec(const char *method) {
                 member = dot + 1;
         }
 
-        if (streq(member, "CreateSnapshotSet") || streq(member, "DoSnapshotSet"))
+        /* A delete does the same kind of device work as a create (devices removed, udev waited
+         * for, lvremove), one snapshot after another: a set of many takes as long. */
+        if (streq(member, "CreateSnapshotSet") || streq(member, "DoSnapshotSet") ||
+            streq(member, "DeleteSnapshots"))
                 return TIMEOUT_CREATE_USEC;
         if (streq(member, "Monitor"))
                 return 0;

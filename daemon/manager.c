@@ -785,16 +785,16 @@ static void manager_listen_pause(Manager *m, bool pause) {
 static void manager_reap_hung_up(Manager *m) {
         _cleanup_free_ struct pollfd *fds = NULL;
         Connection **conns, *c;
-        size_t n = 0;
+        size_t n = 0, all = m->n_connections + m->n_refusing;   /* every one in the list */
 
-        if (m->n_connections == 0)
+        if (all == 0)
                 return;
-        fds = calloc(m->n_connections, sizeof *fds + sizeof *conns);
+        fds = calloc(all, sizeof *fds + sizeof *conns);
         if (!fds)
                 return;
-        conns = (Connection **) (fds + m->n_connections);
+        conns = (Connection **) (fds + all);
 
-        for (c = m->connections; c && n < m->n_connections; c = c->next) {
+        for (c = m->connections; c && n < all; c = c->next) {
                 fds[n] = (struct pollfd) { .fd = c->fd, .events = 0 };
                 conns[n++] = c;
         }

@@ -90,10 +90,12 @@ START_TEST(test_seconds_take_fractions_and_an_optional_s) {
 }
 END_TEST
 
-START_TEST(test_creating_a_set_waits_longer_and_monitor_waits_for_ever) {
+START_TEST(test_creating_and_deleting_wait_longer_and_monitor_waits_for_ever) {
         ck_assert_uint_eq(method_default_timeout_usec("io.snapset.Manager.CreateSnapshotSet"), 120 * USEC_PER_SEC);
         ck_assert_uint_eq(method_default_timeout_usec("io.snapset.Manager.DoSnapshotSet"), 120 * USEC_PER_SEC);
         ck_assert_uint_eq(method_default_timeout_usec("CreateSnapshotSet"), 120 * USEC_PER_SEC);
+        /* Deleting a set of many snapshots takes as long as creating it. */
+        ck_assert_uint_eq(method_default_timeout_usec("io.snapset.Manager.DeleteSnapshots"), 120 * USEC_PER_SEC);
         ck_assert_uint_eq(method_default_timeout_usec("io.snapset.Manager.Monitor"), 0);
         ck_assert_uint_eq(method_default_timeout_usec("io.snapset.Manager.GetStatus"), 30 * USEC_PER_SEC);
         ck_assert_uint_eq(method_default_timeout_usec("io.snapset.Manager.ListSnapshotSets"), 30 * USEC_PER_SEC);
@@ -191,7 +193,7 @@ Suite *suite_client_parse(void) {
         tcase_add_test(tc, test_sizes_that_are_not_sizes_are_refused);
         tcase_add_test(tc, test_sizes_beyond_a_json_integer_are_out_of_range);
         tcase_add_test(tc, test_seconds_take_fractions_and_an_optional_s);
-        tcase_add_test(tc, test_creating_a_set_waits_longer_and_monitor_waits_for_ever);
+        tcase_add_test(tc, test_creating_and_deleting_wait_longer_and_monitor_waits_for_ever);
         suite_add_tcase(s, tc);
 
         tcase_add_test(volumes, test_a_plain_volume_has_no_options);
