@@ -35,9 +35,12 @@
 #   vm_state_set KEY VALUE / vm_state_get KEY   state that survives vm_reboot
 #   vm_reboot                   reboot the VM and run this test again with SNAPSET_VM_BOOT+1
 #   require_cmd CMD...          skip when a command is missing
+#   vm_src_dir / vm_build_dir   the source tree and the build of it the harness ran from (the
+#                               VM's root is the host's): SNAPSET_VM_SRC/SNAPSET_VM_BUILD, else
+#                               the harness's config (BUILD=, or SRC=/build)
 #
 # Tests share the VM's scratch disks one after another: leave them as you found
-# them (wiped). Disk use so far: 30-lvm vda+vdb, 90-reboot-persistence vdd.
+# them (wiped). Disk use so far: 30-lvm vda+vdb, 62-set-contexts vdd, 69-dm-snapshot-reboot vdc.
 
 set -Eeuo pipefail
 
@@ -156,6 +159,19 @@ _lib_on_exit() {
 	exit "$rc"
 }
 trap _lib_on_exit EXIT
+
+vm_src_dir() {
+	local src=${SNAPSET_VM_SRC:-}
+	[[ -n $src || ! -r /run/snapset-vm/config ]] || src=$(. /run/snapset-vm/config && echo "${SRC:-}")
+	echo "$src"
+}
+
+vm_build_dir() {
+	local build=${SNAPSET_VM_BUILD:-}
+	[[ -n $build || ! -r /run/snapset-vm/config ]] || build=$(. /run/snapset-vm/config && echo "${BUILD:-}")
+	[[ -n $build ]] || build=$(vm_src_dir)/build
+	echo "$build"
+}
 
 # --- devices ------------------------------------------------------------------
 

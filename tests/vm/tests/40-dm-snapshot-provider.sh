@@ -22,14 +22,7 @@ modprobe loop
 # A build of the tree: the VM's root is the host's, so it is where the harness ran from.
 # SNAPSET_VM_BUILD, else BUILD= (or SRC=, for $SRC/build) in the harness's config. "make" builds
 # the driver with everything else, so that an interface change breaks the build on the host.
-src=${SNAPSET_VM_SRC:-}
-build=${SNAPSET_VM_BUILD:-}
-if [[ -r /run/snapset-vm/config ]]; then
-	[[ -n $src ]] || src=$(. /run/snapset-vm/config && echo "${SRC:-}")
-	[[ -n $build ]] || build=$(. /run/snapset-vm/config && echo "${BUILD:-}")
-fi
-[[ -n $build ]] || build=$src/build
-driver=$build/provider-driver
+driver=$(vm_build_dir)/provider-driver
 [[ -x $driver ]] || fail "no provider driver at $driver: run make, or set SNAPSET_VM_BUILD"
 
 # --- helpers -------------------------------------------------------------------

@@ -8,7 +8,9 @@
 #     early, it shows exactly its pre-reboot bytes (the checksum of the whole snapshot device);
 #   - the origin written before the early activation (as an initramfs or a unit ordered too
 #     early would) is not re-armed: its snapshot is reported invalid, with a snapshot-invalid
-#     event saying why, and stays so after a restart: it is never re-armed silently.
+#     event saying why, and stays so after a restart: it is never re-armed silently;
+#   - the set is then deleted: the origins run their own tables again, and nothing is left.
+# It is also the tier's proof that a reboot is real (a new boot id) and that disks survive it.
 # The state and COW directories live on the scratch disk (the VM's /var does not survive).
 # shellcheck source-path=SCRIPTDIR/.. source=lib.sh
 . "$(dirname "$0")/../lib.sh"
@@ -77,6 +79,7 @@ case $SNAPSET_VM_BOOT in
 	vm_state_set id "$id"
 	vm_state_set sum_b "$(sha "$snap_b")"
 	vm_state_set snap_a "$(jq -r '.snapshots[] | select(.volume == "/dev/mapper/t69-a") | .id' <<<"$set")"
+	vm_state_set boot_id "$(cat /proc/sys/kernel/random/boot_id)"
 	step "set $id made; the snapshot of t69-b: $(vm_state_get sum_b)"
 	systemctl stop snapsetd.service
 	# The store stays mounted: the snapshots' loop devices hold their COW files open, as they
@@ -87,6 +90,7 @@ case $SNAPSET_VM_BOOT in
 	;;
 2)
 	id=$(vm_state_get id)
+	assert_ne "$(cat /proc/sys/kernel/random/boot_id)" "$(vm_state_get boot_id)" "boot id (a real reboot happened)"
 	# This boot's own run of the unit found nothing to do (the state directory is on the
 	# scratch disk, not mounted yet), but it ran, before the local filesystems.
 	assert_eq "$(systemctl is-enabled snapset-activate.service)" enabled "snapset-activate.service"
@@ -94,6 +98,7 @@ case $SNAPSET_VM_BOOT in
 	pre=$(systemctl show -P ActiveEnterTimestampMonotonic local-fs-pre.target)
 	((ran > 0 && ran <= pre)) || fail "snapset-activate.service ended at $ran us, local-fs-pre.target was reached at $pre us"
 	setup_volumes
+	snapset_remember_tables t69-a t69-b
 	mkdir -p /etc/snapset /tmp/t69-a /tmp/t69-b
 	printf '%s\n' "$conf" >/etc/snapset/snapsetd.conf
 	# Written before the early activation.
@@ -128,5 +133,8 @@ case $SNAPSET_VM_BOOT in
 	list=$(snapsetctl --json list)
 	assert_eq "$(status_of /dev/mapper/t69-a)" invalid "still invalid after a restart (never re-armed)"
 	step "ok: re-armed early, then written: its pre-reboot bytes; written before: invalid, with the event, for good"
+	assert_success snapsetctl delete "$id"
+	snapset_assert_clean "after deleting the set at boot 2" "$store/cow" t69-a t69-b
+	step "ok: deleted; both origins run their own tables; nothing left"
 	;;
 esac
