@@ -5,6 +5,8 @@
 #   make check SANITIZE=1   the same with ASan+UBSan, built into build-sanitize/
 #   make check-unit | check-integration | check-fuzz | check-vm | check-man
 #   make fuzz            run the libFuzzer target until stopped (FUZZ_SECONDS=N to bound it)
+#   make bench           the benchmark into bench/results/ (bench/README.md); bench-smoke: its
+#                        smoke run (also part of check: VM test 95-bench, test-bench.py)
 #   make install         honours DESTDIR, PREFIX, SBINDIR, BINDIR, MANDIR, SYSTEMDUNITDIR, ...
 #
 # Sources are found by directory, so adding a file never needs a Makefile edit:
@@ -87,7 +89,7 @@ endif
 
 # The VM tier's provider driver is built with everything else, so that an interface change that
 # breaks it fails the build on the host, not a test inside the VM.
-TEST_PROGRAMS := $(B)/provider-driver
+TEST_PROGRAMS := $(B)/provider-driver $(B)/bench-floor
 
 all: $(PROGRAMS) $(UNITS) $(TEST_PROGRAMS)
 
@@ -147,6 +149,14 @@ $(B)/tests/vm/%.o: tests/vm/%.c $(B)/flags | $(IDL_INC)
 $(B)/provider-driver: $(B)/tests/vm/provider-driver.o $(B)/libsnapsetd.a $(B)/libsnapset-common.a
 	$(call quiet,LD,$@) $(CC) $(LDFLAGS) -o $@ $^ $(call pc_libs,$(LIBS_DAEMON))
 
+$(B)/bench/%.o: bench/%.c $(B)/flags | $(IDL_INC)
+	@mkdir -p $(@D)
+	$(call quiet,CC,$@) $(CC) $(CPPFLAGS) $(CFLAGS) -Idaemon -Idaemon/providers \
+		$(call pc_cflags,$(LIBS_DAEMON)) -c -o $@ $<
+
+$(B)/bench-floor: $(B)/bench/floor.o $(B)/libsnapsetd.a $(B)/libsnapset-common.a
+	$(call quiet,LD,$@) $(CC) $(LDFLAGS) -o $@ $^ $(call pc_libs,$(LIBS_DAEMON))
+
 # One line per tests/unit/test-NAME.c; check_main.c adds every suite listed here.
 $(B)/gen/suites.h: $(wildcard tests/unit/test-*.c) Makefile
 	@mkdir -p $(@D)
@@ -188,6 +198,14 @@ check-valgrind: $(B)/check-unit
 demo: all
 	$(Q)BUILDDIR=$(B) tools/demo
 
+# The benchmark (bench/README.md); not part of check, but its smoke run is (VM test 95-bench and
+# the integration tier's test-bench.py).
+bench: all
+	$(Q)BUILDDIR=$(B) bench/run
+
+bench-smoke: all
+	$(Q)BUILDDIR=$(B) bench/run --smoke
+
 FUZZ_SECONDS ?= 0
 fuzz:
 	$(Q)BUILDDIR=$(B) FUZZ_SECONDS=$(FUZZ_SECONDS) tests/fuzz/run
@@ -221,7 +239,7 @@ clean:
 	rm -rf build build-sanitize build-fuzz
 
 .PHONY: FORCE all check check-unit check-man check-integration check-fuzz check-vm check-valgrind \
-	demo fuzz install uninstall clean
+	bench bench-smoke demo fuzz install uninstall clean
 .DELETE_ON_ERROR:
 .SECONDARY: $(IDL_INC)
 

@@ -1,0 +1,205 @@
+#!/usr/bin/python3
+"""Turns the benchmark's raw numbers into its report (bench/README.md).
+
+  bench/report.py --out DIR [--name NAME] FILE...
+
+FILEs: the host half's JSON object (bench/api-bench.py) and the VM half's JSON lines
+(<kernel>.bench.json from tests/vm/tests/95-bench.sh), in any order. Writes DIR/NAME.md (tables,
+then every raw number as JSON) and DIR/NAME.png (the freeze window against the set size, per
+provider and kernel, with the floor; needs gnuplot), and prints a one-paragraph summary.
+NAME defaults to <date>-<host>. Under TCG only ratios within one run mean anything: the report
+gives the window as a ratio to the floor measured in the same runs."""
+
+import argparse
+import datetime
+import json
+import os
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+
+PROVIDERS = ["dm-snapshot", "dm-thin", "lvm-classic", "lvm-thin"]
+
+
+def load(files):
+    api, runs = None, []
+    for path in files:
+        with open(path) as f:
+            text = f.read().strip()
+        if not text:
+            continue
+        if text.startswith("{") and "\n" not in text and '"getStatus"' in text:
+            api = json.loads(text)
+            continue
+        runs.extend(json.loads(line) for line in text.splitlines() if line.strip())
+    return api, runs
+
+
+def med(values):
+    return statistics.median(values) if values else None
+
+
+def ms(usec):
+    return "—" if usec is None else "%.1f" % (usec / 1000.0)
+
+
+def spread(values):
+    """median [min–max], in ms"""
+    if not values:
+        return "—"
+    return "%s [%s–%s]" % (ms(med(values)), ms(min(values)), ms(max(values)))
+
+
+def groups(runs):
+    out = {}
+    for r in runs:
+        out.setdefault((r["kernel"], r["provider"], r["n"]), []).append(r)
+    return out
+
+
+def snapset_table(runs):
+    g = groups(runs)
+    lines = ["| kernel | provider | N | runs | freeze window, ms | hold, ms | create, ms | delete, ms | "
+             "writer's worst write, ms | floor, ms | window ÷ floor | snapshot kinds |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for kernel, provider, n in sorted(g, key=lambda k: (k[0], PROVIDERS.index(k[1]) if k[1] in PROVIDERS else 9, k[2])):
+        rs = g[(kernel, provider, n)]
+        win = [r["freezeWindowUsec"] for r in rs]
+        floor = [r["floorWindowUsec"] for r in rs]
+        ratio = med(win) / med(floor) if med(floor) else None
+        kinds = sorted({k for r in rs for k in r.get("kinds", [])})
+        lines.append("| %s | %s | %d | %d | %s | %s | %s | %s | %s | %s | %s | %s |" % (
+            kernel, provider, n, len(rs), spread(win), spread([r["holdUsec"] for r in rs]),
+            spread([r["createUsec"] for r in rs]), spread([r["deleteUsec"] for r in rs]),
+            spread([r["writerWorstUsec"] for r in rs]), spread(floor),
+            "—" if ratio is None else "%.2f" % ratio, ", ".join(kinds)))
+    return "\n".join(lines)
+
+
+def growth(runs):
+    """Per kernel and provider: the window at the largest N over the window at N=1."""
+    g = groups(runs)
+    out = []
+    for kernel, provider in sorted({(k, p) for k, p, _ in g}):
+        ns = sorted(n for k, p, n in g if (k, p) == (kernel, provider))
+        if len(ns) < 2 or ns[0] != 1:
+            continue
+        first = med([r["freezeWindowUsec"] for r in g[(kernel, provider, 1)]])
+        last = med([r["freezeWindowUsec"] for r in g[(kernel, provider, ns[-1])]])
+        out.append((kernel, provider, ns[-1], last / first if first else None))
+    return out
+
+
+def api_table(api):
+    lines = ["| what | result |", "|---|---|"]
+    for s in api["getStatus"]:
+        lines.append("| GetStatus round trip, %d client(s), %d calls | p50 %.0f µs, p99 %.0f µs, %d error(s) |" %
+                     (s["clients"], s["calls"], s["p50Usec"] or 0, s["p99Usec"] or 0, s["errors"]))
+    ls = api["listSnapshots"]
+    lines.append("| ListSnapshots of %d snapshots | median %.1f ms [%.1f–%.1f] |" %
+                 (ls["snapshots"], ls["medianMs"], ls["minMs"], ls["maxMs"]))
+    lines.append("| resident memory, idle | %.1f MiB |" % (api["idleRssKib"] / 1024.0))
+    lines.append("| resident memory, %d snapshots loaded | %.1f MiB |" % (ls["snapshots"], api["loadedRssKib"] / 1024.0))
+    lines.append("| peak resident memory, a set of 64 volumes | %.1f MiB (created in %.0f ms) |" %
+                 (api["set64"]["peakRssKib"] / 1024.0, api["set64"]["createMs"]))
+    return "\n".join(lines)
+
+
+def plot(runs, png):
+    """The freeze window (median) against N, per kernel and provider, and the floor."""
+    gp = shutil.which("gnuplot")
+    if not gp or not runs:
+        return False
+    g = groups(runs)
+    series = sorted({(k, p) for k, p, _ in g})
+    data, blocks = [], []
+    for kernel, provider in series:
+        rows = []
+        for n in sorted(n for k, p, n in g if (k, p) == (kernel, provider)):
+            rs = g[(kernel, provider, n)]
+            rows.append("%d %f %f" % (n, med([r["freezeWindowUsec"] for r in rs]) / 1000.0,
+                                      med([r["floorWindowUsec"] for r in rs]) / 1000.0))
+        data.append("\n".join(rows))
+        blocks.append("%s %s" % (provider, kernel.split("-")[0]))
+    plots = []
+    for i, title in enumerate(blocks):
+        plots.append("'-' index 0 using 1:2 with linespoints lw 2 title '%s'" % title)
+        plots.append("'-' index 0 using 1:3 with lines dashtype 2 title 'floor (%s)'" % title)
+    inline = "".join("%s\ne\n%s\ne\n" % (d, d) for d in data)
+    script = ("set terminal pngcairo size 1000,600 noenhanced\nset output '%s'\n"
+              "set title 'Freeze window (median) against set size; dashed: the floor in the same runs'\n"
+              "set xlabel 'volumes in the set'\nset ylabel 'ms'\nset logscale xy\nset key outside right\n"
+              "set grid\nplot %s\n%s" % (png, ", ".join(plots), inline))
+    r = subprocess.run([gp], input=script, text=True, capture_output=True)
+    if r.returncode != 0:
+        sys.stderr.write("report: gnuplot failed: %s\n" % r.stderr)
+        return False
+    return True
+
+
+def summary(api, runs):
+    parts = []
+    g = groups(runs)
+    for kernel in sorted({k for k, _, _ in g}):
+        ns = sorted({n for k, _, n in g if k == kernel})
+        for n in (16, ns[-1]):
+            if n not in ns:
+                continue
+            ratios = []
+            for p in PROVIDERS:
+                rs = g.get((kernel, p, n))
+                if rs:
+                    ratios.append("%s %.2f×" % (p, med([r["freezeWindowUsec"] for r in rs]) /
+                                               med([r["floorWindowUsec"] for r in rs])))
+            parts.append("On %s, N=%d, the freeze window is %s the floor." % (kernel, n, ", ".join(ratios)))
+            break
+    for kernel, provider, n, ratio in growth(runs):
+        if ratio is not None:
+            parts.append("%s (%s) grows %.2f× from N=1 to N=%d." % (provider, kernel.split("-")[0], ratio, n))
+    if api:
+        s1, sn = api["getStatus"][0], api["getStatus"][-1]
+        parts.append("GetStatus: p50 %.0f µs alone, p99 %.0f µs with %d clients (%d errors); ListSnapshots of %d: "
+                     "%.1f ms; idle RSS %.1f MiB." % (s1["p50Usec"], sn["p99Usec"], sn["clients"], sn["errors"],
+                                                       api["listSnapshots"]["snapshots"],
+                                                       api["listSnapshots"]["medianMs"], api["idleRssKib"] / 1024.0))
+    return " ".join(parts) or "No numbers."
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--out", required=True)
+    ap.add_argument("--name")
+    ap.add_argument("files", nargs="+")
+    a = ap.parse_args()
+    api, runs = load(a.files)
+    name = a.name or "%s-%s" % (datetime.date.today().isoformat(), socket.gethostname())
+    os.makedirs(a.out, exist_ok=True)
+    png = os.path.join(a.out, name + ".png")
+    have_plot = plot(runs, png)
+    text = summary(api, runs)
+
+    md = ["# snapset benchmark, %s" % name, "", text, ""]
+    if runs:
+        md += ["## Sets under a writer (VM, TCG: compare within a kernel's rows only)", "",
+               "Each set holds N volumes of one provider, ext4 and xfs in turn; a writer appends to "
+               "every volume with fsync throughout. The floor is bench-floor on the same volumes "
+               "under the same writer: FIFREEZE all, suspend all, resume all, FITHAW all.", "",
+               snapset_table(runs), ""]
+        if have_plot:
+            md += ["![freeze window against set size](%s)" % os.path.basename(png), ""]
+        gr = growth(runs)
+        if gr:
+            md += ["Growth of the window from N=1 to the largest N: " +
+                   "; ".join("%s %s %.2f× (N=%d)" % (p, k.split("-")[0], r, n) for k, p, n, r in gr if r), ""]
+    if api:
+        md += ["## The API (host, external test provider)", "", api_table(api), ""]
+    md += ["## Raw numbers", "", "```json", json.dumps({"api": api, "runs": runs}, indent=1), "```", ""]
+    with open(os.path.join(a.out, name + ".md"), "w") as f:
+        f.write("\n".join(md))
+    print(text)
+
+
+if __name__ == "__main__":
+    main()
