@@ -91,7 +91,9 @@ lvm_vg b95a "$(scratch_disk 2)"
 lvm_vg b95b "$(scratch_disk 3)"
 make_lvs() {
 	local vg=$1 first=$2 i
-	lvcreate -qq -y --type thin-pool -L "$((max * 12 + 64))M" -n pool "$vg"
+	# xfs on thin LVs uses its share of the pool: room for it at every size (the smoke run's
+	# two volumes need little).
+	lvcreate -qq -y --type thin-pool -L "$((max <= 2 ? max * 12 + 64 : max * 40 + 128))M" -n pool "$vg"
 	for ((i = first; i < max; i += 2)); do
 		lvcreate -qq -y -L "$(size_mib $i)M" -n "c$i" "$vg"
 		lvcreate -qq -y -V "$(size_mib $i)M" --thin -n "t$i" "$vg/pool"
