@@ -18,6 +18,8 @@
 DEFINE_TRIVIAL_CLEANUP_FUNC(struct libmnt_table *, mnt_unref_table);
 DEFINE_TRIVIAL_CLEANUP_FUNC(struct libmnt_iter *, mnt_free_iter);
 
+#define CREW_STACK_SIZE (64 * 1024)
+
 static bool device_in(dev_t d, const dev_t *devices, size_t n) {
         for (size_t i = 0; i < n; i++)
                 if (devices[i] == d)
@@ -36,10 +38,9 @@ static size_t path_depth(const char *p) {
 /* Deepest first, so that a filesystem mounted inside another is frozen before its parent. */
 static int compare_depth_descending(const void *a, const void *b) {
         const FreezeTarget *x = a, *y = b;
-        size_t dx = path_depth(x->mountpoint), dy = path_depth(y->mountpoint);
 
-        if (dx != dy)
-                return dx > dy ? -1 : 1;
+        if (x->depth != y->depth)
+                return x->depth > y->depth ? -1 : 1;
         return strcmp(x->mountpoint, y->mountpoint);
 }
 
@@ -60,7 +61,7 @@ static int freeze_set_add(FreezeSet *s, const char *mountpoint, dev_t device) {
                 return -ENOMEM;
         s->targets = t;
         t = &s->targets[s->n_targets];
-        *t = (FreezeTarget) { .device = device, .fd = -EBADF };
+        *t = (FreezeTarget) { .device = device, .fd = -EBADF, .depth = path_depth(mountpoint) };
         t->mountpoint = strdup(mountpoint);
         if (!t->mountpoint)
                 return -ENOMEM;
@@ -83,7 +84,7 @@ static int freeze_set_add(FreezeSet *s, const char *mountpoint, dev_t device) {
         return r;
 }
 
-static int worker_new(FreezeSet *s);
+static int crew_new(FreezeSet *s);
 
 int freeze_set_prepare(const dev_t *devices, size_t n, const char *mountinfo_path, FreezeSet **ret) {
         _cleanup_(freeze_set_freep) FreezeSet *s = NULL;
@@ -100,7 +101,7 @@ int freeze_set_prepare(const dev_t *devices, size_t n, const char *mountinfo_pat
         if (!s || !tb || !it)
                 return -ENOMEM;
 
-        r = worker_new(s);
+        r = crew_new(s);
         if (r < 0)
                 return r;
         r = mnt_table_parse_file(tb, mountinfo_path ?: "/proc/self/mountinfo");
@@ -147,7 +148,7 @@ static void mark_undo(FreezeTarget *t, bool maybe_frozen) {
                 atomic_store(&t->undo->frozen, maybe_frozen);
 }
 
-/* Called with the worker's lock held, or with no worker running. */
+/* Called with the crew's lock held, or with the crew idle. */
 int freeze_set_thaw(FreezeSet *s) {
         int first = 0;
 
@@ -177,137 +178,171 @@ int freeze_set_thaw(FreezeSet *s) {
         return first;
 }
 
-/* The thread that does the FIFREEZEs, so that the caller can give up at the deadline: it cannot
- * interrupt an ioctl, but it can thaw what is frozen already and return while the stuck one
- * goes on. The worker then thaws that one the moment it returns, and ends by itself
- * ("lingers"); its set is freed when both it and the owner are done with it. */
-struct FreezeWorker {
+/* The threads that do the syncfs and FIFREEZE calls, so that the caller can give up at the
+ * deadline: it cannot interrupt an ioctl, but it can thaw what is frozen already and return while
+ * the stuck calls go on. Each stuck thread then thaws its filesystem the moment its call returns,
+ * and ends by itself ("lingers"); the set is freed when the last of them and the owner are done
+ * with it.
+ *
+ * A job is a range of targets (a wave); each thread takes the next target not taken yet, until
+ * none is left or a call failed. The owner waits until the calls taken have returned. */
+typedef enum CrewJob {
+        CREW_IDLE,
+        CREW_SYNC,
+        CREW_FREEZE,
+} CrewJob;
+
+struct FreezeCrew {
         FreezeSet *set;
-        pthread_t thread;
         pthread_mutex_t lock;
-        pthread_cond_t cond;
-        bool sync_only;         /* the job: syncfs every target, or FIFREEZE every target */
-        size_t current;         /* the target being synced or frozen */
-        bool cancelled;         /* the caller gave up (deadline) */
-        bool done;
-        bool detached;          /* the caller returned without it */
-        bool orphaned;          /* freeze_set_free() was called while it lingered */
-        int result;
+        pthread_cond_t work;    /* to the threads: a job, or the end */
+        pthread_cond_t done;    /* to the owner: the job's last call returned */
+        pthread_t threads[FREEZE_CREW_MAX];
+        size_t n_threads;       /* started */
+        size_t n_alive;         /* started and not ended */
+        CrewJob job;
+        size_t next, end;       /* the job's targets not taken yet: [next, end) */
+        size_t in_calls;        /* taken, their call not returned */
+        bool failed;            /* a call of the job failed: take no more */
+        bool quit;              /* the threads end (when idle, or when their call returns) */
+        bool cancelled;         /* the owner gave up at the deadline, and thawed what was frozen */
+        bool detached;          /* the owner returned without the stuck threads */
+        bool orphaned;          /* freeze_set_free() was called while they lingered */
         void (*on_exit)(void *userdata);
         void *userdata;
 };
 
-/* Freezes lingering now, and the mountpoint of the last one, for a clear refusal of the next set. */
+/* Crews lingering now, and the mountpoint of the last stuck call, for a clear refusal of the
+ * next set. */
 static atomic_uint lingering = 0;
 static char lingering_mountpoint[PATH_MAX];
 
 static void freeze_set_destroy(FreezeSet *s);
 
-/* The freezing job: in order, each target marked for the guardian first; stops at the first
- * failure (and thaws what it froze) or when cancelled (the caller thawed what was frozen; the
- * one this thread was stuck on is thawed here). Returns 0, -ECANCELED or the failing errno. */
-static int freeze_job(FreezeWorker *w) {
-        FreezeSet *s = w->set;
-        bool cancelled = false;
-        int r = 0;
-
-        for (size_t i = 0; i < s->n_targets && !cancelled; i++) {
-                FreezeTarget *t = &s->targets[i];
-
-                pthread_mutex_lock(&w->lock);
-                cancelled = w->cancelled;
-                w->current = i;
-                /* From here on it may be frozen, for the guardian: a daemon that dies inside the
-                 * ioctl leaves it frozen the moment the ioctl returns. */
-                if (!cancelled)
-                        mark_undo(t, true);
-                pthread_mutex_unlock(&w->lock);
-                if (cancelled)
-                        break;
-
-                r = ioctl(t->fd, FIFREEZE, 0) < 0 ? -errno : 0;
-
-                pthread_mutex_lock(&w->lock);
-                cancelled = w->cancelled;
-                if (r == 0) {
-                        t->frozen = true;
-                        s->n_frozen++;
-                        if (s->kill_after_first_freeze)
-                                raise(SIGKILL);
-                        if (cancelled)      /* the caller gave up on us while we were stuck here */
-                                (void) freeze_set_thaw(s);
-                } else {
-                        mark_undo(t, false);
-                        if (!cancelled) {
-                                s->failed_index = i;
-                                s->failed_error = r;
-                                (void) freeze_set_thaw(s);
-                        }
-                }
-                pthread_mutex_unlock(&w->lock);
-                if (r < 0)
-                        break;
-        }
-        return cancelled ? -ECANCELED : r;
+static bool job_finished(const FreezeCrew *c) {
+        return c->in_calls == 0 && (c->next >= c->end || c->failed);
 }
 
-/* The syncing job, before the window: nothing to undo, so a cancellation only stops it. */
-static int sync_job(FreezeWorker *w) {
-        FreezeSet *s = w->set;
+/* One call, with the lock held on entry and on return (dropped around the call). */
+static void crew_call(FreezeCrew *c, size_t i) {
+        FreezeSet *s = c->set;
+        FreezeTarget *t = &s->targets[i];
+        bool freeze = c->job == CREW_FREEZE;
+        int r;
 
-        for (size_t i = 0; i < s->n_targets; i++) {
-                bool cancelled;
-                int r;
+        t->in_call = true;
+        c->in_calls++;
+        /* From here on it may be frozen, for the guardian: a daemon that dies inside the ioctl
+         * leaves it frozen the moment the ioctl returns. */
+        if (freeze)
+                mark_undo(t, true);
+        pthread_mutex_unlock(&c->lock);
 
-                pthread_mutex_lock(&w->lock);
-                cancelled = w->cancelled;
-                w->current = i;
-                pthread_mutex_unlock(&w->lock);
-                if (cancelled)
-                        return -ECANCELED;
+        if (freeze)
+                r = ioctl(t->fd, FIFREEZE, 0) < 0 ? -errno : 0;
+        else
+                r = syncfs(t->fd) < 0 ? -errno : 0;
 
-                r = syncfs(s->targets[i].fd) < 0 ? -errno : 0;
-                if (r < 0) {
-                        pthread_mutex_lock(&w->lock);
-                        if (!w->cancelled) {
-                                s->failed_index = i;
-                                s->failed_error = r;
-                        }
-                        pthread_mutex_unlock(&w->lock);
-                        return r;
-                }
+        pthread_mutex_lock(&c->lock);
+        t->in_call = false;
+        c->in_calls--;
+        if (freeze && r == 0) {
+                t->frozen = true;
+                s->n_frozen++;
+                if (s->kill_after_first_freeze)
+                        raise(SIGKILL);
+                if (c->cancelled)       /* the owner gave up on us while we were stuck here */
+                        (void) freeze_set_thaw(s);
+        } else if (freeze)
+                mark_undo(t, false);
+        if (r < 0 && !c->failed && !c->cancelled) {
+                c->failed = true;
+                s->failed_index = i;
+                s->failed_error = r;
         }
+        if (job_finished(c))
+                pthread_cond_signal(&c->done);
+}
+
+/* The last thread of a crew the owner left behind tells it, and frees the set if it is gone. */
+static void crew_thread_end(FreezeCrew *c) {
+        FreezeSet *s = c->set;
+        void (*on_exit)(void *) = NULL;
+        void *userdata = NULL;
+        bool last, orphaned;
+
+        pthread_mutex_lock(&c->lock);
+        last = --c->n_alive == 0 && c->detached;
+        orphaned = c->orphaned;
+        if (last) {
+                on_exit = c->on_exit;
+                userdata = c->userdata;
+        }
+        pthread_mutex_unlock(&c->lock);
+
+        if (!last)
+                return;
+        atomic_fetch_sub(&lingering, 1);
+        if (on_exit)
+                on_exit(userdata);
+        if (orphaned)
+                freeze_set_destroy(s);
+}
+
+static void *crew_main(void *userdata) {
+        FreezeCrew *c = userdata;
+
+        pthread_mutex_lock(&c->lock);
+        for (;;) {
+                while (!c->quit && (c->job == CREW_IDLE || c->failed || c->next >= c->end))
+                        pthread_cond_wait(&c->work, &c->lock);
+                if (c->quit)
+                        break;
+                crew_call(c, c->next++);
+                if (c->cancelled)       /* stuck past the deadline: the owner has left */
+                        break;
+        }
+        pthread_mutex_unlock(&c->lock);
+        crew_thread_end(c);
+        return NULL;
+}
+
+static int crew_new(FreezeSet *s) {
+        FreezeCrew *c = calloc(1, sizeof(FreezeCrew));
+        pthread_condattr_t attr;
+
+        if (!c)
+                return -ENOMEM;
+        c->set = s;
+        pthread_condattr_init(&attr);
+        pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+        pthread_cond_init(&c->done, &attr);
+        pthread_condattr_destroy(&attr);
+        pthread_cond_init(&c->work, NULL);
+        pthread_mutex_init(&c->lock, NULL);
+        s->crew = c;
         return 0;
 }
 
-static void *worker_main(void *userdata) {
-        FreezeWorker *w = userdata;
-        FreezeSet *s = w->set;
-        void (*on_exit)(void *);
-        void *on_exit_userdata;
-        bool detached, orphaned;
-        int r;
+/* One thread per target, at most FREEZE_CREW_MAX; before the window (pthread_create allocates). */
+static int crew_start(FreezeCrew *c) {
+        size_t want = c->set->n_targets < FREEZE_CREW_MAX ? c->set->n_targets : FREEZE_CREW_MAX;
+        pthread_attr_t attr;
+        int r = 0;
 
-        r = w->sync_only ? sync_job(w) : freeze_job(w);
-
-        pthread_mutex_lock(&w->lock);
-        w->result = r;
-        w->done = true;
-        detached = w->detached;
-        orphaned = w->orphaned;
-        on_exit = w->on_exit;
-        on_exit_userdata = w->userdata;
-        pthread_cond_signal(&w->cond);
-        pthread_mutex_unlock(&w->lock);
-
-        if (detached) {
-                atomic_fetch_sub(&lingering, 1);
-                if (on_exit)
-                        on_exit(on_exit_userdata);
-                if (orphaned)
-                        freeze_set_destroy(s);
+        pthread_attr_init(&attr);
+        pthread_attr_setstacksize(&attr, CREW_STACK_SIZE);
+        pthread_mutex_lock(&c->lock);
+        while (c->n_threads < want) {
+                r = -pthread_create(&c->threads[c->n_threads], &attr, crew_main, c);
+                if (r < 0)
+                        break;
+                c->n_threads++;
+                c->n_alive++;
         }
-        return NULL;
+        pthread_mutex_unlock(&c->lock);
+        pthread_attr_destroy(&attr);
+        return r;
 }
 
 static struct timespec deadline_after(uint64_t usec) {
@@ -323,101 +358,121 @@ static struct timespec deadline_after(uint64_t usec) {
         return ts;
 }
 
-static int worker_new(FreezeSet *s) {
-        FreezeWorker *w = calloc(1, sizeof(FreezeWorker));
-        pthread_condattr_t attr;
+/* At the deadline, with the lock held: what is frozen is thawed now, from this thread; the stuck
+ * threads are left to finish their calls, and the idle ones to end. */
+static int crew_give_up(FreezeCrew *c) {
+        FreezeSet *s = c->set;
 
-        if (!w)
-                return -ENOMEM;
-        w->set = s;
-        pthread_condattr_init(&attr);
-        pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
-        pthread_cond_init(&w->cond, &attr);
-        pthread_condattr_destroy(&attr);
-        pthread_mutex_init(&w->lock, NULL);
-        s->worker = w;
-        return 0;
+        c->cancelled = c->quit = true;
+        pthread_cond_broadcast(&c->work);
+        (void) freeze_set_thaw(s);
+        s->failed_index = 0;
+        for (size_t i = 0; i < s->n_targets; i++)
+                if (s->targets[i].in_call) {
+                        s->failed_index = i;
+                        break;
+                }
+        s->failed_error = -ETIMEDOUT;
+        c->detached = true;
+        snprintf(lingering_mountpoint, sizeof lingering_mountpoint, "%s", s->targets[s->failed_index].mountpoint);
+        atomic_fetch_add(&lingering, 1);
+        for (size_t i = 0; i < c->n_threads; i++)
+                pthread_detach(c->threads[i]);
+        return -ETIMEDOUT;
 }
 
-/* Runs the job on the worker, and waits for it until the deadline (timeout_usec 0: none). At the
- * deadline, what is frozen is thawed now, from this thread, and the worker is left to finish the
- * call it is stuck in by itself. */
-static int run_job(FreezeSet *s, bool sync_only, uint64_t timeout_usec) {
-        FreezeWorker *w;
-        struct timespec deadline;
-        pthread_attr_t attr;
+/* Runs job on targets [first, end) and waits for it until deadline (NULL: none). Returns 0, the
+ * first failure, or -ETIMEDOUT (the crew then lingers). */
+static int crew_run(FreezeCrew *c, CrewJob job, size_t first, size_t end, const struct timespec *deadline) {
+        int r = 0;
+
+        pthread_mutex_lock(&c->lock);
+        c->job = job;
+        c->next = first;
+        c->end = end;
+        c->failed = false;
+        pthread_cond_broadcast(&c->work);
+        while (!job_finished(c)) {
+                if (!deadline)
+                        pthread_cond_wait(&c->done, &c->lock);
+                else if (pthread_cond_timedwait(&c->done, &c->lock, deadline) == ETIMEDOUT && !job_finished(c)) {
+                        r = crew_give_up(c);
+                        break;
+                }
+        }
+        if (r == 0) {
+                r = c->failed ? c->set->failed_error : 0;
+                c->job = CREW_IDLE;
+        }
+        pthread_mutex_unlock(&c->lock);
+        return r;
+}
+
+/* A crew that gave up once is done for: its stuck calls hold the set. */
+static bool crew_usable(const FreezeCrew *c) {
+        return c && !c->detached;
+}
+
+int freeze_set_sync(FreezeSet *s, uint64_t timeout_usec) {
+        struct timespec deadline = deadline_after(timeout_usec);
         int r;
 
         assert(s);
 
         if (s->n_targets == 0)
                 return 0;
-        w = s->worker;
-        if (!w || w->detached)
-                return -EBUSY;   /* a job that never returned holds the set */
-        w->sync_only = sync_only;
-        w->cancelled = w->done = false;
-
-        /* A small stack: the daemon's memory is locked, all of it would be made resident. */
-        pthread_attr_init(&attr);
-        pthread_attr_setstacksize(&attr, 256 * 1024);
-        r = -pthread_create(&w->thread, &attr, worker_main, w);
-        pthread_attr_destroy(&attr);
+        if (!crew_usable(s->crew))
+                return -EBUSY;
+        r = crew_start(s->crew);
         if (r < 0)
                 return r;
-
-        deadline = deadline_after(timeout_usec);
-        pthread_mutex_lock(&w->lock);
-        while (!w->done) {
-                if (timeout_usec == 0)
-                        pthread_cond_wait(&w->cond, &w->lock);
-                else if (pthread_cond_timedwait(&w->cond, &w->lock, &deadline) == ETIMEDOUT && !w->done)
-                        break;
-        }
-        if (w->done) {
-                r = w->result;
-                pthread_mutex_unlock(&w->lock);
-                pthread_join(w->thread, NULL);
-                return r;
-        }
-
-        w->cancelled = true;
-        (void) freeze_set_thaw(s);
-        s->failed_index = w->current;
-        s->failed_error = -ETIMEDOUT;
-        w->detached = true;
-        snprintf(lingering_mountpoint, sizeof lingering_mountpoint, "%s", s->targets[w->current].mountpoint);
-        atomic_fetch_add(&lingering, 1);
-        pthread_mutex_unlock(&w->lock);
-        pthread_detach(w->thread);
-        return -ETIMEDOUT;
-}
-
-int freeze_set_sync(FreezeSet *s, uint64_t timeout_usec) {
-        return run_job(s, true, timeout_usec);
+        return crew_run(s->crew, CREW_SYNC, 0, s->n_targets, timeout_usec > 0 ? &deadline : NULL);
 }
 
 int freeze_set_freeze(FreezeSet *s, uint64_t timeout_usec) {
-        return run_job(s, false, timeout_usec);
+        struct timespec deadline = deadline_after(timeout_usec);
+        int r = 0;
+
+        assert(s);
+
+        if (s->n_targets == 0)
+                return 0;
+        if (!crew_usable(s->crew))
+                return -EBUSY;    /* a call that never returned holds the set */
+        /* Started by freeze_set_sync() already, as the coordinator always syncs first: then
+         * nothing is created here, inside the window. */
+        r = crew_start(s->crew);
+        if (r < 0)
+                return r;
+
+        for (size_t first = 0, end; first < s->n_targets && r == 0; first = end) {
+                for (end = first + 1; end < s->n_targets && s->targets[end].depth == s->targets[first].depth; end++)
+                        ;
+                r = crew_run(s->crew, CREW_FREEZE, first, end, timeout_usec > 0 ? &deadline : NULL);
+        }
+        /* A failure (not a deadline, which thawed already): the crew is idle, thaw what it froze. */
+        if (r < 0 && r != -ETIMEDOUT)
+                (void) freeze_set_thaw(s);
+        return r;
 }
 
 bool freeze_set_linger(FreezeSet *s, void (*on_exit)(void *userdata), void *userdata) {
-        FreezeWorker *w = s ? s->worker : NULL;
+        FreezeCrew *c = s ? s->crew : NULL;
         bool lingers;
 
-        if (!w || !w->detached)
+        if (!c || !c->detached)
                 return false;
-        pthread_mutex_lock(&w->lock);
-        lingers = !w->done;
+        pthread_mutex_lock(&c->lock);
+        lingers = c->n_alive > 0;
         if (lingers) {
-                w->on_exit = on_exit;
-                w->userdata = userdata;
+                c->on_exit = on_exit;
+                c->userdata = userdata;
                 /* The owner's undo list goes when it returns; the stuck target stays marked there
                  * as maybe frozen, which is what the guardian must know. */
                 for (size_t i = 0; i < s->n_targets; i++)
                         s->targets[i].undo = NULL;
         }
-        pthread_mutex_unlock(&w->lock);
+        pthread_mutex_unlock(&c->lock);
         return lingers;
 }
 
@@ -430,10 +485,11 @@ static void freeze_set_destroy(FreezeSet *s) {
                 free(s->targets[i].mountpoint);
                 safe_close(s->targets[i].fd);
         }
-        if (s->worker) {
-                pthread_cond_destroy(&s->worker->cond);
-                pthread_mutex_destroy(&s->worker->lock);
-                free(s->worker);
+        if (s->crew) {
+                pthread_cond_destroy(&s->crew->work);
+                pthread_cond_destroy(&s->crew->done);
+                pthread_mutex_destroy(&s->crew->lock);
+                free(s->crew);
         }
         free(s->targets);
         free(s->covered_mountpoint);
@@ -441,21 +497,29 @@ static void freeze_set_destroy(FreezeSet *s) {
 }
 
 FreezeSet *freeze_set_free(FreezeSet *s) {
-        FreezeWorker *w;
+        FreezeCrew *c;
 
         if (!s)
                 return NULL;
-        w = s->worker;
-        if (w && w->detached) {
-                bool done;
+        c = s->crew;
+        if (c && c->detached) {
+                bool alive;
 
-                pthread_mutex_lock(&w->lock);
-                done = w->done;
-                if (!done)
-                        w->orphaned = true;   /* the worker frees it when its ioctl returns */
-                pthread_mutex_unlock(&w->lock);
-                if (!done)
+                pthread_mutex_lock(&c->lock);
+                alive = c->n_alive > 0;
+                if (alive)
+                        c->orphaned = true;   /* the last thread frees it when its call returns */
+                pthread_mutex_unlock(&c->lock);
+                if (alive)
                         return NULL;
+        } else if (c) {
+                /* Idle threads: they end at once. */
+                pthread_mutex_lock(&c->lock);
+                c->quit = true;
+                pthread_cond_broadcast(&c->work);
+                pthread_mutex_unlock(&c->lock);
+                for (size_t i = 0; i < c->n_threads; i++)
+                        pthread_join(c->threads[i], NULL);
         }
         freeze_set_destroy(s);
         return NULL;

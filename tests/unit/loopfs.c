@@ -23,11 +23,13 @@ bool loopfs_available(void) {
 }
 
 bool loopfs_make(LoopFs *l, const char *image_dir, const char *mnt, const char *fstype, const char *size) {
+        static unsigned counter;
         char cmd[1024];
         FILE *p;
         struct stat st;
 
-        snprintf(l->image, sizeof l->image, "%s/%s-%d.img", image_dir, fstype, (int) getpid());
+        /* A name of its own: several images of one type may share a directory. */
+        snprintf(l->image, sizeof l->image, "%s/%s-%d-%u.img", image_dir, fstype, (int) getpid(), counter++);
         snprintf(l->mnt, sizeof l->mnt, "%s", mnt);
         (void) mkdir(l->mnt, 0755);
         snprintf(cmd, sizeof cmd, "truncate -s %s '%s' && losetup -f --show '%s'", size, l->image, l->image);

@@ -2,11 +2,13 @@
 
 /* The freeze module: which filesystems it picks from a mount table and in which order (with a
  * fake mountinfo), and, as root, real FIFREEZE/FITHAW on a loop-mounted ext4 and xfs: a writer
- * blocks while frozen and finishes after the thaw, and a failure leaves nothing frozen. */
+ * blocks while frozen and finishes after the thaw, a failure leaves nothing frozen, filesystems
+ * side by side are frozen at once and a parent only after what is mounted inside it. */
 
 #include <check.h>
 #include <fcntl.h>
 #include <linux/fs.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <sys/ioctl.h>
 #include <sys/mount.h>
@@ -335,6 +337,155 @@ START_TEST(test_a_stuck_freeze_times_out_with_the_others_thawed_at_the_deadline)
 }
 END_TEST
 
+/* freeze_set_freeze() in a thread of its own, so that the test can look at the filesystems while
+ * a call is stuck. */
+typedef struct FreezeCall {
+        FreezeSet *set;
+        uint64_t timeout_usec;
+        int result;
+        pthread_t thread;
+} FreezeCall;
+
+static void *freeze_call_main(void *userdata) {
+        FreezeCall *call = userdata;
+
+        call->result = freeze_set_freeze(call->set, call->timeout_usec);
+        return NULL;
+}
+
+static void freeze_call_start(FreezeCall *call, FreezeSet *s, uint64_t timeout_usec) {
+        *call = (FreezeCall) { .set = s, .timeout_usec = timeout_usec };
+        ck_assert_int_eq(pthread_create(&call->thread, NULL, freeze_call_main, call), 0);
+}
+
+static int freeze_call_join(FreezeCall *call) {
+        ck_assert_int_eq(pthread_join(call->thread, NULL), 0);
+        return call->result;
+}
+
+/* Filesystems that do not contain each other are frozen at once: while one FIFREEZE is stuck,
+ * the others of its wave (their mountpoints sort after it) are frozen all the same, and a writer
+ * on them waits; the deadline thaws them, and the writer finishes. One after another, they would
+ * never have been reached. */
+START_TEST(test_filesystems_side_by_side_are_frozen_while_one_is_stuck) {
+        LoopFs lower = {}, stuck = {}, side[3] = {};
+        _cleanup_(freeze_set_freep) FreezeSet *s = NULL;
+        volatile bool ended = false;
+        dev_t devs[4];
+        bool went_through[3], thawed[3], lingered;
+        size_t stuck_index;
+        FreezeCall call;
+        pid_t writers[3];
+        int lower_fd, status, r;
+
+        if (!loopfs_available()) {
+                printf("skipped: needs root and loop devices\n");
+                return;
+        }
+        lower_fd = stuck_make(&lower, &stuck);
+        devs[0] = stuck.dev;
+        for (size_t i = 0; i < 3; i++) {
+                char mnt[300];
+
+                snprintf(mnt, sizeof mnt, "%s/w%zu", tmp, i);   /* after "stuck", at its depth */
+                ck_assert(loopfs_make(&side[i], tmp, mnt, i % 2 ? "xfs" : "ext4", "300M"));
+                devs[i + 1] = side[i].dev;
+        }
+        ck_assert_int_eq(freeze_set_prepare(devs, 4, NULL, &s), 0);
+        ck_assert_uint_eq(s->n_targets, 4);
+        ck_assert_str_eq(s->targets[0].mountpoint, stuck.mnt);
+
+        /* Every check is recorded and asserted only once lower is thawed again: a failed
+         * assertion with a call still stuck would leave the test process unkillable. */
+        freeze_call_start(&call, s, 4 * USEC_PER_SEC);
+        usleep(1500 * 1000);
+        for (size_t i = 0; i < 3; i++)
+                writers[i] = loopfs_start_writer(side[i].mnt);
+        for (size_t i = 0; i < 3; i++)
+                went_through[i] = loopfs_child_finished_within(writers[i], i == 0 ? 500 : 10, &status);
+        r = freeze_call_join(&call);
+        stuck_index = s->failed_index;
+        for (size_t i = 0; i < 3; i++)
+                thawed[i] = went_through[i] || (loopfs_child_finished_within(writers[i], 10000, &status) && status == 0);
+        lingered = freeze_set_linger(s, set_flag, (void *) &ended);
+        stuck_release(lower_fd, &ended);
+
+        ck_assert_int_eq(r, -ETIMEDOUT);
+        ck_assert_uint_eq(stuck_index, 0);
+        ck_assert(lingered);
+        for (size_t i = 0; i < 3; i++) {
+                ck_assert_msg(!went_through[i], "a write to %s went through while the set was freezing: it was "
+                              "not frozen beside the stuck one", side[i].mnt);
+                ck_assert_msg(thawed[i], "%s stayed frozen after the deadline", side[i].mnt);
+        }
+        s = freeze_set_free(s);
+        for (size_t i = 0; i < 3; i++)
+                loopfs_remove(&side[i]);
+        loopfs_remove(&stuck);
+        loopfs_remove(&lower);
+}
+END_TEST
+
+/* Children before parents, in parallel too: while the FIFREEZE of a filesystem mounted inside
+ * another is stuck, the parent is not frozen (a write to it goes through). */
+START_TEST(test_a_parent_is_not_frozen_before_the_filesystem_inside_it) {
+        LoopFs lower = {}, parent = {}, child = {};
+        _cleanup_(freeze_set_freep) FreezeSet *s = NULL;
+        volatile bool ended = false;
+        char mnt[300], junk[400];
+        bool parent_writable, lingered;
+        size_t stuck_index;
+        FreezeCall call;
+        dev_t devs[2];
+        int lower_fd, status, r;
+        pid_t writer;
+
+        if (!loopfs_available()) {
+                printf("skipped: needs root and loop devices\n");
+                return;
+        }
+        snprintf(mnt, sizeof mnt, "%s/lower", tmp);
+        ck_assert(loopfs_make(&lower, tmp, mnt, "ext4", "200M"));
+        snprintf(mnt, sizeof mnt, "%s/parent", tmp);
+        ck_assert(loopfs_make(&parent, tmp, mnt, "ext4", "64M"));
+        /* The child's image is on lower, which is frozen with the child's data dirty: the child's
+         * FIFREEZE waits for lower. */
+        snprintf(mnt, sizeof mnt, "%s/parent/child", tmp);
+        ck_assert(loopfs_make(&child, lower.mnt, mnt, "ext4", "64M"));
+        snprintf(junk, sizeof junk, "dd if=/dev/urandom of='%s/junk' bs=1M count=8 status=none", child.mnt);
+        ck_assert_int_eq(system(junk), 0);
+        lower_fd = open(lower.mnt, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        ck_assert_int_ge(lower_fd, 0);
+        ck_assert_int_eq(ioctl(lower_fd, FIFREEZE, 0), 0);
+
+        devs[0] = parent.dev;
+        devs[1] = child.dev;
+        ck_assert_int_eq(freeze_set_prepare(devs, 2, NULL, &s), 0);
+        ck_assert_uint_eq(s->n_targets, 2);
+
+        /* Asserted once lower is thawed (as above). */
+        freeze_call_start(&call, s, 3 * USEC_PER_SEC);
+        usleep(500 * 1000);
+        writer = loopfs_start_writer(parent.mnt);
+        parent_writable = loopfs_child_finished_within(writer, 2000, &status) && status == 0;
+        r = freeze_call_join(&call);
+        stuck_index = s->failed_index;
+        lingered = freeze_set_linger(s, set_flag, (void *) &ended);
+        stuck_release(lower_fd, &ended);
+        if (!parent_writable)
+                (void) loopfs_child_finished_within(writer, 10000, &status);
+
+        ck_assert_msg(parent_writable, "the parent was frozen while the filesystem mounted inside it was still freezing");
+        ck_assert_int_eq(r, -ETIMEDOUT);
+        ck_assert_str_eq(s->targets[stuck_index].mountpoint, child.mnt);
+        ck_assert(lingered);
+        s = freeze_set_free(s);
+        loopfs_remove(&child);
+        loopfs_remove(&parent);
+        loopfs_remove(&lower);
+}
+END_TEST
+
 /* The syncfs before the window is bounded too, and leaves nothing frozen. */
 START_TEST(test_a_stuck_syncfs_times_out) {
         LoopFs lower = {}, stuck = {};
@@ -384,6 +535,8 @@ Suite *suite_freeze(void) {
         tcase_add_test(real, test_a_filesystem_frozen_by_someone_else_fails_and_leaves_ours_thawed);
         tcase_add_test(real, test_a_stuck_freeze_times_out_with_the_others_thawed_at_the_deadline);
         tcase_add_test(real, test_a_stuck_syncfs_times_out);
+        tcase_add_test(real, test_filesystems_side_by_side_are_frozen_while_one_is_stuck);
+        tcase_add_test(real, test_a_parent_is_not_frozen_before_the_filesystem_inside_it);
         suite_add_tcase(s, real);
         return s;
 }
