@@ -41,6 +41,7 @@
 #include "dm-snapshot-stores.h"
 #include "dm-snapshot.h"
 #include "dm.h"
+#include "dm-undo.h"
 #include "json-dispatch.h"
 #include "log.h"
 #include "loop.h"
@@ -1247,9 +1248,9 @@ static VssCode record_store(Snapshot *snap, const DmSnapshotRecord *rec, Provide
         return S_OK;
 }
 
-static VssCode undo_from_record(Snapshot *snap, bool recovering, ProviderResult *res) {
+/* Undoes snap from its record; its udev events join *cookie, for the caller to wait on. */
+static VssCode undo_from_record(Snapshot *snap, bool recovering, uint32_t *cookie, ProviderResult *res) {
         _cleanup_(dm_snapshot_record_done) DmSnapshotRecord rec = {};
-        uint32_t cookie = 0;
         char msg[256];
         VssCode code;
         int r;
@@ -1257,9 +1258,7 @@ static VssCode undo_from_record(Snapshot *snap, bool recovering, ProviderResult 
         code = record_of(snap, &rec, res);
         if (code != S_OK)
                 return code;
-        (void) dm_udev_cookie_new(&cookie);
-        r = teardown(&rec, recovering, &cookie, msg, sizeof(msg));
-        (void) dm_udev_cookie_wait(&cookie);
+        r = teardown(&rec, recovering, cookie, msg, sizeof(msg));
         if (r < 0)
                 return provider_fail(res, 0, r, r == -EBUSY ? VSS_E_BAD_STATE : provider_code_from_errno(r, VSS_E_PROVIDER_VETO),
                                      "Removing snapshot %s failed, %s%s", rec.snapshot_name, msg,
@@ -1267,11 +1266,16 @@ static VssCode undo_from_record(Snapshot *snap, bool recovering, ProviderResult 
         return S_OK;
 }
 
+/* A whole set's snapshots, with one udev cookie (dm-undo.h). */
+static void dm_snapshot_prepare_delete(Snapshot *const *snaps, size_t n, const ProviderSettings *settings) {
+        dm_undo_batch(undo_from_record, snaps, n);
+}
+
 /* Removes a finished snapshot: its device, its loop device and COW file, and, if it was the
  * origin's last snapset snapshot, the real device, after the origin got its table back. Done
  * already (nothing of it exists) is success. */
 static VssCode dm_snapshot_delete(Snapshot *snap, const ProviderSettings *settings, ProviderResult *res) {
-        return undo_from_record(snap, false, res);
+        return dm_undo_one(undo_from_record, snap, false, res);
 }
 
 /* After a crash at any point of a set's creation (the record is written before the window):
@@ -1279,7 +1283,7 @@ static VssCode dm_snapshot_delete(Snapshot *snap, const ProviderSettings *settin
  * (a crash inside the window leaves it so: every writer to it hangs until then), and remove
  * everything, as abort would. */
 static VssCode dm_snapshot_recover(Snapshot *snap, const ProviderSettings *settings, ProviderResult *res) {
-        return undo_from_record(snap, true, res);
+        return dm_undo_one(undo_from_record, snap, true, res);
 }
 
 /* Writes completed on a block device since it appeared (the fifth field of its sysfs stat). */
@@ -1569,6 +1573,7 @@ static const ProviderOps dm_snapshot_ops = {
         .post_commit_snapshots = dm_snapshot_post_commit,
         .abort_snapshots = dm_snapshot_abort,
         .delete_snapshot = dm_snapshot_delete,
+        .prepare_delete = dm_snapshot_prepare_delete,
         .activate_snapshot = dm_snapshot_activate,
         .activate_before_mounts = true,
         .recover = dm_snapshot_recover,

@@ -29,6 +29,7 @@
 
 #include "dm-thin.h"
 #include "dm.h"
+#include "dm-undo.h"
 #include "json-dispatch.h"
 #include "json-util.h"
 #include "log.h"
@@ -823,9 +824,9 @@ static VssCode record_of(const Snapshot *snap, DmThinRecord *ret, ProviderResult
         return S_OK;
 }
 
-static VssCode undo_from_record(Snapshot *snap, bool recovering, ProviderResult *res) {
+/* Undoes snap from its record; its udev events join *cookie, for the caller to wait on. */
+static VssCode undo_from_record(Snapshot *snap, bool recovering, uint32_t *cookie, ProviderResult *res) {
         _cleanup_(dm_thin_record_done) DmThinRecord rec = {};
-        uint32_t cookie = 0;
         char msg[256];
         VssCode code;
         int r;
@@ -833,9 +834,7 @@ static VssCode undo_from_record(Snapshot *snap, bool recovering, ProviderResult 
         code = record_of(snap, &rec, res);
         if (code != S_OK)
                 return code;
-        (void) dm_udev_cookie_new(&cookie);
-        r = teardown(&rec, recovering, &cookie, msg, sizeof msg);
-        (void) dm_udev_cookie_wait(&cookie);
+        r = teardown(&rec, recovering, cookie, msg, sizeof msg);
         if (r < 0)
                 return provider_fail(res, 0, 0, r == -EBUSY ? VSS_E_BAD_STATE : provider_code_from_errno(r, VSS_E_PROVIDER_VETO),
                                      "Removing snapshot %s failed: %s%s", rec.snapshot_name, msg,
@@ -843,16 +842,21 @@ static VssCode undo_from_record(Snapshot *snap, bool recovering, ProviderResult 
         return S_OK;
 }
 
+/* A whole set's snapshots, with one udev cookie (dm-undo.h). */
+static void dm_thin_prepare_delete(Snapshot *const *snaps, size_t n, const ProviderSettings *settings) {
+        dm_undo_batch(undo_from_record, snaps, n);
+}
+
 /* Removes a finished snapshot: its device, then its thin id. Done already is success. */
 static VssCode dm_thin_delete(Snapshot *snap, const ProviderSettings *settings, ProviderResult *res) {
-        return undo_from_record(snap, false, res);
+        return dm_undo_one(undo_from_record, snap, false, res);
 }
 
 /* After a crash during a set's creation: resume the origin if it was left suspended, remove the
  * snapshot device, delete the id if create_snap got to make it. No lockfs anywhere: the
  * filesystems may still be frozen. */
 static VssCode dm_thin_recover(Snapshot *snap, const ProviderSettings *settings, ProviderResult *res) {
-        return undo_from_record(snap, true, res);
+        return dm_undo_one(undo_from_record, snap, true, res);
 }
 
 /* After a reboot: the thin id is still in the pool; only the device needs its table. Nothing
@@ -962,6 +966,7 @@ static const ProviderOps dm_thin_ops = {
         .post_commit_snapshots = dm_thin_post_commit,
         .abort_snapshots = dm_thin_abort,
         .delete_snapshot = dm_thin_delete,
+        .prepare_delete = dm_thin_prepare_delete,
         .activate_snapshot = dm_thin_activate,
         .recover = dm_thin_recover,
         .query = dm_thin_query,
