@@ -4,7 +4,8 @@
   bench/report.py --out DIR [--name NAME] FILE...
 
 FILEs: the host half's JSON object (bench/api-bench.py) and the VM half's JSON lines
-(<kernel>.bench.json from tests/vm/tests/95-bench.sh), in any order. Writes DIR/NAME.md (tables,
+(<kernel>.bench.json and <kernel>.alt.bench.json from tests/vm/tests/95-bench.sh, the second
+from bench/alternatives.sh), in any order. Writes DIR/NAME.md (tables,
 then every raw number as JSON) and DIR/NAME.png (the freeze window against the set size, per
 provider and kernel, with the floor; needs gnuplot), and prints a one-paragraph summary.
 NAME defaults to <date>-<host>. Under TCG only ratios within one run mean anything: the report
@@ -24,7 +25,8 @@ PROVIDERS = ["dm-snapshot", "dm-thin", "lvm-classic", "lvm-thin"]
 
 
 def load(files):
-    api, runs = None, []
+    """The API object, snapset's runs, and the comparisons' runs."""
+    api, runs, alts = None, [], []
     for path in files:
         with open(path) as f:
             text = f.read().strip()
@@ -33,8 +35,11 @@ def load(files):
         if text.startswith("{") and "\n" not in text and '"getStatus"' in text:
             api = json.loads(text)
             continue
-        runs.extend(json.loads(line) for line in text.splitlines() if line.strip())
-    return api, runs
+        for line in text.splitlines():
+            if line.strip():
+                r = json.loads(line)
+                (alts if "alternative" in r else runs).append(r)
+    return api, runs, alts
 
 
 def med(values):
@@ -62,20 +67,85 @@ def groups(runs):
 def snapset_table(runs):
     g = groups(runs)
     lines = ["| kernel | provider | N | runs | freeze window, ms | hold, ms | create, ms | delete, ms | "
-             "writer's worst write, ms | floor, ms | window ÷ floor | snapshot kinds |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+             "writer's worst write, ms | floor, ms | floor in parallel, ms | window ÷ floor in parallel | "
+             "snapshot kinds |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for kernel, provider, n in sorted(g, key=lambda k: (k[0], PROVIDERS.index(k[1]) if k[1] in PROVIDERS else 9, k[2])):
         rs = g[(kernel, provider, n)]
         win = [r["freezeWindowUsec"] for r in rs]
         floor = [r["floorWindowUsec"] for r in rs]
-        ratio = med(win) / med(floor) if med(floor) else None
+        pfloor = floor_parallel(rs)
+        ratio = med(win) / med(pfloor) if med(pfloor) else None
         kinds = sorted({k for r in rs for k in r.get("kinds", [])})
-        lines.append("| %s | %s | %d | %d | %s | %s | %s | %s | %s | %s | %s | %s |" % (
+        lines.append("| %s | %s | %d | %d | %s | %s | %s | %s | %s | %s | %s | %s | %s |" % (
             kernel, provider, n, len(rs), spread(win), spread([r["holdUsec"] for r in rs]),
             spread([r["createUsec"] for r in rs]), spread([r["deleteUsec"] for r in rs]),
-            spread([r["writerWorstUsec"] for r in rs]), spread(floor),
+            spread([r["writerWorstUsec"] for r in rs]), spread(floor), spread(pfloor),
             "—" if ratio is None else "%.2f" % ratio, ", ".join(kinds)))
     return "\n".join(lines)
+
+
+def floor_parallel(rs):
+    """The floor with every step in parallel (runs before it was measured have none)."""
+    return [r["floorParallelWindowUsec"] for r in rs if "floorParallelWindowUsec" in r]
+
+
+def alt_table(alts):
+    """What users script today, per kernel, approach, kind of volume and N."""
+    g = {}
+    for r in alts:
+        if r["alternative"] != "fio":
+            g.setdefault((r["kernel"], r["alternative"], r["kind"], r["n"]), []).append(r)
+    lines = ["| kernel | approach | volumes | N | runs | freeze window, ms | total, ms | instants spread over, ms | "
+             "writer's worst write, ms | outcome |", "|---|---|---|---|---|---|---|---|---|---|"]
+    for key in sorted(g):
+        kernel, alt, kind, n = key
+        rs = g[key]
+        outcome = "every snapshot made"
+        failed = sum(r.get("failed", 0) for r in rs)
+        if failed:
+            left = next((r["leftBehind"] for r in rs if r.get("leftBehind")), "")
+            err = next((r["error"] for r in rs if r.get("error")), "")
+            outcome = "%d of %d lvcreate failed: %s%s" % (failed, sum(r.get("failed", 0) + r.get("created", 0) for r in rs),
+                                                          " ".join(err.split()) or "?", "; left behind: " + left if left else "")
+        if "spreadUsec" in rs[0]:
+            spread_text = "%s–%s" % (ms(med([r["spreadMinUsec"] for r in rs])), ms(med([r["spreadUsec"] for r in rs])))
+            outcome = "no single instant" if n > 1 else outcome
+        else:
+            spread_text = "no snapshot" if failed else "one instant"
+        lines.append("| %s | %s | %s | %d | %d | %s | %s | %s | %s | %s |" % (
+            kernel, alt, kind, n, len(rs), spread([r["windowUsec"] for r in rs if "windowUsec" in r]),
+            spread([r["totalUsec"] for r in rs if "totalUsec" in r]), spread_text,
+            spread([r["writerWorstUsec"] for r in rs]), outcome.replace("|", "/")))
+    return "\n".join(lines)
+
+
+def fio_table(alts):
+    rows = [r for r in alts if r["alternative"] == "fio"]
+    lines = ["| kernel | origin | snapshots | 4k random writes/s | p99 latency, µs | writes/s ÷ no snapshot |",
+             "|---|---|---|---|---|---|"]
+    base = {(r["kernel"], r["kind"]): r["iops"] for r in rows if r["snapshots"] == 0}
+    for r in sorted(rows, key=lambda r: (r["kernel"], r["kind"], r["snapshots"])):
+        b = base.get((r["kernel"], r["kind"]))
+        lines.append("| %s | %s | %d | %.0f | %.0f | %s |" % (r["kernel"], r["kind"], r["snapshots"], r["iops"],
+                                                           r["p99Usec"], "%.2f" % (r["iops"] / b) if b else "—"))
+    return "\n".join(lines)
+
+
+def thin_speedup(runs, alts):
+    """Per kernel: snapset's lvm-thin create of the largest N the loop also ran, and the loop's total."""
+    out = []
+    for kernel in sorted({r["kernel"] for r in alts if r["alternative"] == "lvcreate-loop"}):
+        loop = {}
+        for r in alts:
+            if r["kernel"] == kernel and r["alternative"] == "lvcreate-loop":
+                loop.setdefault(r["n"], []).append(r["totalUsec"])
+        for n in sorted(loop, reverse=True):
+            mine = [r["createUsec"] for r in runs if r["kernel"] == kernel and r["provider"] == "lvm-thin" and r["n"] == n]
+            if mine:
+                out.append((kernel, n, med(loop[n]) / med(mine)))
+                break
+    return out
 
 
 def growth(runs):
@@ -119,8 +189,8 @@ def plot(runs, png):
         rows = []
         for n in sorted(n for k, p, n in g if (k, p) == (kernel, provider)):
             rs = g[(kernel, provider, n)]
-            rows.append("%d %f %f" % (n, med([r["freezeWindowUsec"] for r in rs]) / 1000.0,
-                                      med([r["floorWindowUsec"] for r in rs]) / 1000.0))
+            floor = floor_parallel(rs) or [r["floorWindowUsec"] for r in rs]
+            rows.append("%d %f %f" % (n, med([r["freezeWindowUsec"] for r in rs]) / 1000.0, med(floor) / 1000.0))
         data.append("\n".join(rows))
         blocks.append("%s %s" % (provider, kernel.split("-")[0]))
     plots = []
@@ -129,7 +199,7 @@ def plot(runs, png):
         plots.append("'-' index 0 using 1:3 with lines dashtype 2 title 'floor (%s)'" % title)
     inline = "".join("%s\ne\n%s\ne\n" % (d, d) for d in data)
     script = ("set terminal pngcairo size 1000,600 noenhanced\nset output '%s'\n"
-              "set title 'Freeze window (median) against set size; dashed: the floor in the same runs'\n"
+              "set title 'Freeze window (median) against set size; dashed: the floor (every step in parallel) in the same runs'\n"
               "set xlabel 'volumes in the set'\nset ylabel 'ms'\nset logscale xy\nset key outside right\n"
               "set grid\nplot %s\n%s" % (png, ", ".join(plots), inline))
     r = subprocess.run([gp], input=script, text=True, capture_output=True)
@@ -139,7 +209,7 @@ def plot(runs, png):
     return True
 
 
-def summary(api, runs):
+def summary(api, runs, alts):
     parts = []
     g = groups(runs)
     for kernel in sorted({k for k, _, _ in g}):
@@ -150,14 +220,17 @@ def summary(api, runs):
             ratios = []
             for p in PROVIDERS:
                 rs = g.get((kernel, p, n))
-                if rs:
-                    ratios.append("%s %.2f×" % (p, med([r["freezeWindowUsec"] for r in rs]) /
-                                               med([r["floorWindowUsec"] for r in rs])))
-            parts.append("On %s, N=%d, the freeze window is %s the floor." % (kernel, n, ", ".join(ratios)))
+                if rs and floor_parallel(rs):
+                    ratios.append("%s %.2f×" % (p, med([r["freezeWindowUsec"] for r in rs]) / med(floor_parallel(rs))))
+            parts.append("On %s, N=%d, the freeze window is %s the floor (every step in parallel)." %
+                         (kernel, n, ", ".join(ratios)))
             break
     for kernel, provider, n, ratio in growth(runs):
         if ratio is not None:
             parts.append("%s (%s) grows %.2f× from N=1 to N=%d." % (provider, kernel.split("-")[0], ratio, n))
+    for kernel, n, speedup in thin_speedup(runs, alts):
+        parts.append("A set of %d LVM thin volumes is created %.1f× faster than a loop of lvcreate -s (%s), in one "
+                     "instant instead of a spread." % (n, speedup, kernel.split("-")[0]))
     if api:
         s1, sn = api["getStatus"][0], api["getStatus"][-1]
         parts.append("GetStatus: p50 %.0f µs alone, p99 %.0f µs with %d clients (%d errors); ListSnapshots of %d: "
@@ -173,19 +246,20 @@ def main():
     ap.add_argument("--name")
     ap.add_argument("files", nargs="+")
     a = ap.parse_args()
-    api, runs = load(a.files)
+    api, runs, alts = load(a.files)
     name = a.name or "%s-%s" % (datetime.date.today().isoformat(), socket.gethostname())
     os.makedirs(a.out, exist_ok=True)
     png = os.path.join(a.out, name + ".png")
     have_plot = plot(runs, png)
-    text = summary(api, runs)
+    text = summary(api, runs, alts)
 
     md = ["# snapset benchmark, %s" % name, "", text, ""]
     if runs:
         md += ["## Sets under a writer (VM, TCG: compare within a kernel's rows only)", "",
                "Each set holds N volumes of one provider, ext4 and xfs in turn; a writer appends to "
                "every volume with fsync throughout. The floor is bench-floor on the same volumes "
-               "under the same writer: FIFREEZE all, suspend all, resume all, FITHAW all.", "",
+               "under the same writer: FIFREEZE all, suspend all, resume all, FITHAW all; one call after another, and "
+               "with every step in parallel (threads started before the clock).", "",
                snapset_table(runs), ""]
         if have_plot:
             md += ["![freeze window against set size](%s)" % os.path.basename(png), ""]
@@ -193,9 +267,18 @@ def main():
         if gr:
             md += ["Growth of the window from N=1 to the largest N: " +
                    "; ".join("%s %s %.2f× (N=%d)" % (p, k.split("-")[0], r, n) for k, p, n, r in gr if r), ""]
+    if alts:
+        md += ["## What users script today (same boot, same volumes, same writer)", "",
+               "fsfreeze+lvcreate: `fsfreeze -f` all, `lvcreate -s` each, `fsfreeze -u` all. lvcreate-loop and "
+               "snapper: one snapshot after another without a freeze; each snapshot is its own instant, somewhere "
+               "in the span given. dmsetup-script: the dm-snapshot recipe, one process per step "
+               "(bench/alternatives.sh).", "", alt_table(alts), ""]
+        if any(r["alternative"] == "fio" for r in alts):
+            md += ["### Writes to an origin with snapshots (fio, 4k random, direct)", "", fio_table(alts), ""]
     if api:
         md += ["## The API (host, external test provider)", "", api_table(api), ""]
-    md += ["## Raw numbers", "", "```json", json.dumps({"api": api, "runs": runs}, indent=1), "```", ""]
+    md += ["## Raw numbers", "", "```json", json.dumps({"api": api, "runs": runs, "comparisons": alts}, indent=1),
+           "```", ""]
     with open(os.path.join(a.out, name + ".md"), "w") as f:
         f.write("\n".join(md))
     print(text)

@@ -144,6 +144,7 @@ run_once() {
 	f0=$(now_usec)
 	floor_json=$("$floor" "$@") || fail "$provider, $n volume(s): bench-floor failed"
 	f1=$(now_usec)
+	pfloor_json=$("$floor" --parallel "$@") || fail "$provider, $n volume(s): bench-floor --parallel failed"
 	sleep 0.3
 	seq_writer_stop "$writer"
 
@@ -164,7 +165,7 @@ run_once() {
 	((d_rc == 0)) || fail "$provider, $n volume(s): snapsetctl delete exited with $d_rc: $d_err"
 
 	jq -c -n --arg kernel "$(uname -r)" --arg provider "$provider" --argjson n "$n" --argjson run "$run" \
-		--argjson set "$json" --argjson floor "$floor_json" \
+		--argjson set "$json" --argjson floor "$floor_json" --argjson pfloor "$pfloor_json" \
 		--argjson create $((t1 - t0)) --argjson delete $((t3 - t2)) \
 		--argjson worst "$(seq_max_block "$blocks" "$t0" "$t1")" \
 		--argjson floorWorst "$(seq_max_block "$blocks" "$f0" "$f1")" \
@@ -172,15 +173,17 @@ run_once() {
 		'{kernel: $kernel, slowness: $slowness, provider: $provider, n: $n, run: $run,
 		  freezeWindowUsec: $set.freezeWindowUsec, holdUsec: $set.holdUsec, createUsec: $create,
 		  deleteUsec: $delete, writerWorstUsec: $worst, floorWindowUsec: $floor.windowUsec,
-		  floorWriterWorstUsec: $floorWorst, kinds: ([$set.snapshots[].kind] | unique),
+		  floorWriterWorstUsec: $floorWorst, floorParallelWindowUsec: $pfloor.windowUsec,
+		  floorSteps: ($floor | del(.n, .parallel)), floorParallelSteps: ($pfloor | del(.n, .parallel)), kinds: ([$set.snapshots[].kind] | unique),
 		  providers: ([$set.snapshots[].provider] | unique)}' >>"$out"
-	printf '%-12s N=%-3d run %d: window %8d us, hold %8d us, create %6d ms, delete %6d ms, writer worst %8d us; floor %8d us\n' \
+	printf '%-12s N=%-3d run %d: window %8d us, hold %8d us, create %6d ms, delete %6d ms, writer worst %8d us; floor %8d us, parallel %8d us\n' \
 		"$provider" "$n" "$run" "$(jq -r .freezeWindowUsec <<<"$json")" "$(jq -r .holdUsec <<<"$json")" \
 		$(((t1 - t0) / 1000)) $(((t3 - t2) / 1000)) "$(seq_max_block "$blocks" "$t0" "$t1")" \
-		"$(jq -r .windowUsec <<<"$floor_json")"
+		"$(jq -r .windowUsec <<<"$floor_json")" "$(jq -r .windowUsec <<<"$pfloor_json")"
 }
 
-for provider in dm-snapshot dm-thin lvm-classic lvm-thin; do
+read -r -a providers <<<"${SNAPSET_BENCH_PROVIDERS:-dm-snapshot dm-thin lvm-classic lvm-thin}"
+for provider in "${providers[@]}"; do
 	case $provider in
 	dm-snapshot) vols=("${vols_dmsnap[@]}") ;;
 	dm-thin) vols=("${vols_dmthin[@]}") ;;
@@ -194,13 +197,50 @@ for provider in dm-snapshot dm-thin lvm-classic lvm-thin; do
 	done
 done
 
+# --- what users script today, and the write penalty of snapshots (bench/alternatives.sh) ----
+
+if [[ ${SNAPSET_BENCH_ALTERNATIVES:-1} == 1 ]]; then
+	require_cmd snapper fio fsfreeze
+	alt_out=${out%.bench.json}.alt.bench.json
+	: >"$alt_out"
+	. "$src/bench/alternatives.sh"
+	# At most 3 runs, at most 16 volumes: a loop of lvcreate over 64 LVs says nothing 16 do not.
+	# The smoke run (make check): one volume, and fio after 0 and 1 snapshots, for a minute less.
+	if [[ ${SNAPSET_BENCH:-} ]]; then
+		alt_sizes=("${sizes[@]}") seconds=10 counts="0 1 4"
+	else
+		alt_sizes=(1) seconds=1 counts="0 1"
+	fi
+	for n in "${alt_sizes[@]}"; do
+		((n <= 16)) || continue
+		for ((run = 1; run <= (runs < 3 ? runs : 3); run++)); do
+			alt_fsfreeze_lvcreate thin "$n" "$run" "${vols_thin[@]:0:n}"
+			alt_fsfreeze_lvcreate classic "$n" "$run" "${vols_classic[@]:0:n}"
+			alt_lvcreate_loop "$n" "$run" "${vols_thin[@]:0:n}"
+			alt_snapper "$n" "$run" "${vols_thin[@]:0:n}"
+			alt_dmsetup "$n" "$run" "${vols_dmsnap[@]:0:n}"
+		done
+	done
+	lvcreate -qq -y -L 64M -n fioc b95a
+	lvcreate -qq -y --type thin-pool -L 160M -n fiopool b95a
+	lvcreate -qq -y -V 64M --thin -n fiot b95a/fiopool
+	mkfs.ext4 -q /dev/b95a/fioc
+	mkfs.ext4 -q /dev/b95a/fiot
+	alt_fio classic /dev/b95a/fioc "$seconds" $counts
+	alt_fio thin /dev/b95a/fiot "$seconds" $counts
+	lvremove -qq -y b95a/fioc b95a/fiot b95a/fiopool
+	read -r -a counts <<<"$counts"
+	assert_eq "$(jq -s 'map(select(.alternative == "fio")) | length' "$alt_out")" $((2 * ${#counts[@]})) "fio runs recorded"
+	step "ok: the comparisons, in $alt_out"
+fi
+
 # Every line has every number (the report relies on it), and nothing is left.
 lines=$(wc -l <"$out")
-assert_eq "$lines" $((4 * ${#sizes[@]} * runs)) "runs recorded in $out"
-bad=$(jq -c 'select([.freezeWindowUsec, .holdUsec, .createUsec, .deleteUsec, .writerWorstUsec, .floorWindowUsec] | map(type == "number") | all | not)' "$out")
+assert_eq "$lines" $((${#providers[@]} * ${#sizes[@]} * runs)) "runs recorded in $out"
+bad=$(jq -c 'select([.freezeWindowUsec, .holdUsec, .createUsec, .deleteUsec, .writerWorstUsec, .floorWindowUsec, .floorParallelWindowUsec] | map(type == "number") | all | not)' "$out")
 [[ -z $bad ]] || fail "runs with a number missing: $bad"
 # Each kind of volume went to the provider it stands for.
-for p in dm-snapshot dm-thin lvm-classic lvm-thin; do
+for p in "${providers[@]}"; do
 	want=${p%-classic}
 	want=${want%-thin}
 	[[ $p == dm-thin ]] && want=dm-thin
@@ -211,6 +251,6 @@ lvm_assert_clean "after the bench" b95a b95b
 step "ok: $lines runs, every number recorded in $out; every set a consistent cut; nothing left"
 
 # And the report is made from them (bench/report.py, as make bench does on the host).
-"$src/bench/report.py" --out "$SNAPSET_VM_TMP/report" --name vm "$out"
+"$src/bench/report.py" --out "$SNAPSET_VM_TMP/report" --name vm "$out" ${alt_out:+"$alt_out"}
 [[ -s $SNAPSET_VM_TMP/report/vm.md && -s $SNAPSET_VM_TMP/report/vm.png ]] || fail "bench/report.py wrote no report"
 step "ok: the report: $(head -c 300 "$SNAPSET_VM_TMP/report/vm.md" | tail -n +3)"
