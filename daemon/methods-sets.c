@@ -629,21 +629,63 @@ finish:
 
 /* ---------------------------------------------------------------- queries */
 
-static int snapshot_json(const Manager *m, Snapshot *snap, json_object **ret) {
-        const Provider *p = provider_by_name(snap->provider);
+/* A provider call's outcome, validated like every provider call (logged if it failed); the
+ * listing goes on with the status as it was. */
+static void query_check(const Provider *p, const char *method, VssCode code, ProviderResult *res) {
+        SetOutcome out = {};
 
-        /* Fresh status (COW use, invalidated) where the provider can tell; while a set is being
-         * created the providers are the job's (and an lvm query could wait on its locks or its
-         * suspended devices), so the status is the one from the last query. */
-        if (p && p->ops->query && !manager_job_busy(m)) {
+        (void) coordinator_check_code(p->name, method, code, res, NULL, set_event_journal_sink, NULL, &out);
+}
+
+static void query_one(const Provider *p, Snapshot *snap) {
+        ProviderResult res = { .failed = SIZE_MAX };
+
+        if (p && p->ops->query)
+                query_check(p, "Query", p->ops->query(snap, &res), &res);
+}
+
+/* Fresh status (COW use, invalidated) where the providers can tell, for the n snapshots about to
+ * be listed: all of one provider in one call where it can (query_snapshots: an external
+ * provider's QuerySnapshots), one query per snapshot otherwise. While a set is being created
+ * the providers are the job's (and an lvm query could wait on its locks or its suspended
+ * devices), so the status is the one from the last query. */
+static void refresh_statuses(const Manager *m, Snapshot **snaps, size_t n) {
+        _cleanup_free_ Snapshot **batch = NULL;
+        _cleanup_free_ bool *done = NULL;
+
+        if (manager_job_busy(m) || n == 0)
+                return;
+        batch = calloc(n, sizeof(Snapshot *));
+        done = calloc(n, sizeof(bool));
+        for (size_t i = 0; i < n; i++) {
+                const Provider *p = provider_by_name(snaps[i]->provider);
                 ProviderResult res = { .failed = SIZE_MAX };
-                SetOutcome out = {};
-                VssCode code = p->ops->query(snap, &res);
+                bool unsupported = false;
+                size_t k = 0;
+                VssCode code;
 
-                /* Validated like every provider call (logged if it failed); the listing goes on
-                 * with the status as it was. */
-                (void) coordinator_check_code(p->name, "Query", code, &res, NULL, set_event_journal_sink, NULL, &out);
+                if ((done && done[i]) || !p)
+                        continue;
+                if (!p->ops->query_snapshots || !batch || !done) {
+                        query_one(p, snaps[i]);
+                        continue;
+                }
+                for (size_t j = i; j < n; j++)
+                        if (!done[j] && streq_ptr(snaps[j]->provider, snaps[i]->provider)) {
+                                batch[k++] = snaps[j];
+                                done[j] = true;
+                        }
+                code = p->ops->query_snapshots(batch, k, &unsupported, &res);
+                if (code != S_OK)
+                        query_check(p, "QuerySnapshots", code, &res);
+                else if (unsupported)
+                        for (size_t j = 0; j < k; j++)
+                                query_one(p, batch[j]);
         }
+}
+
+static int snapshot_json(const Manager *m, Snapshot *snap, json_object **ret) {
+        refresh_statuses(m, &snap, 1);
         return snapshot_to_json(snap, /* private= */ false, ret);
 }
 
@@ -685,6 +727,8 @@ int vl_method_list_snapshots(MethodCall *mc, json_object *parameters) {
                 {}
         };
         Manager *m = mc->manager;
+        _cleanup_free_ Snapshot **listed = NULL;
+        size_t n_all = 0, n_listed = 0;
         json_object *pending = NULL;
         struct stat st;
         dev_t dev = 0;
@@ -699,28 +743,39 @@ int vl_method_list_snapshots(MethodCall *mc, json_object *parameters) {
         if (p.volume && stat(p.volume, &st) >= 0)
                 dev = S_ISBLK(st.st_mode) ? st.st_rdev : st.st_dev;
 
-        /* One reply per snapshot; the last one is the final reply, so each is sent one step late. */
-        for (size_t i = 0; r >= 0 && i < sets_count(m); i++) {
+        /* The snapshots to list, their status refreshed together. */
+        for (size_t i = 0; i < sets_count(m); i++)
+                n_all += m->sets->sets[i]->n_snapshots;
+        listed = calloc(n_all + 1, sizeof(Snapshot *));
+        if (!listed) {
+                r = -ENOMEM;
+                goto finish;
+        }
+        for (size_t i = 0; i < sets_count(m); i++) {
                 SnapshotSet *set = m->sets->sets[i];
 
                 if (p.set_id && strcasecmp(set->id, p.set_id) != 0)
                         continue;
-                for (size_t k = 0; r >= 0 && k < set->n_snapshots; k++) {
-                        json_object *j;
+                for (size_t k = 0; k < set->n_snapshots; k++)
+                        if (!p.volume || snapshot_matches_volume(set->snapshots[k], p.volume, dev))
+                                listed[n_listed++] = set->snapshots[k];
+        }
+        refresh_statuses(m, listed, n_listed);
 
-                        if (p.volume && !snapshot_matches_volume(set->snapshots[k], p.volume, dev))
-                                continue;
-                        r = snapshot_json(m, set->snapshots[k], &j);
-                        if (r < 0)
-                                break;
-                        if (pending) {
-                                r = method_notify(mc, pending);
-                                json_object_put(pending);
-                        }
-                        pending = json_object_new_object();
-                        if (!pending || json_object_object_add(pending, "snapshot", j) < 0)
-                                r = -ENOMEM;
+        /* One reply per snapshot; the last one is the final reply, so each is sent one step late. */
+        for (size_t i = 0; r >= 0 && i < n_listed; i++) {
+                json_object *j;
+
+                r = snapshot_to_json(listed[i], /* private= */ false, &j);
+                if (r < 0)
+                        break;
+                if (pending) {
+                        r = method_notify(mc, pending);
+                        json_object_put(pending);
                 }
+                pending = json_object_new_object();
+                if (!pending || json_object_object_add(pending, "snapshot", j) < 0)
+                        r = -ENOMEM;
         }
         if (r >= 0)
                 r = method_reply(mc, pending);

@@ -241,6 +241,7 @@ static const char *const method_names[_EXTERNAL_METHOD_MAX] = {
         [EXTERNAL_ACTIVATE_SNAPSHOT] = "ActivateSnapshot",
         [EXTERNAL_RECOVER] = "Recover",
         [EXTERNAL_QUERY] = "Query",
+        [EXTERNAL_QUERY_SNAPSHOTS] = "QuerySnapshots",
 };
 
 const char *external_method_to_string(ExternalMethod m) {
@@ -272,8 +273,9 @@ static VssCode malformed_dispatch(ProviderResult *res, const char *what, int r, 
         return malformed(res, "%s: '%s' has the wrong type", what, strna(bad));
 }
 
+/* snapshots may be NULL with n > 0 (QuerySnapshots counts them, without a list). */
 static size_t snapshot_index(ProviderSnapshot *const *snapshots, size_t n, const char *id) {
-        for (size_t i = 0; id && i < n; i++)
+        for (size_t i = 0; snapshots && id && i < n; i++)
                 if (snapshots[i]->snapshot && strcasecmp(snapshots[i]->snapshot->id, id) == 0)
                         return i;
         return SIZE_MAX;
@@ -390,6 +392,27 @@ static VssCode check_parameters(ExternalMethod m, json_object *p, ProviderSnapsh
                 free(status);
                 break;
         }
+        case EXTERNAL_QUERY_SNAPSHOTS: {
+                json_object *a = NULL;
+                static const JsonDispatch t[] = {
+                        { "statuses", JSON_DISPATCH_ARRAY, 0, JSON_MANDATORY },
+                        {}
+                };
+                r = json_dispatch(p, t, &a, &bad);
+                if (r < 0)
+                        break;
+                /* One status per snapshot asked about (n_snapshots is that count here). */
+                if (json_object_array_length(a) != n_snapshots)
+                        return malformed(res, "%zu statuses for %zu snapshots", json_object_array_length(a), n_snapshots);
+                for (size_t i = 0; i < n_snapshots; i++) {
+                        const char *st = json_object_get_string(json_object_array_get_idx(a, i));
+
+                        if (!json_object_is_type(json_object_array_get_idx(a, i), json_type_string) ||
+                            (!streq(st, "valid") && !streq(st, "invalid")))
+                                return malformed(res, "status %zu is neither 'valid' nor 'invalid'", i);
+                }
+                return S_OK;
+        }
         case EXTERNAL_POST_COMMIT_SNAPSHOTS: {
                 json_object *a = NULL;
                 static const JsonDispatch t[] = {
@@ -453,6 +476,11 @@ VssCode external_reply_check(ExternalMethod m, json_object *msg, ProviderSnapsho
                                  json_object_to_json_string_ext(msg, JSON_C_TO_STRING_PLAIN));
         if (reply.continues)
                 code = malformed(res, "'continues' in the reply to a call that did not ask for more");
+        else if (m == EXTERNAL_QUERY_SNAPSHOTS && (streq_ptr(reply.error, "org.varlink.service.MethodNotFound") ||
+                                                   streq_ptr(reply.error, "org.varlink.service.MethodNotImplemented")))
+                /* The one optional method: a provider without it (older, or declaring it without
+                 * an implementation) is asked with Query instead. */
+                code = S_OK;
         else if (reply.error && !streq(reply.error, EXTERNAL_INTERFACE ".Failed"))
                 code = malformed(res, "the error %s, where only " EXTERNAL_INTERFACE ".Failed is allowed",
                                  reply.error);
@@ -493,6 +521,8 @@ typedef struct ExternalProvider {
         char stderr_buf[2048];        /* an incomplete line */
         size_t stderr_len;
         char *version;
+        pid_t no_query_snapshots;     /* the process that answered QuerySnapshots with MethodNotFound
+                                         (a new one may be a newer program) */
 } ExternalProvider;
 
 static ExternalProvider **providers;
@@ -1340,6 +1370,65 @@ static VssCode external_query(Snapshot *snap, ProviderResult *res) {
         return code;
 }
 
+/* Statuses in batches: a reply for 10 000 snapshots would still fit a message, but a call with
+ * their provider data might not. */
+#define QUERY_BATCH 512
+
+static VssCode query_batch(ExternalProvider *ep, Snapshot *const *snaps, size_t n, bool *ret_unsupported,
+                           ProviderResult *res) {
+        _cleanup_(json_object_putp) json_object *params = json_object_new_object(), *a = json_object_new_array(),
+                                                *reply = NULL;
+        json_object *statuses;
+        VssCode code;
+
+        if (!params || !a)
+                return out_of_memory(res);
+        for (size_t i = 0; i < n; i++) {
+                json_object *s = snapshot_json(snaps[i]);
+
+                if (!s || json_object_array_add(a, s) < 0) {
+                        json_object_put(s);
+                        return out_of_memory(res);
+                }
+        }
+        if (json_add(params, "snapshots", TAKE_PTR(a)) < 0)
+                return out_of_memory(res);
+        /* n_snapshots is only counted by the reply's check: no ProviderSnapshot list here. */
+        code = call(ep, EXTERNAL_QUERY_SNAPSHOTS, params, NULL, n, &reply, res);
+        if (code != S_OK)
+                return code;
+        if (!reply) {
+                ep->no_query_snapshots = ep->pid;
+                *ret_unsupported = true;
+                return S_OK;
+        }
+        statuses = json_object_object_get(reply, "statuses");
+        for (size_t i = 0; i < n; i++)
+                snaps[i]->invalid = streq(json_object_get_string(json_object_array_get_idx(statuses, i)), "invalid");
+        return S_OK;
+}
+
+/* The n snapshots, all of this provider: QuerySnapshots in batches, or *ret_unsupported if the
+ * provider does not have it (then the caller asks with query, one by one). */
+static VssCode external_query_snapshots(Snapshot *const *snaps, size_t n, bool *ret_unsupported, ProviderResult *res) {
+        ExternalProvider *ep = n > 0 ? external_by_name(snaps[0]->provider) : NULL;
+
+        *ret_unsupported = false;
+        if (!ep)
+                return n > 0 ? VSS_E_BAD_STATE : S_OK;
+        if (ep->stream && ep->pid > 0 && ep->no_query_snapshots == ep->pid) {
+                *ret_unsupported = true;
+                return S_OK;
+        }
+        for (size_t i = 0; i < n && !*ret_unsupported; i += QUERY_BATCH) {
+                VssCode code = query_batch(ep, snaps + i, n - i < QUERY_BATCH ? n - i : QUERY_BATCH,
+                                           ret_unsupported, res);
+                if (code != S_OK)
+                        return code;
+        }
+        return S_OK;
+}
+
 static const ProviderOps external_ops = {
         .probe_instance = external_probe,
         .is_volume_supported_instance = external_is_volume_supported,
@@ -1355,6 +1444,7 @@ static const ProviderOps external_ops = {
         .activate_snapshot = external_activate_snapshot,
         .recover = external_recover,
         .query = external_query,
+        .query_snapshots = external_query_snapshots,
 };
 
 /* ---------------------------------------------------------------- loading */

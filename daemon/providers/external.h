@@ -77,6 +77,7 @@ typedef enum ExternalMethod {
         EXTERNAL_ACTIVATE_SNAPSHOT,
         EXTERNAL_RECOVER,
         EXTERNAL_QUERY,
+        EXTERNAL_QUERY_SNAPSHOTS,
         _EXTERNAL_METHOD_MAX,
         _EXTERNAL_METHOD_INVALID = -EINVAL,
 } ExternalMethod;

@@ -215,6 +215,10 @@ typedef struct ProviderOps {
          * suspend with lockfs and may write to /etc/lvm). */
         VssCode (*recover_after_thaw)(Snapshot *snap, const ProviderSettings *settings, ProviderResult *res);
         VssCode (*query)(Snapshot *snap, ProviderResult *res);
+        /* Optional: query for n snapshots of this provider at once (an external provider's
+         * QuerySnapshots: one round trip for a listing). *ret_unsupported: this provider cannot,
+         * ask with query instead. */
+        VssCode (*query_snapshots)(Snapshot *const *snaps, size_t n, bool *ret_unsupported, ProviderResult *res);
 
         /* Optional, at start: snapshots this provider made that no record names (the state
          * directory was lost, or the daemon died between the window and writing the record),

@@ -464,17 +464,80 @@ class OutsideCreation(Base):
         self.assertNotIn("error", call("DeleteSnapshots", {"setId": set_id}))
         no_sets_left(self)
 
+    def list_snapshots(self, **params):
+        out = []
+        with Connection() as c:
+            r = c.call("ListSnapshots", params, more=True)
+            while True:
+                self.assertNotIn("error", r, r)
+                if "snapshot" in r.get("parameters", {}):
+                    out.append(r["parameters"]["snapshot"])
+                if not r.get("continues"):
+                    return out
+                r = c.recv()
+
     def test_a_query_failure_is_logged_and_the_listing_goes_on(self):
         self.control()
         r = self.create(self.loop)
         set_id = r["parameters"]["set"]["id"]
-        self.control({"Query": {"action": "notjson"}})
-        offset = log_size()
-        with Connection() as c:
-            r = c.call("ListSnapshots", {"setId": set_id}, more=True)
-        self.assertNotIn("error", r, r)
-        self.assertRegex(log_since(offset), r"Provider 'test' failed in Query: it sent a malformed reply")
+        snap_id = r["parameters"]["set"]["snapshots"][0]["id"]
+        # Query is asked when the provider has no QuerySnapshots.
+        for method, rules in (("QuerySnapshots", {"QuerySnapshots": {"action": "notjson"}}),
+                              ("Query", {"QuerySnapshots": {"action": "missing"}, "Query": {"action": "notjson"}})):
+            with self.subTest(method=method):
+                self.control(rules)
+                offset = log_size()
+                self.assertEqual(len(self.list_snapshots(setId=set_id)), 1)
+                r = call("GetSnapshot", {"snapshotId": snap_id})
+                self.assertNotIn("error", r, r)
+                self.assertRegex(log_since(offset), r"Provider 'test' failed in %s: it sent a malformed reply" % method)
         self.control()
+        self.delete_all()
+
+    def test_a_listing_asks_the_provider_once_for_every_snapshot(self):
+        """ListSnapshots refreshes every snapshot's status with one QuerySnapshots call, not one
+        Query per snapshot, and shows what it answered."""
+        self.control()
+        ids = []
+        for _ in range(3):
+            r = self.create(self.loop, self.loop2)
+            self.assertNotIn("error", r, r)
+            ids += [s["id"] for s in r["parameters"]["set"]["snapshots"]]
+        self.control(invalid=[ids[4]])
+        open(STATE, "w").close()
+        listed = self.list_snapshots()
+        self.assertEqual(sorted(s["id"] for s in listed), sorted(ids))
+        self.assertEqual([s["id"] for s in listed if s["status"] == "invalid"], [ids[4]])
+        calls = [e for e in read_state() if e["method"] in ("Query", "QuerySnapshots")]
+        self.assertEqual([e["method"] for e in calls], ["QuerySnapshots"], calls)
+        self.assertEqual(sorted(calls[0]["snapshots"]), sorted(ids))
+        self.control()
+        self.delete_all()
+
+    def test_a_provider_without_query_snapshots_is_asked_one_by_one(self):
+        """A provider written before QuerySnapshots answers MethodNotFound: the listing asks it
+        with Query, snapshot by snapshot, does not count that as a failure, and does not ask
+        with QuerySnapshots again."""
+        self.control()
+        r = self.create(self.loop, self.loop2)
+        ids = [s["id"] for s in r["parameters"]["set"]["snapshots"]]
+        self.control({"QuerySnapshots": {"action": "missing"}}, invalid=[ids[1]])
+        for attempt in range(2):
+            open(STATE, "w").close()
+            offset = log_size()
+            listed = self.list_snapshots()
+            self.assertEqual([s["id"] for s in listed if s["status"] == "invalid"], [ids[1]])
+            methods = [e["method"] for e in read_state() if e["method"] in ("Query", "QuerySnapshots")]
+            self.assertEqual(methods, (["QuerySnapshots"] if attempt == 0 else []) + ["Query", "Query"], methods)
+            self.assertNotIn("Provider 'test' failed", log_since(offset))
+        self.assertEqual(provider_state()["state"], "loaded")
+        # A new process may be a newer program: after a restart QuerySnapshots is asked again.
+        self.control({"Query": {"action": "exit"}})
+        call("GetSnapshot", {"snapshotId": ids[0]})
+        self.control()
+        open(STATE, "w").close()
+        self.list_snapshots()
+        self.assertIn("QuerySnapshots", [e["method"] for e in read_state()])
         self.delete_all()
 
 

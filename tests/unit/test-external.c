@@ -277,6 +277,36 @@ START_TEST(test_everything_else_is_a_malformed_reply) {
 }
 END_TEST
 
+/* QuerySnapshots: one status per snapshot asked about, in their order; the one optional method,
+ * so a provider without it is no failure. */
+START_TEST(test_query_snapshots_replies) {
+        _cleanup_(json_object_putp) json_object *missing = NULL, *params = NULL;
+        ProviderResult res;
+
+        ck_assert_int_eq(check_reply(EXTERNAL_QUERY_SNAPSHOTS, "{\"parameters\":{\"statuses\":[\"valid\",\"invalid\"]}}",
+                                     &res), S_OK);
+        assert_malformed(EXTERNAL_QUERY_SNAPSHOTS, "{\"parameters\":{\"statuses\":[\"valid\"]}}", "1 statuses for 2 snapshots");
+        assert_malformed(EXTERNAL_QUERY_SNAPSHOTS, "{\"parameters\":{\"statuses\":[\"valid\",\"full\"]}}",
+                         "status 1 is neither 'valid' nor 'invalid'");
+        assert_malformed(EXTERNAL_QUERY_SNAPSHOTS, "{\"parameters\":{\"statuses\":[\"valid\",7]}}",
+                         "status 1 is neither");
+        assert_malformed(EXTERNAL_QUERY_SNAPSHOTS, "{\"parameters\":{}}", "'statuses' is missing");
+
+        for (int i = 0; i < 2; i++) {
+                missing = json_tokener_parse(i == 0 ? "{\"error\":\"org.varlink.service.MethodNotFound\",\"parameters\":{}}"
+                                                    : "{\"error\":\"org.varlink.service.MethodNotImplemented\"}");
+                res = (ProviderResult) { .failed = SIZE_MAX };
+                ck_assert_int_eq(external_reply_check(EXTERNAL_QUERY_SNAPSHOTS, missing, share, 2, &params, &res), S_OK);
+                ck_assert_ptr_null(params);   /* no statuses: the caller asks with Query */
+                json_object_put(missing);
+                missing = NULL;
+        }
+        /* Only there: another method without an implementation is a broken provider. */
+        assert_malformed(EXTERNAL_QUERY, "{\"error\":\"org.varlink.service.MethodNotFound\",\"parameters\":{}}",
+                         "the error org.varlink.service.MethodNotFound");
+}
+END_TEST
+
 /* ---------------------------------------------------------------- the interface */
 
 START_TEST(test_every_method_called_is_in_the_embedded_interface) {
@@ -342,6 +372,7 @@ Suite *suite_external(void) {
         tcase_add_test(tc, test_replies_that_follow_the_interface_pass);
         tcase_add_test(tc, test_failed_maps_the_hresult_and_keeps_the_raw_value);
         tcase_add_test(tc, test_everything_else_is_a_malformed_reply);
+        tcase_add_test(tc, test_query_snapshots_replies);
         tcase_add_test(tc, test_every_method_called_is_in_the_embedded_interface);
         tcase_add_test(tc, test_a_crash_is_reported_as_what_happened_not_as_a_code);
         suite_add_tcase(s, tc);
