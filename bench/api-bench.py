@@ -176,7 +176,9 @@ def main():
                                         check=True).stdout.strip())
         daemon = Daemon(a.builddir, work, loops)
         out = {"host": os.uname().nodename, "kernel": os.uname().release, "smoke": a.smoke,
-               "idleRssKib": rss_kib(daemon.proc.pid)}
+               "idleRssKib": rss_kib(daemon.proc.pid),
+               # Of it, the daemon's own (not shared library pages, which every process shares).
+               "idleRssAnonKib": rss_kib(daemon.proc.pid, "RssAnon")}
         out["getStatus"] = [get_status_round_trips(daemon.sock, 1, calls, work),
                             get_status_round_trips(daemon.sock, many, max(10, calls // 20), work)]
 

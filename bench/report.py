@@ -170,7 +170,10 @@ def api_table(api):
     ls = api["listSnapshots"]
     lines.append("| ListSnapshots of %d snapshots | median %.1f ms [%.1f–%.1f] |" %
                  (ls["snapshots"], ls["medianMs"], ls["minMs"], ls["maxMs"]))
-    lines.append("| resident memory, idle | %.1f MiB |" % (api["idleRssKib"] / 1024.0))
+    anon = api.get("idleRssAnonKib")
+    lines.append("| resident memory, idle | %.1f MiB%s |" % (
+        api["idleRssKib"] / 1024.0,
+        "" if anon is None else " (%.1f MiB of it the daemon's own, the rest shared library pages)" % (anon / 1024.0)))
     lines.append("| resident memory, %d snapshots loaded | %.1f MiB |" % (ls["snapshots"], api["loadedRssKib"] / 1024.0))
     lines.append("| peak resident memory, a set of 64 volumes | %.1f MiB (created in %.0f ms) |" %
                  (api["set64"]["peakRssKib"] / 1024.0, api["set64"]["createMs"]))
