@@ -68,8 +68,8 @@ def snapset_table(runs):
     g = groups(runs)
     lines = ["| kernel | provider | N | runs | freeze window, ms | hold, ms | create, ms | delete, ms | "
              "writer's worst write, ms | floor, ms | floor in parallel, ms | window ÷ floor in parallel | "
-             "snapshot kinds |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+             "snapshot kinds | VM slowness |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for kernel, provider, n in sorted(g, key=lambda k: (k[0], PROVIDERS.index(k[1]) if k[1] in PROVIDERS else 9, k[2])):
         rs = g[(kernel, provider, n)]
         win = [r["freezeWindowUsec"] for r in rs]
@@ -77,11 +77,12 @@ def snapset_table(runs):
         pfloor = floor_parallel(rs)
         ratio = med(win) / med(pfloor) if med(pfloor) else None
         kinds = sorted({k for r in rs for k in r.get("kinds", [])})
-        lines.append("| %s | %s | %d | %d | %s | %s | %s | %s | %s | %s | %s | %s | %s |" % (
+        lines.append("| %s | %s | %d | %d | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |" % (
             kernel, provider, n, len(rs), spread(win), spread([r["holdUsec"] for r in rs]),
             spread([r["createUsec"] for r in rs]), spread([r["deleteUsec"] for r in rs]),
             spread([r["writerWorstUsec"] for r in rs]), spread(floor), spread(pfloor),
-            "—" if ratio is None else "%.2f" % ratio, ", ".join(kinds)))
+            "—" if ratio is None else "%.2f" % ratio, ", ".join(kinds),
+            ", ".join(sorted({"%.2f" % r.get("slowness", 1) for r in rs}))))
     return "\n".join(lines)
 
 
@@ -202,7 +203,7 @@ def plot(runs, png):
         plots.append("'-' index 0 using 1:3 with lines dashtype 2 title 'floor (%s)'" % title)
     inline = "".join("%s\ne\n%s\ne\n" % (d, d) for d in data)
     script = ("set terminal pngcairo size 1000,600 noenhanced\nset output '%s'\n"
-              "set title 'Freeze window (median) against set size; dashed: the floor (every step in parallel) in the same runs'\n"
+              "set title 'Freeze window (median) against set size; dashed: the floor in parallel, same runs'\n"
               "set xlabel 'volumes in the set'\nset ylabel 'ms'\nset logscale xy\nset key outside right\n"
               "set grid\nplot %s\n%s" % (png, ", ".join(plots), inline))
     r = subprocess.run([gp], input=script, text=True, capture_output=True)
