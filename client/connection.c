@@ -295,8 +295,16 @@ static uint64_t now_monotonic_usec(void) {
         return (uint64_t) ts.tv_sec * USEC_PER_SEC + (uint64_t) ts.tv_nsec / NSEC_PER_USEC;
 }
 
+/* How many volumes the calls that follow concern (connection_expect_volumes()). */
+static size_t expected_volumes = 1;
+
+void connection_expect_volumes(size_t n) {
+        expected_volumes = n;
+}
+
 static uint64_t timeout_for(const char *method) {
-        return arg_timeout_usec != USEC_INFINITY ? arg_timeout_usec : method_default_timeout_usec(method);
+        return arg_timeout_usec != USEC_INFINITY ? arg_timeout_usec
+                                                 : method_default_timeout_usec(method, expected_volumes);
 }
 
 /* 0 for no limit, else the monotonic time by which the next reply must have come. */

@@ -23,6 +23,10 @@ int connection_open(VarlinkStream **ret);
  * parse.h). A reply that does not come in time is SNAPSETCTL_EXIT_TIMEOUT (75), with a message that
  * says the daemon may still be at work. For a stream, the limit holds for each reply. */
 
+/* The calls that follow concern n volumes (a create of n, the delete of a set of n): the default
+ * limit of the slow calls grows with n. 1 until said otherwise. */
+void connection_expect_volumes(size_t n);
+
 void varlink_reply_donep(VarlinkReply *r);
 #define _cleanup_reply_ _cleanup_(varlink_reply_donep)
 

@@ -126,7 +126,7 @@ int parse_seconds(const char *s, uint64_t *ret_usec) {
         return 0;
 }
 
-uint64_t method_default_timeout_usec(const char *method) {
+uint64_t method_default_timeout_usec(const char *method, size_t n_volumes) {
         const char *member = method, *dot = strrchr(method, '.');
 
         if (dot) {
@@ -140,8 +140,14 @@ uint64_t method_default_timeout_usec(const char *method) {
         /* A delete does the same kind of device work as a create (devices removed, udev waited
          * for, lvremove), one snapshot after another: a set of many takes as long. */
         if (streq(member, "CreateSnapshotSet") || streq(member, "DoSnapshotSet") ||
-            streq(member, "DeleteSnapshots"))
-                return TIMEOUT_CREATE_USEC;
+            streq(member, "DeleteSnapshots")) {
+                size_t extra = n_volumes > 1 ? n_volumes - 1 : 0;
+
+                /* Past what any set holds (the daemon caps volumes far below), no limit. */
+                if (extra > (UINT64_MAX - TIMEOUT_CREATE_USEC) / TIMEOUT_PER_VOLUME_USEC)
+                        return 0;
+                return TIMEOUT_CREATE_USEC + extra * TIMEOUT_PER_VOLUME_USEC;
+        }
         if (streq(member, "Monitor"))
                 return 0;
         return TIMEOUT_DEFAULT_USEC;

@@ -21,12 +21,15 @@ int parse_size(const char *s, uint64_t *ret);
 int parse_seconds(const char *s, uint64_t *ret_usec);
 
 /* How long snapsetctl waits for a reply to method (qualified or not) unless --timeout says
- * otherwise: 120 s for the calls that create a set (they hold the freeze window and wait for
- * udev), none for Monitor (events come when they come), 30 s for everything else. 0 means no
- * limit. */
-#define TIMEOUT_CREATE_USEC  (120 * USEC_PER_SEC)
-#define TIMEOUT_DEFAULT_USEC (30 * USEC_PER_SEC)
-uint64_t method_default_timeout_usec(const char *method);
+ * otherwise: none for Monitor (events come when they come), 30 s for most calls, and for the calls
+ * that create or delete a set (they hold the freeze window, wait for udev, run lvm once per
+ * volume) 120 s plus 10 s for each volume after the first, n_volumes being how many the call
+ * concerns (0 counts as 1). A set of 64 LVs took up to 290 s to create in a slow VM; a fixed limit
+ * would end a legitimate create of a large set in exit 75. 0 means no limit. */
+#define TIMEOUT_CREATE_USEC     (120 * USEC_PER_SEC)
+#define TIMEOUT_PER_VOLUME_USEC (10 * USEC_PER_SEC)
+#define TIMEOUT_DEFAULT_USEC    (30 * USEC_PER_SEC)
+uint64_t method_default_timeout_usec(const char *method, size_t n_volumes);
 
 /* One VOLUME argument of 'snapsetctl create': "VOLUME[:KEY=VALUE[,KEY=VALUE...]]" with the keys
  * cow-size and provider. A volume path may itself hold colons (/dev/disk/by-path/pci-0000:00:1f.2-

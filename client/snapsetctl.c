@@ -69,9 +69,11 @@ static void print_global_options(FILE *f) {
                 "     --socket=PATH          Talk to snapsetd at PATH (default: $SNAPSET_SOCKET,\n"
                 "                            or %s)\n"
                 "     --timeout=SEC          Wait at most SEC seconds for each reply of snapsetd\n"
-                "                            (default: %" PRIu64 " for create, %" PRIu64 " for the rest;\n"
+                "                            (default: %" PRIu64 " for create and delete, and %" PRIu64 " more\n"
+                "                            for each volume after the first; %" PRIu64 " for the rest;\n"
                 "                            0: no limit)\n",
-                DEFAULT_SOCKET, TIMEOUT_CREATE_USEC / USEC_PER_SEC, TIMEOUT_DEFAULT_USEC / USEC_PER_SEC);
+                DEFAULT_SOCKET, TIMEOUT_CREATE_USEC / USEC_PER_SEC, TIMEOUT_PER_VOLUME_USEC / USEC_PER_SEC,
+                TIMEOUT_DEFAULT_USEC / USEC_PER_SEC);
 }
 
 void help_print(const Verb *verb, FILE *f) {

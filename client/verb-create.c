@@ -131,6 +131,7 @@ static int create_run(int argc, char *argv[]) {
                 return SNAPSET_EXIT_FAILURE;
         }
 
+        connection_expect_volumes((size_t) argc);
         status = connection_call_once(SNAPSET_METHOD("CreateSnapshotSet"), parameters, &reply);
         if (status != 0)
                 return status;

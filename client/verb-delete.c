@@ -1,9 +1,10 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 
 /* snapsetctl delete: DeleteSnapshots, of snapshots or whole sets by id, or of the oldest snapshot
- * of volumes. */
+ * of volumes. An id is looked up before it is deleted (id-lookup.h). */
 
 #include "connection.h"
+#include "id-lookup.h"
 #include "log.h"
 #include "output.h"
 #include "snapsetctl.h"
@@ -71,19 +72,41 @@ static int delete_call(VarlinkStream *s, const char *selector, const char *arg, 
         return connection_call_reply(s, SNAPSET_METHOD("DeleteSnapshots"), parameters, ret_reply);
 }
 
-static int delete_one(VarlinkStream *s, const char *arg) {
-        _cleanup_reply_ VarlinkReply reply = {};
-        const char *selector = arg_oldest ? "oldestOfVolume" : "snapshotId";
+/* The selector for arg, and how many snapshots the delete concerns: an id is looked up first
+ * (id-lookup.h), so that the delete names what it deletes and is never refused on a guess. */
+static int delete_target(VarlinkStream *s, const char *arg, const char **ret_selector, size_t *ret_n) {
+        IdLookup found;
+        json_object *snapshots;
         int status;
 
-        status = delete_call(s, selector, arg, &reply);
-        /* Snapshot ids and set ids look alike: an id that is no snapshot may be a set. */
-        if (status == 0 && !arg_oldest && connection_reply_is(&reply, VSS_E_OBJECT_NOT_FOUND)) {
-                varlink_reply_done(&reply);
-                reply = (VarlinkReply) {};
-                selector = "setId";
-                status = delete_call(s, selector, arg, &reply);
+        if (arg_oldest) {
+                *ret_selector = "oldestOfVolume";
+                *ret_n = 1;
+                return 0;
         }
+        status = id_lookup(s, arg, &found);
+        if (status != 0)
+                return status;
+        snapshots = found.set ? reply_get_array(found.set, "snapshots") : NULL;
+        *ret_selector = found.set ? "setId" : "snapshotId";
+        *ret_n = snapshots ? json_object_array_length(snapshots) : 1;
+        id_lookup_done(&found);
+        return 0;
+}
+
+static int delete_one(VarlinkStream *s, const char *arg) {
+        _cleanup_reply_ VarlinkReply reply = {};
+        const char *selector;
+        size_t n;
+        int status;
+
+        status = delete_target(s, arg, &selector, &n);
+        if (status != 0)
+                return status;
+        /* A large set takes long to delete (lvremove each): the default limit grows with it. */
+        connection_expect_volumes(n);
+        status = delete_call(s, selector, arg, &reply);
+        connection_expect_volumes(1);
         if (status != 0)
                 return status;
 
@@ -91,11 +114,10 @@ static int delete_one(VarlinkStream *s, const char *arg) {
                 return delete_print(reply.parameters, selector, arg);
 
         status = connection_report_error(SNAPSET_METHOD("DeleteSnapshots"), &reply);
-        /* Several arguments on one command line: say which one failed. The daemon's answer is about
-         * the set only, though the id was tried as a snapshot first. */
+        /* Several arguments on one command line: say which one failed. */
         if (connection_reply_is(&reply, VSS_E_OBJECT_NOT_FOUND)) {
                 if (!arg_oldest)
-                        log_error("No snapshot and no snapshot set has the id '%s'.", arg);
+                        log_error("No snapshot and no snapshot set has the id '%s' (any longer).", arg);
                 else if (!connection_error_names(&reply, arg))
                         log_error("No snapshot of the volume '%s' was found.", arg);
         }

@@ -1,30 +1,15 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 
-/* snapsetctl show: one snapshot (GetSnapshot) or one snapshot set, by its id. The ids of both are
- * UUIDs and cannot be told apart, so a snapshot is asked for first; when there is none, the set is
- * looked up among the sets of ListSnapshotSets, which carry what a set is (context, freeze
- * window) besides its snapshots. */
+/* snapsetctl show: one snapshot or one snapshot set, by its id (id-lookup.h: a set comes from
+ * ListSnapshotSets, which carries what a set is, context and freeze window, besides its
+ * snapshots). */
 
 #include "connection.h"
+#include "id-lookup.h"
 #include "log.h"
 #include "output.h"
 #include "set-print.h"
 #include "snapsetctl.h"
-
-typedef struct FindSet {
-        const char *id;
-        json_object *set;   /* a reference of ours once found */
-} FindSet;
-
-static int find_set_on_reply(json_object *parameters, bool continues, void *userdata) {
-        FindSet *f = userdata;
-        json_object *set = reply_get_object(parameters, "set");
-
-        if (!f->set && set && streq_ptr(reply_get_string(set, "id"), f->id))
-                f->set = json_object_get(set);
-        /* Read the stream to its end: the connection is unusable in the middle of one. */
-        return 0;
-}
 
 static int show_print(json_object *o, int (*print)(json_object *)) {
         if (arg_json != JSON_OFF)
@@ -36,58 +21,23 @@ static int show_print(json_object *o, int (*print)(json_object *)) {
         return 0;
 }
 
-static int show_set(VarlinkStream *s, const char *id, const VarlinkReply *not_found) {
-        FindSet f = { .id = id };
-        int status;
-
-        status = connection_call_more(s, SNAPSET_METHOD("ListSnapshotSets"), NULL, find_set_on_reply, &f);
-        if (status != 0) {
-                json_object_put(f.set);
-                return status;
-        }
-        if (f.set) {
-                status = show_print(f.set, print_set);
-                json_object_put(f.set);
-                return status;
-        }
-
-        /* Neither: the daemon's answer to GetSnapshot, and that no set has the id either. */
-        status = connection_report_error(SNAPSET_METHOD("GetSnapshot"), not_found);
-        log_error("No snapshot and no snapshot set has the id '%s'; 'snapsetctl list' shows them.", id);
-        return status;
-}
-
 static int show_run(int argc, char *argv[]) {
         _cleanup_(varlink_stream_freep) VarlinkStream *s = NULL;
-        _cleanup_(json_object_putp) json_object *parameters = NULL;
-        _cleanup_reply_ VarlinkReply reply = {};
-        const char *id = argv[0];
-        json_object *snapshot;
+        IdLookup found;
         int status;
 
-        if (!*id)
+        if (!*argv[0])
                 return usage_error(&verb_show, "The id must not be empty."), SNAPSET_EXIT_USAGE;
-        parameters = parameters_new_string("snapshotId", id);
-        if (!parameters)
-                return log_oom(), SNAPSET_EXIT_FAILURE;
 
         status = connection_open(&s);
         if (status != 0)
                 return status;
-        status = connection_call_reply(s, SNAPSET_METHOD("GetSnapshot"), parameters, &reply);
+        status = id_lookup(s, argv[0], &found);
         if (status != 0)
                 return status;
-        if (connection_reply_is(&reply, VSS_E_OBJECT_NOT_FOUND))
-                return show_set(s, id, &reply);
-        if (reply.error)
-                return connection_report_error(SNAPSET_METHOD("GetSnapshot"), &reply);
-
-        snapshot = reply_get_object(reply.parameters, "snapshot");
-        if (!snapshot) {
-                log_error("snapsetd's reply to GetSnapshot has no snapshot.");
-                return SNAPSET_EXIT_PROTOCOL;
-        }
-        return show_print(snapshot, print_snapshot);
+        status = found.snapshot ? show_print(found.snapshot, print_snapshot) : show_print(found.set, print_set);
+        id_lookup_done(&found);
+        return status;
 }
 
 const Verb verb_show = {

@@ -21,7 +21,7 @@ import threading
 import time
 import unittest
 
-from snapsettest import BUILDDIR, MANAGER, TOP, Connection, call, main
+from snapsettest import BUILDDIR, MANAGER, TOP, Connection, call, main, snapsetctl
 
 TEST_DIR = os.environ.get("SNAPSET_TEST_DIR", "")
 PROVIDER_FILE = os.path.join(TEST_DIR, "providers.d", "test.provider")
@@ -539,6 +539,43 @@ class OutsideCreation(Base):
         self.list_snapshots()
         self.assertIn("QuerySnapshots", [e["method"] for e in read_state()])
         self.delete_all()
+
+
+class SnapsetctlDelete(Base):
+    """snapsetctl delete looks an id up before it deletes (GetSnapshot, then the sets): a set's id
+    deletes the set without a refused DeleteSnapshots of a snapshot by that id in the log, and an
+    id of neither is refused without any delete asked."""
+
+    def test_a_set_id_deletes_the_set_and_leaves_no_refusal_in_the_log(self):
+        self.control()
+        r = self.create(self.loop, self.loop2)
+        self.assertNotIn("error", r, r)
+        s = r["parameters"]["set"]
+        offset = log_size()
+        out = snapsetctl("delete", s["id"])
+        self.assertEqual(out.returncode, 0, out.stderr)
+        self.assertEqual(out.stdout.splitlines(), ["Deleted snapshot set " + s["id"]] +
+                         ["  snapshot " + x["id"] for x in s["snapshots"]])
+        self.assertNotIn("refused", log_since(offset))
+        no_sets_left(self)
+
+    def test_a_snapshot_id_deletes_only_that_snapshot(self):
+        self.control()
+        r = self.create(self.loop, self.loop2)
+        snaps = [x["id"] for x in r["parameters"]["set"]["snapshots"]]
+        out = snapsetctl("delete", snaps[0])
+        self.assertEqual((out.returncode, out.stdout), (0, "Deleted snapshot %s\n" % snaps[0]), out.stderr)
+        self.assertNotIn("error", call("GetSnapshot", {"snapshotId": snaps[1]}))
+        self.delete_all()
+
+    def test_an_id_of_nothing_is_refused_before_any_delete(self):
+        self.control()
+        offset = log_size()
+        missing = "0badc0de-0000-4000-8000-000000000000"
+        out = snapsetctl("delete", missing)
+        self.assertEqual(out.returncode, 26, out)
+        self.assertIn("No snapshot and no snapshot set has the id '%s'" % missing, out.stderr)
+        self.assertNotIn("DeleteSnapshots", log_since(offset))
 
 
 class EarlyActivation(Base):

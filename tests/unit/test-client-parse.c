@@ -91,18 +91,24 @@ START_TEST(test_seconds_take_fractions_and_an_optional_s) {
 END_TEST
 
 START_TEST(test_creating_and_deleting_wait_longer_and_monitor_waits_for_ever) {
-        ck_assert_uint_eq(method_default_timeout_usec("io.snapset.Manager.CreateSnapshotSet"), 120 * USEC_PER_SEC);
-        ck_assert_uint_eq(method_default_timeout_usec("io.snapset.Manager.DoSnapshotSet"), 120 * USEC_PER_SEC);
-        ck_assert_uint_eq(method_default_timeout_usec("CreateSnapshotSet"), 120 * USEC_PER_SEC);
+        ck_assert_uint_eq(method_default_timeout_usec("io.snapset.Manager.CreateSnapshotSet", 1), 120 * USEC_PER_SEC);
+        ck_assert_uint_eq(method_default_timeout_usec("io.snapset.Manager.DoSnapshotSet", 1), 120 * USEC_PER_SEC);
+        ck_assert_uint_eq(method_default_timeout_usec("CreateSnapshotSet", 1), 120 * USEC_PER_SEC);
         /* Deleting a set of many snapshots takes as long as creating it. */
-        ck_assert_uint_eq(method_default_timeout_usec("io.snapset.Manager.DeleteSnapshots"), 120 * USEC_PER_SEC);
-        ck_assert_uint_eq(method_default_timeout_usec("io.snapset.Manager.Monitor"), 0);
-        ck_assert_uint_eq(method_default_timeout_usec("io.snapset.Manager.GetStatus"), 30 * USEC_PER_SEC);
-        ck_assert_uint_eq(method_default_timeout_usec("io.snapset.Manager.ListSnapshotSets"), 30 * USEC_PER_SEC);
-        ck_assert_uint_eq(method_default_timeout_usec("org.varlink.service.GetInfo"), 30 * USEC_PER_SEC);
+        ck_assert_uint_eq(method_default_timeout_usec("io.snapset.Manager.DeleteSnapshots", 1), 120 * USEC_PER_SEC);
+        /* And both grow with the set: 10 s for each volume after the first; 0 counts as 1. */
+        ck_assert_uint_eq(method_default_timeout_usec("io.snapset.Manager.CreateSnapshotSet", 64), 750 * USEC_PER_SEC);
+        ck_assert_uint_eq(method_default_timeout_usec("DeleteSnapshots", 16), 270 * USEC_PER_SEC);
+        ck_assert_uint_eq(method_default_timeout_usec("DeleteSnapshots", 0), 120 * USEC_PER_SEC);
+        ck_assert_uint_eq(method_default_timeout_usec("io.snapset.Manager.GetStatus", 64), 30 * USEC_PER_SEC);
+        ck_assert_uint_eq(method_default_timeout_usec("CreateSnapshotSet", SIZE_MAX), 0);
+        ck_assert_uint_eq(method_default_timeout_usec("io.snapset.Manager.Monitor", 1), 0);
+        ck_assert_uint_eq(method_default_timeout_usec("io.snapset.Manager.GetStatus", 1), 30 * USEC_PER_SEC);
+        ck_assert_uint_eq(method_default_timeout_usec("io.snapset.Manager.ListSnapshotSets", 1), 30 * USEC_PER_SEC);
+        ck_assert_uint_eq(method_default_timeout_usec("org.varlink.service.GetInfo", 1), 30 * USEC_PER_SEC);
         /* Another interface's method of the same name is not ours. */
-        ck_assert_uint_eq(method_default_timeout_usec("com.example.Monitor"), 30 * USEC_PER_SEC);
-        ck_assert_uint_eq(method_default_timeout_usec("io.snapset.ManagerX.CreateSnapshotSet"), 30 * USEC_PER_SEC);
+        ck_assert_uint_eq(method_default_timeout_usec("com.example.Monitor", 1), 30 * USEC_PER_SEC);
+        ck_assert_uint_eq(method_default_timeout_usec("io.snapset.ManagerX.CreateSnapshotSet", 1), 30 * USEC_PER_SEC);
 }
 END_TEST
 
