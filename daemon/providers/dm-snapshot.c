@@ -41,7 +41,9 @@
 #include "dm-snapshot-stores.h"
 #include "dm-snapshot.h"
 #include "dm.h"
+#include "dm-hold.h"
 #include "dm-undo.h"
+#include "window-crew.h"
 #include "json-dispatch.h"
 #include "log.h"
 #include "loop.h"
@@ -310,6 +312,8 @@ typedef struct DmSetState {
          * after it (post_commit or abort): never a udev wait while an origin is suspended. */
         uint32_t cookie;
         bool have_cookie;
+        /* The window's suspends and resumes, all at once (window-crew.h): made at pre_commit. */
+        WindowCrew *crew;
 } DmSetState;
 
 static void snap_state_free(DmSnapState *s) {
@@ -324,6 +328,8 @@ static void set_state_free(ProviderSet *ps) {
 
         if (s && s->have_cookie)
                 (void) dm_udev_cookie_wait(&s->cookie);
+        if (s)
+                window_crew_free(s->crew);
         free(s);
         ps->state = NULL;
         for (size_t i = 0; i < ps->n_snapshots; i++) {
@@ -996,92 +1002,121 @@ static VssCode dm_snapshot_pre_commit(ProviderSet *ps, ProviderResult *res) {
         }
         if (!ps->state)
                 return provider_fail(res, SIZE_MAX, EINVAL, VSS_E_BAD_STATE, "end_prepare_snapshots was not called");
-        return S_OK;
+        return provider_window_crew_new(&((DmSetState *) ps->state)->crew, ps->n_snapshots, res);
 }
 
 /* ---------------------------------------------------------------- the window
  *
  * From here to release_writes: no malloc of ours, no logging, no path lookups. */
 
-static VssCode dm_snapshot_hold_writes(ProviderSet *ps, ProviderResult *res) {
-        VssCode code;
+/* Each origin is suspended, activated into its snapshot and resumed from the set's crew
+ * (window-crew.h), all at once: one after another, their grace periods added up to a second of
+ * held writes for 64 volumes under TCG. The functions run by the crew touch only their own
+ * volume's state, and name devices by number. */
 
-        for (size_t i = 0; i < ps->n_snapshots; i++) {
-                DmSnapState *st = ps->snapshots[i]->state;
-                int r;
-
-                if (!st)
+static VssCode states_check(ProviderSet *ps, ProviderResult *res) {
+        for (size_t i = 0; i < ps->n_snapshots; i++)
+                if (!ps->snapshots[i]->state)
                         return provider_fail(res, i, EINVAL, VSS_E_BAD_STATE, "A volume was not prepared");
-                if (provider_test_fails(ps, "HoldWrites", i, res, &code))
-                        return code;
-                /* skip-lockfs: the coordinator froze the filesystem with FIFREEZE, and a lockfs
-                 * suspend on top fails with EBUSY before Linux 6.8. With a flush (not noflush):
-                 * every write acknowledged so far must be in what the snapshot sees. */
-                r = dm_device_suspend(DM_REF_DEVNUM(st->origin_major, st->origin_minor), true);
-                if (r < 0)
-                        return provider_fail(res, i, r, provider_code_from_errno(r, VSS_E_PROVIDER_VETO),
-                                             "Suspending %s failed", st->rec.origin_name);
-                st->origin_suspended = true;
-        }
         return S_OK;
 }
 
-static VssCode dm_snapshot_commit(ProviderSet *ps, ProviderResult *res) {
+static WindowCrew *crew_of(const ProviderSet *ps) {
+        const DmSetState *s = ps->state;
+
+        return s ? s->crew : NULL;
+}
+
+static uint32_t *cookie_of(const ProviderSet *ps) {
         DmSetState *s = ps->state;
+
+        return s && s->have_cookie ? &s->cookie : NULL;
+}
+
+static DmHeld held_of(ProviderSet *ps, size_t i) {
+        DmSnapState *st = ps->snapshots[i]->state;
+
+        return st ? (DmHeld) { st->origin_major, st->origin_minor, &st->origin_suspended } : (DmHeld) {};
+}
+
+/* skip-lockfs (dm-hold.h): the coordinator froze the filesystem with FIFREEZE, and a lockfs
+ * suspend on top fails with EBUSY before Linux 6.8. */
+static VssCode dm_snapshot_hold_writes(ProviderSet *ps, ProviderResult *res) {
+        size_t n = provider_test_fail_at(ps, "HoldWrites"), failed = 0;
         VssCode code;
+        int r;
+
+        code = states_check(ps, res);
+        if (code != S_OK)
+                return code;
+        r = dm_held_suspend(crew_of(ps), ps, n, held_of, &failed);
+        if (r < 0)
+                return provider_fail(res, failed, r, provider_code_from_errno(r, VSS_E_PROVIDER_VETO),
+                                     "Suspending %s failed",
+                                     ((DmSnapState *) ps->snapshots[failed]->state)->rec.origin_name);
+        if (provider_test_fails(ps, "HoldWrites", n, res, &code))
+                return code;
+        return S_OK;
+}
+
+/* The point in time: the snapshot goes active while its origin is suspended. */
+static int commit_one(size_t i, void *userdata) {
+        ProviderSet *ps = userdata;
+        DmSnapState *st = ps->snapshots[i]->state;
+        int r;
+
+        r = dm_device_resume(DM_REF_DEVNUM(st->snap_major, st->snap_minor), DM_RULES_LOW_PRIORITY, cookie_of(ps));
+        if (r >= 0)
+                st->snapshot_resumed = true;
+        return r;
+}
+
+static VssCode dm_snapshot_commit(ProviderSet *ps, ProviderResult *res) {
+        size_t n = provider_test_fail_at(ps, "CommitSnapshots"), failed = 0;
+        VssCode code;
+        int r;
 
         for (size_t i = 0; i < ps->n_snapshots; i++) {
                 DmSnapState *st = ps->snapshots[i]->state;
-                int r;
 
                 if (!st || !st->origin_suspended)
                         return provider_fail(res, i, EINVAL, VSS_E_BAD_STATE, "%s is not held",
                                              st ? st->rec.origin_name : "a volume");
-                if (provider_test_fails(ps, "CommitSnapshots", i, res, &code))
-                        return code;
-                /* The point in time: the snapshot goes active while its origin is suspended. */
-                r = dm_device_resume(DM_REF_DEVNUM(st->snap_major, st->snap_minor), DM_RULES_LOW_PRIORITY,
-                                     s && s->have_cookie ? &s->cookie : NULL);
-                if (r < 0)
-                        return provider_fail(res, i, r, provider_code_from_errno(r, VSS_E_PROVIDER_VETO),
-                                             "Activating snapshot %s failed (see the kernel log)", st->rec.snapshot_name);
-                st->snapshot_resumed = true;
         }
+        r = window_crew_run(crew_of(ps), n, commit_one, ps, &failed);
+        if (r < 0)
+                return provider_fail(res, failed, r, provider_code_from_errno(r, VSS_E_PROVIDER_VETO),
+                                     "Activating snapshot %s failed (see the kernel log)",
+                                     ((DmSnapState *) ps->snapshots[failed]->state)->rec.snapshot_name);
+        if (provider_test_fails(ps, "CommitSnapshots", n, res, &code))
+                return code;
         return S_OK;
 }
 
+/* Every held origin is resumed, whatever fails on the way. Not committed, back exactly as it
+ * was: the snapshot-origin table is dropped before it can go live (a failure path: one after
+ * another, before the resumes). */
 static VssCode dm_snapshot_release_writes(ProviderSet *ps, bool committed, ProviderResult *res) {
-        DmSetState *s = ps->state;
         VssCode code = S_OK;
+        size_t failed = 0;
+        int r;
 
-        /* Every held origin is resumed, whatever fails on the way. */
-        for (size_t i = 0; i < ps->n_snapshots; i++) {
+        for (size_t i = 0; i < ps->n_snapshots && !committed; i++) {
                 DmSnapState *st = ps->snapshots[i]->state;
-                DmRef o;
-                int r;
 
-                if (!st || !st->origin_suspended)
+                if (!st || !st->origin_suspended || !st->rec.loaded_origin_table || st->origin_cleared)
                         continue;
-                o = DM_REF_DEVNUM(st->origin_major, st->origin_minor);
-                if (!committed && st->rec.loaded_origin_table && !st->origin_cleared) {
-                        /* Back exactly as it was: drop the snapshot-origin table before it can go
-                         * live. */
-                        r = dm_device_clear(o);
-                        if (r >= 0)
-                                st->origin_cleared = true;
-                        else if (code == S_OK)
-                                code = provider_fail(res, i, r, provider_code_from_errno(r, VSS_E_PROVIDER_VETO),
-                                                     "Dropping the inactive table of %s failed", st->rec.origin_name);
-                }
-                r = dm_device_resume(o, DM_RULES_ALL, s && s->have_cookie ? &s->cookie : NULL);
-                if (r < 0)
-                        r = dm_device_resume(o, DM_RULES_ALL, NULL);
+                r = dm_device_clear(DM_REF_DEVNUM(st->origin_major, st->origin_minor));
                 if (r >= 0)
-                        st->origin_suspended = false;
+                        st->origin_cleared = true;
                 else if (code == S_OK)
                         code = provider_fail(res, i, r, provider_code_from_errno(r, VSS_E_PROVIDER_VETO),
-                                             "Resuming %s failed", st->rec.origin_name);
+                                             "Dropping the inactive table of %s failed", st->rec.origin_name);
         }
+        r = dm_held_resume(crew_of(ps), ps, held_of, cookie_of(ps), &failed);
+        if (r < 0 && code == S_OK)
+                code = provider_fail(res, failed, r, provider_code_from_errno(r, VSS_E_PROVIDER_VETO), "Resuming %s failed",
+                                     ((DmSnapState *) ps->snapshots[failed]->state)->rec.origin_name);
         return code;
 }
 

@@ -28,6 +28,7 @@
 #include <stdio.h>
 
 #include "dm-thin.h"
+#include "dm-hold.h"
 #include "dm.h"
 #include "dm-undo.h"
 #include "json-dispatch.h"
@@ -294,6 +295,8 @@ static void snap_state_free(ThinSnapState *s) {
 typedef struct ThinSetState {
         uint32_t cookie;
         bool have_cookie;
+        /* The window's suspends and resumes, all at once (window-crew.h): made at pre_commit. */
+        WindowCrew *crew;
 } ThinSetState;
 
 static void set_cookie_wait(ProviderSet *ps) {
@@ -306,8 +309,12 @@ static void set_cookie_wait(ProviderSet *ps) {
 }
 
 static void share_state_free(ProviderSet *ps) {
+        ThinSetState *s = ps->state;
+
         set_cookie_wait(ps);
-        free(ps->state);
+        if (s)
+                window_crew_free(s->crew);
+        free(s);
         ps->state = NULL;
         for (size_t i = 0; i < ps->n_snapshots; i++) {
                 snap_state_free(ps->snapshots[i]->state);
@@ -579,6 +586,8 @@ static VssCode pick_ids(ProviderSet *ps, ProviderResult *res) {
 }
 
 static VssCode dm_thin_pre_commit(ProviderSet *ps, ProviderResult *res) {
+        VssCode code;
+
         for (size_t i = 0; i < ps->n_snapshots; i++) {
                 ThinSnapState *st = ps->snapshots[i]->state;
                 DmInfo o;
@@ -604,6 +613,9 @@ static VssCode dm_thin_pre_commit(ProviderSet *ps, ProviderResult *res) {
                                              "(SysV semaphore)");
                 set->have_cookie = true;
         }
+        code = provider_window_crew_new(&((ThinSetState *) ps->state)->crew, ps->n_snapshots, res);
+        if (code != S_OK)
+                return code;
         /* Last, right before the window: the less time between checking an id and using it,
          * the less chance that another tool takes it meanwhile. */
         return pick_ids(ps, res);
@@ -613,26 +625,39 @@ static VssCode dm_thin_pre_commit(ProviderSet *ps, ProviderResult *res) {
  *
  * From here to release_writes: no malloc of ours, no logging, no path lookups. */
 
+static DmHeld held_of(ProviderSet *ps, size_t i) {
+        ThinSnapState *st = ps->snapshots[i]->state;
+
+        return st ? (DmHeld) { st->origin_major, st->origin_minor, &st->origin_suspended } : (DmHeld) {};
+}
+
+static WindowCrew *crew_of(const ProviderSet *ps) {
+        const ThinSetState *s = ps->state;
+
+        return s ? s->crew : NULL;
+}
+
+/* All at once (dm-hold.h). skip-lockfs: the filesystem is frozen with FIFREEZE already, and a
+ * lockfs suspend on top fails with EBUSY before Linux 6.8. With a flush: every acknowledged write
+ * is in the pool's mappings before the pool copies them for the snapshot. */
 static VssCode dm_thin_hold_writes(ProviderSet *ps, ProviderResult *res) {
+        size_t n = provider_test_fail_at(ps, "HoldWrites"), failed = 0;
         VssCode code;
+        int r;
 
         for (size_t i = 0; i < ps->n_snapshots; i++) {
                 ThinSnapState *st = ps->snapshots[i]->state;
-                int r;
 
                 if (!st || !st->rec.id_picked)
                         return provider_fail(res, i, EINVAL, VSS_E_BAD_STATE, "A volume was not prepared");
-                if (provider_test_fails(ps, "HoldWrites", i, res, &code))
-                        return code;
-                /* skip-lockfs: the filesystem is frozen with FIFREEZE already, and a lockfs suspend
-                 * on top fails with EBUSY before Linux 6.8. With a flush: every acknowledged write
-                 * is in the pool's mappings before the pool copies them for the snapshot. */
-                r = dm_device_suspend(DM_REF_DEVNUM(st->origin_major, st->origin_minor), true);
-                if (r < 0)
-                        return provider_fail(res, i, r, provider_code_from_errno(r, VSS_E_PROVIDER_VETO),
-                                             "Suspending %s failed", st->rec.origin_name);
-                st->origin_suspended = true;
         }
+        r = dm_held_suspend(crew_of(ps), ps, n, held_of, &failed);
+        if (r < 0)
+                return provider_fail(res, failed, r, provider_code_from_errno(r, VSS_E_PROVIDER_VETO),
+                                     "Suspending %s failed",
+                                     ((ThinSnapState *) ps->snapshots[failed]->state)->rec.origin_name);
+        if (provider_test_fails(ps, "HoldWrites", n, res, &code))
+                return code;
         return S_OK;
 }
 
@@ -666,30 +691,19 @@ static VssCode dm_thin_commit(ProviderSet *ps, ProviderResult *res) {
         return S_OK;
 }
 
+/* Every held origin is resumed, whatever fails on the way, all at once. Nothing else changed on
+ * them: the snapshot lives in the pool. */
 static VssCode dm_thin_release_writes(ProviderSet *ps, bool committed, ProviderResult *res) {
         ThinSetState *set = ps->state;
-        VssCode code = S_OK;
+        size_t failed = 0;
+        int r;
 
-        /* Every held origin is resumed, whatever fails on the way. Nothing else changed on them:
-         * the snapshot lives in the pool. */
-        for (size_t i = 0; i < ps->n_snapshots; i++) {
-                ThinSnapState *st = ps->snapshots[i]->state;
-                DmRef o;
-                int r;
-
-                if (!st || !st->origin_suspended)
-                        continue;
-                o = DM_REF_DEVNUM(st->origin_major, st->origin_minor);
-                r = dm_device_resume(o, DM_RULES_ALL, set && set->have_cookie ? &set->cookie : NULL);
-                if (r < 0)   /* once more: writers hang until it is resumed */
-                        r = dm_device_resume(o, DM_RULES_ALL, NULL);
-                if (r >= 0)
-                        st->origin_suspended = false;
-                else if (code == S_OK)
-                        code = provider_fail(res, i, r, provider_code_from_errno(r, VSS_E_PROVIDER_VETO),
-                                             "Resuming %s failed", st->rec.origin_name);
-        }
-        return code;
+        r = dm_held_resume(crew_of(ps), ps, held_of, set && set->have_cookie ? &set->cookie : NULL, &failed);
+        if (r < 0)
+                return provider_fail(res, failed, r, provider_code_from_errno(r, VSS_E_PROVIDER_VETO),
+                                     "Resuming %s failed",
+                                     ((ThinSnapState *) ps->snapshots[failed]->state)->rec.origin_name);
+        return S_OK;
 }
 
 /* ---------------------------------------------------------------- after the window */

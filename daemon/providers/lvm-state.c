@@ -25,6 +25,7 @@ void lvm_share_state_free(ProviderSet *ps) {
         if (s) {
                 if (s->have_cookie)
                         (void) dm_udev_cookie_wait(&s->cookie);
+                window_crew_free(s->crew);
                 blockdev_strv_free(s->vgs);
                 free(s->next);
                 free(s->running);

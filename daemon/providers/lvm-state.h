@@ -9,6 +9,7 @@
 #include "command.h"
 #include "lvm.h"
 #include "provider.h"
+#include "window-crew.h"
 
 typedef struct LvmSnapState {
         LvmRecord rec;
@@ -42,6 +43,8 @@ typedef struct LvmShareState {
          * skip the event, and udev drops the device's /dev/VG/LV link. */
         uint32_t cookie;
         bool have_cookie;
+        /* The hold's suspends, all at once (window-crew.h): made at pre_commit. */
+        WindowCrew *crew;
 } LvmShareState;
 
 void lvm_snap_state_free(LvmSnapState *s);

@@ -13,6 +13,7 @@
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 
+#include "dm-hold.h"
 #include "dm.h"
 #include "lvm-run.h"
 #include "lvm-state.h"
@@ -49,34 +50,40 @@ void lvm_prepare_early_thaw(LvmSnapState *st, const BlockDevice *v) {
         st->watch = st->suspended_fd >= 0 && st->tpool_major > 0;
 }
 
+/* The origins of the classic methods, suspended all at once (dm-hold.h). skip-lockfs: the
+ * filesystem is frozen already, and lvm, finding the origin suspended, skips its own lockfs
+ * suspend, which would fail with EBUSY on a FIFREEZE before Linux 6.8. With a flush: every
+ * acknowledged write is in. The other methods leave the suspend to lvm. */
+static DmHeld held_of(ProviderSet *ps, size_t i) {
+        LvmSnapState *st = ps->snapshots[i]->state;
+
+        if (!st || !lvm_method_presuspends(st->rec.method))
+                return (DmHeld) {};
+        return (DmHeld) { st->origin_major, st->origin_minor, &st->suspended };
+}
+
 VssCode lvm_hold_writes(ProviderSet *ps, ProviderResult *res) {
         LvmShareState *s = ps->state;
         uint64_t hold = ps->settings && ps->settings->hold_timeout_usec ? ps->settings->hold_timeout_usec :
                         120 * USEC_PER_SEC;
+        size_t n = provider_test_fail_at(ps, "HoldWrites"), failed = 0;
         VssCode code;
+        int r;
 
         if (!s)
                 return provider_fail(res, SIZE_MAX, EINVAL, VSS_E_BAD_STATE, "end_prepare_snapshots was not called");
         /* A little before the coordinator's own timeout, so that a command killed at its end
          * still leaves time to resume and thaw within it. */
         s->deadline_usec = command_now_usec() + hold - hold / 10;
-        for (size_t i = 0; i < ps->n_snapshots; i++) {
-                LvmSnapState *st = ps->snapshots[i]->state;
-                int r;
+        r = dm_held_suspend(s->crew, ps, n, held_of, &failed);
+        if (r < 0) {
+                LvmSnapState *st = ps->snapshots[failed]->state;
 
-                if (!lvm_method_presuspends(st->rec.method))
-                        continue;
-                if (provider_test_fails(ps, "HoldWrites", i, res, &code))
-                        return code;
-                /* skip-lockfs: the filesystem is frozen already, and lvm, finding the origin
-                 * suspended, skips its own lockfs suspend, which would fail with EBUSY on a
-                 * FIFREEZE before Linux 6.8. With a flush: every acknowledged write is in. */
-                r = dm_device_suspend(DM_REF_DEVNUM(st->origin_major, st->origin_minor), true);
-                if (r < 0)
-                        return provider_fail(res, i, r, provider_code_from_errno(r, VSS_E_PROVIDER_VETO),
-                                             "Suspending %s/%s failed", st->rec.vg, st->rec.origin);
-                st->suspended = true;
+                return provider_fail(res, failed, r, provider_code_from_errno(r, VSS_E_PROVIDER_VETO),
+                                     "Suspending %s/%s failed", st->rec.vg, st->rec.origin);
         }
+        if (provider_test_fails(ps, "HoldWrites", n, res, &code))
+                return code;
         return S_OK;
 }
 

@@ -467,7 +467,9 @@ static VssCode lvm_pre_commit(ProviderSet *ps, ProviderResult *res) {
                                              "working on it?): retry when it has been resumed", st->rec.vg,
                                              st->rec.origin);
         }
-        return S_OK;
+        if (!ps->state)
+                return provider_fail(res, SIZE_MAX, EINVAL, VSS_E_BAD_STATE, "end_prepare_snapshots was not called");
+        return provider_window_crew_new(&((LvmShareState *) ps->state)->crew, ps->n_snapshots, res);
 }
 
 /* ---------------------------------------------------------------- after the window */

@@ -5,6 +5,7 @@
 #include <stdio.h>
 
 #include "result.h"
+#include "window-crew.h"
 
 VssCode provider_code_from_errno(int r, VssCode otherwise) {
         switch (r < 0 ? -r : r) {
@@ -59,4 +60,19 @@ bool provider_test_fails(const ProviderSet *ps, const char *method, size_t i, Pr
                                   "failure injected by SNAPSETD_TEST_HOOKS inside %s, after %zu volume(s) of the "
                                   "provider's share; nothing to resolve, this is a test", method, i);
         return true;
+}
+
+size_t provider_test_fail_at(const ProviderSet *ps, const char *method) {
+        if (!ps->test_fail_method || !streq(ps->test_fail_method, method) || ps->test_fail_index >= ps->n_snapshots)
+                return ps->n_snapshots;
+        return ps->test_fail_index;
+}
+
+VssCode provider_window_crew_new(WindowCrew **crew, size_t n, ProviderResult *res) {
+        if (*crew)
+                return S_OK;
+        if (window_crew_new(n, crew) < 0)
+                return provider_fail(res, SIZE_MAX, ENOMEM, E_OUTOFMEMORY,
+                                     "No memory for the threads that suspend and resume the volumes");
+        return S_OK;
 }

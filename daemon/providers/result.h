@@ -28,5 +28,15 @@ VssCode provider_fail(ProviderResult *res, size_t index, int error, VssCode code
  * ones before; if so, res is filled and *ret_code set. Safe inside the window. */
 bool provider_test_fails(const ProviderSet *ps, const char *method, size_t i, ProviderResult *res, VssCode *ret_code);
 
+/* For the methods that work on all their snapshots at once (window-crew.h): how many of the
+ * share's snapshots come before the one method must fail on, ps->n_snapshots if none. They are
+ * done; then provider_test_fails() on that index. */
+size_t provider_test_fail_at(const ProviderSet *ps, const char *method);
+
+/* The crew of a provider's share (window-crew.h), made before the window for n volumes, once:
+ * S_OK, or E_OUTOFMEMORY in res. */
+typedef struct WindowCrew WindowCrew;
+VssCode provider_window_crew_new(WindowCrew **crew, size_t n, ProviderResult *res);
+
 /* "512 B", "1.5 GiB": sizes in messages. */
 void provider_format_bytes(char *buf, size_t n, uint64_t bytes);
