@@ -301,7 +301,7 @@ static VssCode check_failed(json_object *parameters, ProviderSnapshot *const *sn
                 json_dispatch_done(table, &f);
                 return code;
         }
-        /* HRESULTs are 32 bits; accept them as unsigned (2147754768) or signed (-2147212528). */
+        /* HRESULTs are 32 bits; accept them as unsigned (2147754783) or signed (-2147212513), both 0x8004231F. */
         if (f.hresult < INT32_MIN || f.hresult > (int64_t) UINT32_MAX) {
                 json_dispatch_done(table, &f);
                 return malformed(res, "the error io.snapset.Provider.Failed: hresult %" PRIi64 " is not a 32-bit HRESULT",

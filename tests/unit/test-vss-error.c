@@ -4,7 +4,9 @@
  * HRESULT, names unique, and every lookup a round trip. */
 
 #include <check.h>
+#include <glob.h>
 #include <inttypes.h>
+#include <regex.h>
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -137,6 +139,70 @@ START_TEST(test_errno_maps_to_the_closest_code) {
 }
 END_TEST
 
+/* The documents say codes as "NAME   0x8004231F" (tables), "0x8004231F, NAME" and
+ * "2147754783 (0x8004231F": each such pair must be what the table says. */
+static unsigned check_pairs_in(const char *path, const char *pattern, bool name_first, bool decimal) {
+        FILE *f = fopen(path, "re");
+        char line[2048];
+        unsigned found = 0;
+        regex_t re;
+
+        ck_assert_msg(f, "cannot open %s", path);
+        ck_assert_int_eq(regcomp(&re, pattern, REG_EXTENDED), 0);
+        for (unsigned no = 1; fgets(line, sizeof line, f); no++) {
+                regmatch_t m[3];
+
+                for (char *p = line; regexec(&re, p, 3, m, 0) == 0; p += m[0].rm_eo) {
+                        char a[64] = "", b[64] = "";
+                        const char *name, *hex;
+                        VssCode c;
+
+                        snprintf(a, sizeof a, "%.*s", (int) (m[1].rm_eo - m[1].rm_so), p + m[1].rm_so);
+                        snprintf(b, sizeof b, "%.*s", (int) (m[2].rm_eo - m[2].rm_so), p + m[2].rm_so);
+                        if (decimal) {
+                                ck_assert_msg(strtoull(a, NULL, 10) == strtoull(b, NULL, 16),
+                                              "%s:%u: %s is not %s", path, no, a, b);
+                                found++;
+                                continue;
+                        }
+                        name = name_first ? a : b;
+                        hex = name_first ? b : a;
+                        c = vss_code_from_name(name);
+                        if (c < 0)
+                                continue;   /* a word in capitals that is no code */
+                        ck_assert_msg(vss_code_hresult(c) == (uint32_t) strtoul(hex, NULL, 16),
+                                      "%s:%u: %s is 0x%08" PRIX32 ", not %s", path, no, name, vss_code_hresult(c), hex);
+                        found++;
+                }
+        }
+        regfree(&re);
+        fclose(f);
+        return found;
+}
+
+START_TEST(test_the_documents_give_every_code_its_own_hresult) {
+        static const char *const patterns[] = { "common/*.varlink", "man/*.[0-9]", "README.md" };
+        unsigned found = 0;
+
+        for (size_t k = 0; k < ELEMENTSOF(patterns); k++) {
+                glob_t g;
+
+                ck_assert_int_eq(glob(patterns[k], 0, NULL, &g), 0);
+                for (size_t i = 0; i < g.gl_pathc; i++) {
+                        const char *p = g.gl_pathv[i];
+
+                        found += check_pairs_in(p, "([A-Z][A-Z_]{4,})[ \t]+(0x[0-9A-Fa-f]{8})", true, false);
+                        found += check_pairs_in(p, "(0x[0-9A-Fa-f]{8})[,)]? +\\(?([A-Z][A-Z_]{4,})", false, false);
+                        found += check_pairs_in(p, "([0-9]{10}) \\((0x[0-9A-Fa-f]{8})", false, true);
+                        found += check_pairs_in(p, "([0-9]{10}) for (0x[0-9A-Fa-f]{8})", false, true);
+                }
+                globfree(&g);
+        }
+        /* The provider page's table alone has eight. */
+        ck_assert_uint_ge(found, 8);
+}
+END_TEST
+
 Suite *suite_vss_error(void) {
         Suite *s = suite_create("vss-error");
         TCase *tc = tcase_create("table");
@@ -148,6 +214,7 @@ Suite *suite_vss_error(void) {
         tcase_add_test(tc, test_lookups_of_unknown_values_are_invalid);
         tcase_add_test(tc, test_only_the_documented_codes_are_valid_provider_returns);
         tcase_add_test(tc, test_errno_maps_to_the_closest_code);
+        tcase_add_test(tc, test_the_documents_give_every_code_its_own_hresult);
         suite_add_tcase(s, tc);
         return s;
 }
