@@ -37,6 +37,7 @@ void lvm_share_state_free(ProviderSet *ps) {
                 ps->snapshots[i]->state = NULL;
         }
         command_reap_abandoned();
+        lvm_vg_cache_drop();
 }
 
 VssCode lvm_oom(ProviderResult *res, size_t index) {

@@ -7,6 +7,7 @@
  * lvm provider includes this. */
 
 #include "command.h"
+#include "lvm-report.h"
 #include "lvm.h"
 #include "provider.h"
 #include "window-crew.h"
@@ -56,6 +57,13 @@ int lvm_record_store(Snapshot *model, const LvmRecord *rec);
 unsigned lvm_max_used_percent(const ProviderSettings *s);
 /* "vg/lv", for lvm's arguments and for messages. */
 int lvm_lv_path(const char *vg, const char *lv, char **ret);
+
+/* lvm-vg-cache.c: the reports of volume group vg (vgs) and of its LV lv (lvs) for set set_id,
+ * asked once per group of the set being prepared; valid until lvm_vg_cache_drop() or the next
+ * lookup. S_OK, or the failure in res (VSS_E_OBJECT_NOT_FOUND for an LV lvs does not know). */
+VssCode lvm_vg_cache_lookup(const char *set_id, const char *vg, const char *lv, const LvmVg **ret_vg,
+                            const LvmLv **ret_lv, size_t index, ProviderResult *res);
+void lvm_vg_cache_drop(void);
 
 /* lvm-window.c */
 void lvm_prepare_early_thaw(LvmSnapState *st, const BlockDevice *v);

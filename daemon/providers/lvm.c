@@ -106,36 +106,24 @@ static VssCode vg_space_fail(const char *vg, uint64_t free_bytes, uint64_t neede
 /* ---------------------------------------------------------------- prepare */
 
 /* What lvm says of the origin: an active LV of a kind LVM can snapshot. */
-static VssCode origin_query(const BlockDevice *v, size_t index, LvmLv *ret, ProviderResult *res) {
+static VssCode origin_check(const LvmLv *lv, size_t index, ProviderResult *res) {
         _cleanup_free_ char *path = NULL;
-        LvmLv *lvs = NULL;
-        size_t n = 0;
-        VssCode code;
 
-        if (lvm_lv_path(v->lvm_vg, v->lvm_lv, &path) < 0)
+        if (lvm_lv_path(lv->vg, lv->name, &path) < 0)
                 return lvm_oom(res, index);
-        code = lvm_query_lvs((char *[]) { path, NULL }, &lvs, &n, index, res);
-        if (code != S_OK)
-                return code;
-        if (n != 1) {
-                lvm_lvs_free(lvs, n);
-                return provider_fail(res, index, ENOENT, VSS_E_OBJECT_NOT_FOUND, "lvs does not know %s", path);
-        }
-        *ret = lvs[0];
-        free(lvs);
-        if (!lvm_lv_is_active(ret))
+        if (!lvm_lv_is_active(lv))
                 return provider_fail(res, index, 0, VSS_E_BAD_STATE, "%s is not active (lv_attr %s): activate it "
-                                     "with 'lvchange -ay %s'", path, strna(ret->attr), path);
-        if (startswith(ret->name, LVM_SNAPSHOT_LV_PREFIX) || lvm_lv_has_tag(ret, LVM_TAG))
+                                     "with 'lvchange -ay %s'", path, strna(lv->attr), path);
+        if (startswith(lv->name, LVM_SNAPSHOT_LV_PREFIX) || lvm_lv_has_tag(lv, LVM_TAG))
                 return provider_fail(res, index, 0, VSS_E_VOLUME_NOT_SUPPORTED_BY_PROVIDER, "%s is one of "
                                      "snapset's own snapshots: snapshot its origin instead", path);
-        if (ret->origin && !lvm_lv_is_thin_volume(ret))
+        if (lv->origin && !lvm_lv_is_thin_volume(lv))
                 return provider_fail(res, index, 0, VSS_E_VOLUME_NOT_SUPPORTED_BY_PROVIDER, "%s is a classic "
-                                     "snapshot of %s, and LVM cannot snapshot a snapshot", path, ret->origin);
-        if (streq_ptr(ret->segtype, "thin-pool") || streq_ptr(ret->segtype, "cache-pool") ||
-            streq_ptr(ret->segtype, "vdo-pool"))
+                                     "snapshot of %s, and LVM cannot snapshot a snapshot", path, lv->origin);
+        if (streq_ptr(lv->segtype, "thin-pool") || streq_ptr(lv->segtype, "cache-pool") ||
+            streq_ptr(lv->segtype, "vdo-pool"))
                 return provider_fail(res, index, 0, VSS_E_VOLUME_NOT_SUPPORTED_BY_PROVIDER, "%s is a %s, not a "
-                                     "volume", path, ret->segtype);
+                                     "volume", path, lv->segtype);
         return S_OK;
 }
 
@@ -145,8 +133,8 @@ static VssCode lvm_begin_prepare(ProviderSet *ps, ProviderSnapshot *snap, Provid
         size_t index = provider_snapshot_index(ps, snap);
         const ProviderSettings *set = ps->settings;
         LvmSnapState *st = NULL;
-        LvmLv origin = {};
-        LvmVg vg = {};
+        const LvmLv *origin = NULL;
+        const LvmVg *vg = NULL;
         VssCode code;
 
         if (!v || !blockdev_is_lvm(v) || !v->lvm_vg || !v->lvm_lv || !model)
@@ -158,9 +146,9 @@ static VssCode lvm_begin_prepare(ProviderSet *ps, ProviderSnapshot *snap, Provid
                 return provider_fail(res, index, 0, VSS_E_VOLUME_NOT_SUPPORTED_BY_PROVIDER, "%s/%s is not a name "
                                      "lvm accepts", v->lvm_vg, v->lvm_lv);
 
-        code = origin_query(v, index, &origin, res);
+        code = lvm_vg_cache_lookup(ps->set ? ps->set->id : NULL, v->lvm_vg, v->lvm_lv, &vg, &origin, index, res);
         if (code == S_OK)
-                code = lvm_query_vg(v->lvm_vg, &vg, index, res);
+                code = origin_check(origin, index, res);
         if (code != S_OK)
                 goto finish;
 
@@ -171,16 +159,16 @@ static VssCode lvm_begin_prepare(ProviderSet *ps, ProviderSnapshot *snap, Provid
         }
         st->rec.method = _LVM_METHOD_INVALID;
         st->suspended_fd = st->fs_fd = -EBADF;
-        st->thin = lvm_lv_is_thin_volume(&origin);
-        st->origin_size = origin.size;
+        st->thin = lvm_lv_is_thin_volume(origin);
+        st->origin_size = origin->size;
         st->origin_major = v->major;
         st->origin_minor = v->minor;
         /* Computed for thin volumes too: they may get a classic snapshot (end_prepare). */
         st->rec.cow_size = lvm_cow_size(model->cow_size, set ? set->default_cow_percent : 10,
-                                        set ? set->default_cow_size : 0, origin.size, vg.extent_size);
+                                        set ? set->default_cow_size : 0, origin->size, vg->extent_size);
         if (snapshot_set_field(&st->rec.vg, v->lvm_vg) < 0 || snapshot_set_field(&st->rec.origin, v->lvm_lv) < 0 ||
-            snapshot_set_field(&st->rec.origin_uuid, origin.uuid) < 0 ||
-            snapshot_set_field(&st->rec.pool, st->thin ? origin.pool : NULL) < 0 ||
+            snapshot_set_field(&st->rec.origin_uuid, origin->uuid) < 0 ||
+            snapshot_set_field(&st->rec.pool, st->thin ? origin->pool : NULL) < 0 ||
             asprintf(&st->rec.snapshot, LVM_SNAPSHOT_LV_PREFIX "%s", model->id) < 0) {
                 code = lvm_oom(res, index);
                 goto finish;
@@ -188,11 +176,11 @@ static VssCode lvm_begin_prepare(ProviderSet *ps, ProviderSnapshot *snap, Provid
 
         if (st->thin)
                 code = pool_check(st->rec.vg, st->rec.pool, set, index, res);
-        else if (st->rec.cow_size > vg.free) {
+        else if (st->rec.cow_size > vg->free) {
                 char detail[300];
 
                 snprintf(detail, sizeof detail, "of %s/%s", st->rec.vg, st->rec.origin);
-                code = vg_space_fail(st->rec.vg, vg.free, st->rec.cow_size, detail, index, res);
+                code = vg_space_fail(st->rec.vg, vg->free, st->rec.cow_size, detail, index, res);
         }
         if (code != S_OK)
                 goto finish;
@@ -206,11 +194,9 @@ static VssCode lvm_begin_prepare(ProviderSet *ps, ProviderSnapshot *snap, Provid
         }
         snap->state = TAKE_PTR(st);
         log_debug("lvm: prepared a snapshot of %s/%s (%s, %" PRIu64 " bytes).", v->lvm_vg, v->lvm_lv,
-                  origin.segtype, origin.size);
+                  origin->segtype, origin->size);
 finish:
         lvm_snap_state_free(st);
-        lvm_lv_done(&origin);
-        lvm_vg_done(&vg);
         return code;
 }
 
@@ -383,6 +369,8 @@ static VssCode lvm_end_prepare(ProviderSet *ps, ProviderResult *res) {
 
         if (ps->state)
                 return S_OK;
+        /* From here on the group's reports are asked afresh (check_vg_space()). */
+        lvm_vg_cache_drop();
         for (size_t i = 0; i < ps->n_snapshots; i++) {
                 LvmSnapState *st = ps->snapshots[i]->state;
 
