@@ -19,6 +19,7 @@
 #include "inventory.h"
 #include "json-dispatch.h"
 #include "log.h"
+#include "method-util.h"
 #include "methods-sets.h"
 #include "ratelimit.h"
 #include "set-events.h"
@@ -39,89 +40,25 @@ static int reply_outcome(MethodCall *mc, const SetOutcome *out, const char *set_
                                 "%s", out->message[0] ? out->message : vss_code_message(out->code));
 }
 
-/* Replies an error of the table, and, for a method that changes something, records it in the
- * journal with the structured fields (a refused AddToSnapshotSet is part of the set's story: the
- * administrator looking for why last night's set failed finds it there). Failures of the
- * coordinator are logged by it already and go through reply_outcome() instead. */
-static int set_error(MethodCall *mc, VssCode code, const VssErrorFields *f, const char *format, ...)
-        _printf_(4, 5);
-
-static int set_error(MethodCall *mc, VssCode code, const VssErrorFields *f, const char *format, ...) {
-        _cleanup_free_ char *message = NULL;
-        const VssErrorFields none = {};
-        va_list ap;
-        int r;
-
-        va_start(ap, format);
-        r = vasprintf(&message, format, ap);
-        va_end(ap);
-        if (r < 0)
-                return -ENOMEM;
-        if (!f)
-                f = &none;
-        if (!(mc->method->flags & METHOD_READ_ONLY)) {
-                SetEvent e;
-
-                set_event_init(&e, LOG_NOTICE, f->set_id, f->snapshot_id, f->volume, f->provider, mc->call.member);
-                e.code = code;
-                e.error = f->error < 0 ? -f->error : f->error;
-                snprintf(e.message, sizeof e.message, "%s refused: %s", mc->call.member, message);
-                set_events_emit(&e, set_event_journal_sink, NULL);   /* queued inside a job's window */
-        }
-        return method_error_vss(mc, code, f, "%s", message);
-}
-
-/* Dispatches parameters; returns 0 if fine, 1 if InvalidParameter was replied, <0 on error. */
-static int dispatch(MethodCall *mc, json_object *parameters, const JsonDispatch *table, void *target) {
-        const char *bad = NULL;
-        int r;
-
-        r = json_dispatch(parameters, table, target, &bad);
-        if (r == -ENOMEM || (r < 0 && !bad))
-                return r;
-        if (r < 0) {
-                r = method_error_invalid_parameter(mc, bad);
-                return r < 0 ? r : 1;
-        }
-        return 0;
-}
-
-static int reply_with(MethodCall *mc, const char *key, json_object *value) {
-        _cleanup_(json_object_putp) json_object *reply = json_object_new_object();
-
-        if (!reply || !value || json_object_object_add(reply, key, value) < 0) {
-                json_object_put(value);
-                return -ENOMEM;
-        }
-        return method_reply(mc, reply);
-}
-
-static int check_id(MethodCall *mc, const char *id, const char *what) {
-        if (snapset_id_is_valid(id))
-                return 0;
-        return set_error(mc, E_INVALIDARG, NULL, "'%s' is not a valid %s id (a UUID like "
-                                "0f1e2d3c-4b5a-6978-8695-a4b3c2d1e0f9).", id, what) ?: 1;
-}
-
 /* The set in creation named set_id, if the caller may use it. Replies the error otherwise and
  * returns NULL. */
 static SetCreation *creation_of_caller(MethodCall *mc, const char *set_id) {
         SetRegistry *r = mc->manager->sets;
 
-        if (check_id(mc, set_id, "snapshot set") != 0)
+        if (method_check_id(mc, set_id, "snapshot set") != 0)
                 return NULL;
         if (!r->creation || strcasecmp(set_creation_set(r->creation)->id, set_id) != 0) {
                 if (sets_find_set(mc->manager, set_id, NULL))
-                        (void) set_error(mc, VSS_E_BAD_STATE, &(VssErrorFields) { .set_id = set_id },
+                        (void) method_refuse(mc, VSS_E_BAD_STATE, &(VssErrorFields) { .set_id = set_id },
                                                 "Snapshot set %s is already created; only a set in creation "
                                                 "takes AddToSnapshotSet and DoSnapshotSet.", set_id);
                 else
-                        (void) set_error(mc, VSS_E_OBJECT_NOT_FOUND, &(VssErrorFields) { .set_id = set_id },
+                        (void) method_refuse(mc, VSS_E_OBJECT_NOT_FOUND, &(VssErrorFields) { .set_id = set_id },
                                                 "No snapshot set %s is in creation.", set_id);
                 return NULL;
         }
         if (r->creation_owner != mc->peer->connection_id) {
-                (void) set_error(mc, VSS_E_BAD_STATE, &(VssErrorFields) { .set_id = set_id },
+                (void) method_refuse(mc, VSS_E_BAD_STATE, &(VssErrorFields) { .set_id = set_id },
                                         "Snapshot set %s belongs to another connection (the one that "
                                         "started it).", set_id);
                 return NULL;
@@ -144,7 +81,7 @@ static void resolved_volume_done(ResolvedVolume *v) {
 /* btrfs spans devices and reports anonymous device numbers, so freezing "its" block device
  * would freeze nothing; it has its own snapshots. */
 static int btrfs_refused(MethodCall *mc, const char *volume) {
-        return set_error(mc, VSS_E_VOLUME_NOT_SUPPORTED, &(VssErrorFields) { .volume = volume },
+        return method_refuse(mc, VSS_E_VOLUME_NOT_SUPPORTED, &(VssErrorFields) { .volume = volume },
                          "Volume '%s' holds a btrfs filesystem, which snapset cannot freeze through its "
                          "device: use btrfs's own snapshots (btrfs subvolume snapshot, or snapper).", volume) ?: 1;
 }
@@ -156,11 +93,11 @@ static int resolve_device(MethodCall *mc, const char *volume, dev_t *ret) {
         struct stat st;
 
         if (!volume[0] || volume[0] != '/')
-                return set_error(mc, E_INVALIDARG, &(VssErrorFields) { .volume = volume },
+                return method_refuse(mc, E_INVALIDARG, &(VssErrorFields) { .volume = volume },
                                         "Volume '%s' is not an absolute path: name a block device "
                                         "(/dev/...) or a mounted filesystem.", volume) ?: 1;
         if (stat(volume, &st) < 0)
-                return set_error(mc, errno == ENOENT || errno == ENOTDIR ? VSS_E_OBJECT_NOT_FOUND : E_INVALIDARG,
+                return method_refuse(mc, errno == ENOENT || errno == ENOTDIR ? VSS_E_OBJECT_NOT_FOUND : E_INVALIDARG,
                                         &(VssErrorFields) { .volume = volume, .error = errno },
                                         "Volume '%s' does not exist: %s.", volume, strerror(errno)) ?: 1;
         if (S_ISBLK(st.st_mode)) {
@@ -173,7 +110,7 @@ static int resolve_device(MethodCall *mc, const char *volume, dev_t *ret) {
         }
         if (S_ISDIR(st.st_mode) && statfs(volume, &sfs) >= 0 && sfs.f_type == BTRFS_SUPER_MAGIC)
                 return btrfs_refused(mc, volume);
-        return set_error(mc, E_INVALIDARG, &(VssErrorFields) { .volume = volume },
+        return method_refuse(mc, E_INVALIDARG, &(VssErrorFields) { .volume = volume },
                                 "Volume '%s' is neither a block device nor a directory on a "
                                 "block-device filesystem.", volume) ?: 1;
 }
@@ -201,7 +138,7 @@ static int choose_provider(MethodCall *mc, const char *volume, const char *name,
                         }
                 provider_status_free(status, n);
                 if (!p)
-                        return set_error(mc, VSS_E_PROVIDER_NOT_REGISTERED,
+                        return method_refuse(mc, VSS_E_PROVIDER_NOT_REGISTERED,
                                                 &(VssErrorFields) { .volume = volume, .provider = name },
                                                 "There is no provider '%s' ('snapsetctl providers' lists them).",
                                                 name) ?: 1;
@@ -213,14 +150,14 @@ static int choose_provider(MethodCall *mc, const char *volume, const char *name,
                                 /* It could not answer (an external provider that crashed, hung or
                                  * broke the protocol): the event is logged, the caller gets the
                                  * catch-all. */
-                                return set_error(mc, VSS_E_UNEXPECTED_PROVIDER_ERROR,
+                                return method_refuse(mc, VSS_E_UNEXPECTED_PROVIDER_ERROR,
                                                         &(VssErrorFields) { .volume = volume, .provider = name,
                                                                             .method = "IsVolumeSupported" },
                                                         "%s", strna(reason)) ?: 1;
                         usable = r == VOLUME_SUPPORTED;
                 }
                 if (!usable)
-                        return set_error(mc, VSS_E_VOLUME_NOT_SUPPORTED_BY_PROVIDER,
+                        return method_refuse(mc, VSS_E_VOLUME_NOT_SUPPORTED_BY_PROVIDER,
                                                 &(VssErrorFields) { .volume = volume, .provider = name },
                                                 "Provider '%s' cannot snapshot '%s': %s.", name, volume,
                                                 reason ?: "it does not handle this kind of device") ?: 1;
@@ -233,7 +170,7 @@ static int choose_provider(MethodCall *mc, const char *volume, const char *name,
         if (r < 0)
                 return r;
         if (r == 0)
-                return set_error(mc, VSS_E_VOLUME_NOT_SUPPORTED, &(VssErrorFields) { .volume = volume },
+                return method_refuse(mc, VSS_E_VOLUME_NOT_SUPPORTED, &(VssErrorFields) { .volume = volume },
                                         "No provider can snapshot '%s': %s.", volume, strna(reason)) ?: 1;
         return 0;
 }
@@ -247,7 +184,7 @@ static int resolve_volume(MethodCall *mc, SetCreation *c, const char *volume, co
         int r;
 
         if (set_creation_n_volumes(c) >= cfg->max_volumes_per_set)
-                return set_error(mc, VSS_E_MAXIMUM_NUMBER_OF_VOLUMES_REACHED,
+                return method_refuse(mc, VSS_E_MAXIMUM_NUMBER_OF_VOLUMES_REACHED,
                                         &(VssErrorFields) { .volume = volume, .set_id = s->id },
                                         "Snapshot set %s already has %u volumes, the most allowed "
                                         "(MaxVolumesPerSet= in snapsetd.conf).", s->id, cfg->max_volumes_per_set) ?: 1;
@@ -259,7 +196,7 @@ static int resolve_volume(MethodCall *mc, SetCreation *c, const char *volume, co
                 const Snapshot *other = s->snapshots[i];
 
                 if (other->volume_device == dev)
-                        return set_error(mc, E_INVALIDARG, &(VssErrorFields) { .volume = volume, .set_id = s->id },
+                        return method_refuse(mc, E_INVALIDARG, &(VssErrorFields) { .volume = volume, .set_id = s->id },
                                                 "Volume '%s' is already in the set (as '%s').", volume,
                                                 other->volume) ?: 1;
                 /* Two layers of one stack: the lower one's snapshot already holds the upper one's
@@ -270,7 +207,7 @@ static int resolve_volume(MethodCall *mc, SetCreation *c, const char *volume, co
 
                         if (device_graph_is_above("/sys", upper, lower) <= 0)
                                 continue;
-                        return set_error(mc, E_INVALIDARG, &(VssErrorFields) { .volume = volume, .set_id = s->id },
+                        return method_refuse(mc, E_INVALIDARG, &(VssErrorFields) { .volume = volume, .set_id = s->id },
                                                 "Volume '%s' is stacked %s '%s', which is already in the set: a set "
                                                 "takes one layer of a stack, the lower one (its snapshot holds the "
                                                 "upper one's data, and the filesystem on top is frozen through it). "
@@ -280,7 +217,7 @@ static int resolve_volume(MethodCall *mc, SetCreation *c, const char *volume, co
                 }
         }
         if (sets_count_snapshots_of(mc->manager, dev) >= cfg->max_snapshots_per_volume)
-                return set_error(mc, VSS_E_MAXIMUM_NUMBER_OF_SNAPSHOTS_REACHED,
+                return method_refuse(mc, VSS_E_MAXIMUM_NUMBER_OF_SNAPSHOTS_REACHED,
                                         &(VssErrorFields) { .volume = volume },
                                         "Volume '%s' already has %u snapshots, the most allowed "
                                         "(MaxSnapshotsPerVolume=); delete old ones first ('snapsetctl delete --oldest %s').",
@@ -288,7 +225,7 @@ static int resolve_volume(MethodCall *mc, SetCreation *c, const char *volume, co
 
         r = inventory_find_device(dev, &v->device);
         if (r == -ENODEV)
-                return set_error(mc, VSS_E_OBJECT_NOT_FOUND, &(VssErrorFields) { .volume = volume },
+                return method_refuse(mc, VSS_E_OBJECT_NOT_FOUND, &(VssErrorFields) { .volume = volume },
                                         "Volume '%s' (device %u:%u) is not a block device of this machine.",
                                         volume, major(dev), minor(dev)) ?: 1;
         if (r < 0)
@@ -327,12 +264,12 @@ static int start_set(MethodCall *mc, const char *context_name, SetCreation **ret
         if (context_name) {
                 context = set_context_from_string(context_name);
                 if (context < 0)
-                        return set_error(mc, VSS_E_UNSUPPORTED_CONTEXT, NULL,
+                        return method_refuse(mc, VSS_E_UNSUPPORTED_CONTEXT, NULL,
                                                 "Context '%s' is not supported; use 'backup' or 'persistent'.",
                                                 context_name) ?: 1;
         }
         if (r->creation)
-                return set_error(mc, VSS_E_SNAPSHOT_SET_IN_PROGRESS,
+                return method_refuse(mc, VSS_E_SNAPSHOT_SET_IN_PROGRESS,
                                         &(VssErrorFields) { .set_id = set_creation_set(r->creation)->id },
                                         "Snapshot set %s is being created (phase %s); only one set is "
                                         "created at a time. Retry when it is done.",
@@ -358,13 +295,13 @@ int vl_method_start_snapshot_set(MethodCall *mc, json_object *parameters) {
         SetCreation *c;
         int r;
 
-        r = dispatch(mc, parameters, table, &p);
+        r = method_dispatch(mc, parameters, table, &p);
         if (r == 0)
                 r = start_set(mc, p.context, &c);
         json_dispatch_done(table, &p);
         if (r != 0)
                 return r < 0 ? r : 0;
-        return reply_with(mc, "setId", json_object_new_string(set_creation_set(c)->id));
+        return method_reply_with(mc, "setId", json_object_new_string(set_creation_set(c)->id));
 }
 
 typedef struct AddParams {
@@ -427,7 +364,7 @@ static void add_finish(MethodCall *mc, void *userdata) {
         /* The set idles from the end of its call, not from its start. */
         mc->manager->sets->creation_activity = now_monotonic_usec();
         if (!mc->replied)
-                (void) method_reply_errno(mc, reply_with(mc, "snapshotId", json_object_new_string(j->snap->id)));
+                (void) method_reply_errno(mc, method_reply_with(mc, "snapshotId", json_object_new_string(j->snap->id)));
 }
 
 int vl_method_add_to_snapshot_set(MethodCall *mc, json_object *parameters) {
@@ -442,7 +379,7 @@ int vl_method_add_to_snapshot_set(MethodCall *mc, json_object *parameters) {
         SetCreation *c;
         int r;
 
-        r = dispatch(mc, parameters, table, &p);
+        r = method_dispatch(mc, parameters, table, &p);
         if (r == 0)
                 r = (c = creation_of_caller(mc, p.set_id)) ? defer_set_job(mc, c, &p, add_work, add_finish) : 1;
         json_dispatch_done(table, &p);
@@ -472,7 +409,7 @@ static int finish_set(MethodCall *mc, SetJob *j) {
         set = set_creation_take_set(c);
         k = sets_add(m, set, mc->peer->connection_id);
         if (k < 0)   /* sets_add deleted its snapshots again; the set object is freed here */
-                return set_error(mc, VSS_E_UNEXPECTED, &(VssErrorFields) { .error = k },
+                return method_refuse(mc, VSS_E_UNEXPECTED, &(VssErrorFields) { .error = k },
                                         "The snapshot set was created but could not be recorded in %s (%s); "
                                         "its snapshots were deleted again.", m->state_directory, strerror(-k));
         log_info("Snapshot set %s created (%s): %zu volume(s), freeze window %" PRIu64 " us, writes held %" PRIu64 " us.",
@@ -481,7 +418,7 @@ static int finish_set(MethodCall *mc, SetJob *j) {
         TAKE_PTR(set);   /* owned by the registry now */
         if (k < 0)
                 return k;
-        return reply_with(mc, "set", js);
+        return method_reply_with(mc, "set", js);
 }
 
 static void do_work(MethodCall *mc, void *userdata) {
@@ -501,7 +438,7 @@ int vl_method_do_snapshot_set(MethodCall *mc, json_object *parameters) {
         SetCreation *c;
         int r;
 
-        r = dispatch(mc, parameters, table, &p);
+        r = method_dispatch(mc, parameters, table, &p);
         if (r == 0)
                 r = (c = creation_of_caller(mc, p.set_id)) ? defer_set_job(mc, c, NULL, do_work, do_finish) : 1;
         json_dispatch_done(table, &p);
@@ -517,11 +454,11 @@ int vl_method_abort_snapshot_set(MethodCall *mc, json_object *parameters) {
         SetRegistry *reg = mc->manager->sets;
         int r;
 
-        r = dispatch(mc, parameters, table, &p);
+        r = method_dispatch(mc, parameters, table, &p);
         if (r == 0)
-                r = check_id(mc, p.set_id, "snapshot set");
+                r = method_check_id(mc, p.set_id, "snapshot set");
         if (r == 0 && (!reg->creation || strcasecmp(set_creation_set(reg->creation)->id, p.set_id) != 0))
-                r = set_error(mc, sets_find_set(mc->manager, p.set_id, NULL) ? VSS_E_BAD_STATE : VSS_E_OBJECT_NOT_FOUND,
+                r = method_refuse(mc, sets_find_set(mc->manager, p.set_id, NULL) ? VSS_E_BAD_STATE : VSS_E_OBJECT_NOT_FOUND,
                                      &(VssErrorFields) { .set_id = p.set_id },
                                      sets_find_set(mc->manager, p.set_id, NULL)
                                      ? "Snapshot set %s is already created; delete it with DeleteSnapshots."
@@ -596,12 +533,12 @@ int vl_method_create_snapshot_set(MethodCall *mc, json_object *parameters) {
         size_t n;
         int r;
 
-        r = dispatch(mc, parameters, table, &p);
+        r = method_dispatch(mc, parameters, table, &p);
         if (r != 0)
                 goto finish;
         n = json_object_array_length(p.volumes);
         if (n == 0) {
-                r = set_error(mc, E_INVALIDARG, NULL, "No volumes given: name at least one.") ?: 1;
+                r = method_refuse(mc, E_INVALIDARG, NULL, "No volumes given: name at least one.") ?: 1;
                 goto finish;
         }
         /* Every request is checked before anything starts, so a typo costs nothing. */
@@ -694,7 +631,7 @@ int vl_method_list_snapshot_sets(MethodCall *mc, json_object *parameters) {
         size_t n = sets_count(m);
         int r;
 
-        r = dispatch(mc, parameters, (const JsonDispatch[]) { {} }, &(char) {0});
+        r = method_dispatch(mc, parameters, (const JsonDispatch[]) { {} }, &(char) {0});
         if (r != 0)
                 return r < 0 ? r : 0;
         if (n == 0)
@@ -734,9 +671,9 @@ int vl_method_list_snapshots(MethodCall *mc, json_object *parameters) {
         dev_t dev = 0;
         int r;
 
-        r = dispatch(mc, parameters, table, &p);
-        if (r == 0 && p.set_id && (r = check_id(mc, p.set_id, "snapshot set")) == 0 && !sets_find_set(m, p.set_id, NULL))
-                r = set_error(mc, VSS_E_OBJECT_NOT_FOUND, &(VssErrorFields) { .set_id = p.set_id },
+        r = method_dispatch(mc, parameters, table, &p);
+        if (r == 0 && p.set_id && (r = method_check_id(mc, p.set_id, "snapshot set")) == 0 && !sets_find_set(m, p.set_id, NULL))
+                r = method_refuse(mc, VSS_E_OBJECT_NOT_FOUND, &(VssErrorFields) { .set_id = p.set_id },
                                      "There is no snapshot set %s.", p.set_id) ?: 1;
         if (r != 0)
                 goto finish;
@@ -795,11 +732,11 @@ int vl_method_get_snapshot(MethodCall *mc, json_object *parameters) {
         json_object *j;
         int r;
 
-        r = dispatch(mc, parameters, table, &p);
+        r = method_dispatch(mc, parameters, table, &p);
         if (r == 0)
-                r = check_id(mc, p.snapshot_id, "snapshot");
+                r = method_check_id(mc, p.snapshot_id, "snapshot");
         if (r == 0 && !(snap = sets_find_snapshot(mc->manager, p.snapshot_id, NULL)))
-                r = set_error(mc, VSS_E_OBJECT_NOT_FOUND, &(VssErrorFields) { .snapshot_id = p.snapshot_id },
+                r = method_refuse(mc, VSS_E_OBJECT_NOT_FOUND, &(VssErrorFields) { .snapshot_id = p.snapshot_id },
                                      "There is no snapshot %s.", p.snapshot_id) ?: 1;
         json_dispatch_done(table, &p);
         if (r != 0)
@@ -807,7 +744,7 @@ int vl_method_get_snapshot(MethodCall *mc, json_object *parameters) {
         r = snapshot_json(mc->manager, snap, &j);
         if (r < 0)
                 return r;
-        return reply_with(mc, "snapshot", j);
+        return method_reply_with(mc, "snapshot", j);
 }
 
 /* ---------------------------------------------------------------- DeleteSnapshots */
@@ -894,43 +831,43 @@ int vl_method_delete_snapshots(MethodCall *mc, json_object *parameters) {
 
         if (!deleted)
                 return -ENOMEM;
-        r = dispatch(mc, parameters, table, &p);
+        r = method_dispatch(mc, parameters, table, &p);
         if (r != 0)
                 goto finish;
         if (!!p.snapshot_id + !!p.set_id + !!p.oldest != 1) {
-                r = set_error(mc, E_INVALIDARG, NULL, "Name exactly one of snapshotId, setId and "
+                r = method_refuse(mc, E_INVALIDARG, NULL, "Name exactly one of snapshotId, setId and "
                                      "oldestOfVolume.") ?: 1;
                 goto finish;
         }
 
         if (p.snapshot_id) {
-                r = check_id(mc, p.snapshot_id, "snapshot");
+                r = method_check_id(mc, p.snapshot_id, "snapshot");
                 if (r == 0 && !(snap = sets_find_snapshot(m, p.snapshot_id, &set)))
-                        r = set_error(mc, VSS_E_OBJECT_NOT_FOUND, &(VssErrorFields) { .snapshot_id = p.snapshot_id },
+                        r = method_refuse(mc, VSS_E_OBJECT_NOT_FOUND, &(VssErrorFields) { .snapshot_id = p.snapshot_id },
                                              "There is no snapshot %s.", p.snapshot_id) ?: 1;
                 if (r == 0)
                         r = delete_and_collect(mc, set, snap, deleted);
         } else if (p.set_id) {
-                r = check_id(mc, p.set_id, "snapshot set");
+                r = method_check_id(mc, p.set_id, "snapshot set");
                 if (r == 0 && m->sets->creation && strcasecmp(set_creation_set(m->sets->creation)->id, p.set_id) == 0)
-                        r = set_error(mc, VSS_E_BAD_STATE, &(VssErrorFields) { .set_id = p.set_id },
+                        r = method_refuse(mc, VSS_E_BAD_STATE, &(VssErrorFields) { .set_id = p.set_id },
                                              "Snapshot set %s is still in creation; abort it with AbortSnapshotSet.",
                                              p.set_id) ?: 1;
                 if (r == 0 && !(set = sets_find_set(m, p.set_id, NULL)))
-                        r = set_error(mc, VSS_E_OBJECT_NOT_FOUND, &(VssErrorFields) { .set_id = p.set_id },
+                        r = method_refuse(mc, VSS_E_OBJECT_NOT_FOUND, &(VssErrorFields) { .set_id = p.set_id },
                                              "There is no snapshot set %s.", p.set_id) ?: 1;
                 if (r == 0)
                         r = delete_set(mc, set, deleted);
         } else {
                 snap = oldest_of(m, p.oldest, &set);
                 if (!snap)
-                        r = set_error(mc, VSS_E_OBJECT_NOT_FOUND, &(VssErrorFields) { .volume = p.oldest },
+                        r = method_refuse(mc, VSS_E_OBJECT_NOT_FOUND, &(VssErrorFields) { .volume = p.oldest },
                                              "Volume '%s' has no snapshots.", p.oldest) ?: 1;
                 else
                         r = delete_and_collect(mc, set, snap, deleted);
         }
         if (r == 0)
-                r = reply_with(mc, "deleted", TAKE_PTR(deleted));
+                r = method_reply_with(mc, "deleted", TAKE_PTR(deleted));
 finish:
         json_dispatch_done(table, &p);
         return r < 0 ? r : 0;
