@@ -224,11 +224,12 @@ static int parse_options(const Verb *verb, int argc, char *argv[]) {
         if (r < 0)
                 return log_error_errno(r, "Too many options for '%s'.", verb->name);
 
-        /* '+' stops at the verb; a verb's own options may come between its arguments. ':' lets us
-         * word the errors ourselves. */
+        /* '+' stops at the verb (and, for a verb whose options come first, at its first
+         * argument); other verbs' options may come between their arguments. ':' lets us word the
+         * errors ourselves. */
         optind = 0;
         opterr = 0;
-        while ((c = getopt_long(argc, argv, verb ? ":h" : "+:h", options, NULL)) >= 0) {
+        while ((c = getopt_long(argc, argv, verb && !verb->options_first ? ":h" : "+:h", options, NULL)) >= 0) {
                 if (c == '?' || c == ':')
                         return report_getopt_error(verb, c, argv, options);
 

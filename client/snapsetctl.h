@@ -21,6 +21,8 @@
 #include "macro.h"
 #include "vss-error.h"
 
+typedef struct json_object json_object;
+
 typedef struct Verb {
         const char *name;
         const char *args;            /* synopsis of the arguments, "METHOD [PARAMETERS|-]"; NULL if none */
@@ -30,6 +32,9 @@ typedef struct Verb {
         const struct option *options; /* the verb's own long options, {} terminated; NULL if none */
         /* Called for each of the verb's own options. Returns 0, or -EINVAL after usage_error(). */
         int (*parse_option)(const struct Verb *verb, int option, const char *arg);
+        /* The verb's options come before its first argument, and everything from there on is
+         * its arguments, "--" included (exec: VOLUME... -- COMMAND [ARG...]). */
+        bool options_first;
         /* Runs the verb with its positional arguments; returns an exit status. */
         int (*run)(int argc, char *argv[]);
 } Verb;
@@ -43,6 +48,9 @@ typedef struct Verb {
         X(list)             \
         X(show)             \
         X(delete)           \
+        X(exec)             \
+        X(expose)           \
+        X(unexpose)         \
         X(abort)            \
         X(cleanup)          \
         X(call)             \
@@ -92,3 +100,7 @@ void help_print(const Verb *verb, FILE *f);
 
 /* Reports a usage error: the message, then a hint at the right --help. Returns -EINVAL. */
 int usage_error(const Verb *verb, const char *format, ...) _printf_(2, 3);
+
+/* The parameters of CreateSnapshotSet for the VOLUME[:OPTIONS] arguments of create and exec, in
+ * context ("persistent", "backup"). Returns 0, -EINVAL after a usage error of verb, or -ENOMEM. */
+int create_parameters(const Verb *verb, int argc, char *argv[], const char *context, json_object **ret);

@@ -83,8 +83,7 @@ static int volume_request_new(const VolumeSpec *spec, json_object **ret) {
         return 0;
 }
 
-/* The parameters of CreateSnapshotSet. Returns 0, -EINVAL after a usage error, or -ENOMEM. */
-static int create_parameters(int argc, char *argv[], json_object **ret) {
+int create_parameters(const Verb *verb, int argc, char *argv[], const char *context, json_object **ret) {
         _cleanup_(json_object_putp) json_object *p = json_object_new_object(), *volumes = json_object_new_array();
         int r;
 
@@ -100,7 +99,7 @@ static int create_parameters(int argc, char *argv[], json_object **ret) {
                 if (r == -ENOMEM)
                         return r;
                 if (r < 0)
-                        return usage_error(&verb_create, "Invalid volume '%s': %s.", argv[i], reason);
+                        return usage_error(verb, "Invalid volume '%s': %s.", argv[i], reason);
 
                 r = volume_request_new(&spec, &request);
                 if (r < 0)
@@ -112,7 +111,7 @@ static int create_parameters(int argc, char *argv[], json_object **ret) {
         }
 
         if (json_object_object_add(p, "volumes", TAKE_PTR(volumes)) < 0 ||
-            json_add_string(p, "context", "persistent") < 0)
+            json_add_string(p, "context", context) < 0)
                 return -ENOMEM;
         *ret = TAKE_PTR(p);
         return 0;
@@ -123,7 +122,7 @@ static int create_run(int argc, char *argv[]) {
         json_object *set;
         int r, status;
 
-        r = create_parameters(argc, argv, &parameters);
+        r = create_parameters(&verb_create, argc, argv, "persistent", &parameters);
         if (r == -EINVAL)
                 return SNAPSET_EXIT_USAGE;
         if (r < 0) {

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 
+#include <blkid.h>
 #include <dirent.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -421,4 +422,41 @@ int blockdev_devnum_string(const BlockDevice *d, char **ret) {
 
 bool blockdev_is_lvm(const BlockDevice *d) {
         return d->type == BLOCK_DEVICE_DM && d->dm_uuid && startswith(d->dm_uuid, "LVM-");
+}
+
+DEFINE_TRIVIAL_CLEANUP_FUNC(blkid_probe, blkid_free_probe);
+
+int blockdev_probe_filesystem(const char *path, char **ret_type, char **ret_uuid) {
+        _cleanup_(blkid_free_probep) blkid_probe pr = NULL;
+        const char *type = NULL, *uuid = NULL;
+        int r;
+
+        *ret_type = NULL;
+        if (ret_uuid)
+                *ret_uuid = NULL;
+        errno = 0;
+        pr = blkid_new_probe_from_filename(path);
+        if (!pr) {
+                log_debug_errno(errno ?: EIO, "Cannot probe %s for a filesystem: %m", path);
+                return 0;
+        }
+        (void) blkid_probe_enable_superblocks(pr, 1);
+        (void) blkid_probe_set_superblocks_flags(pr, BLKID_SUBLKS_TYPE | BLKID_SUBLKS_UUID);
+        r = blkid_do_safeprobe(pr);
+        if (r != 0) {
+                /* 1: nothing found; -2: more than one signature, ambiguous; -1: error. */
+                if (r < 0)
+                        log_debug("Probing %s for a filesystem gave no answer (%i).", path, r);
+                return 0;
+        }
+        (void) blkid_probe_lookup_value(pr, "TYPE", &type, NULL);
+        (void) blkid_probe_lookup_value(pr, "UUID", &uuid, NULL);
+        if (type && !(*ret_type = strdup(type)))
+                return -ENOMEM;
+        if (uuid && ret_uuid && !(*ret_uuid = strdup(uuid))) {
+                free(*ret_type);
+                *ret_type = NULL;
+                return -ENOMEM;
+        }
+        return 0;
 }

@@ -74,6 +74,11 @@ int blockdev_devnum_string(const BlockDevice *d, char **ret);
 /* Whether a device-mapper device is managed by LVM: its dm UUID starts with "LVM-". */
 bool blockdev_is_lvm(const BlockDevice *d);
 
+/* The filesystem type and UUID in the superblock of the device at path (libblkid), each NULL
+ * when there is none or it cannot be read. Opens the device read-only; needs read access to it.
+ * Returns 0 (nothing found included) or -ENOMEM. */
+int blockdev_probe_filesystem(const char *path, char **ret_type, char **ret_uuid);
+
 /* Small helpers for the NULL-terminated string arrays BlockDevice keeps. */
 char **blockdev_strv_free(char **l);
 int blockdev_strv_push(char ***l, const char *s);

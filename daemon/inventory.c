@@ -1,6 +1,5 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 
-#include <blkid.h>
 #include <libmount.h>
 #include <stdio.h>
 #include <sys/stat.h>
@@ -24,7 +23,6 @@ static const InventoryRoots real_roots = {
 
 DEFINE_TRIVIAL_CLEANUP_FUNC(struct libmnt_table *, mnt_unref_table);
 DEFINE_TRIVIAL_CLEANUP_FUNC(struct libmnt_iter *, mnt_free_iter);
-DEFINE_TRIVIAL_CLEANUP_FUNC(blkid_probe, blkid_free_probe);
 
 /* ---------------------------------------------------------------- json */
 
@@ -173,10 +171,7 @@ static int add_mountpoints(const InventoryRoots *roots, BlockDevice *devices, si
  * or the disk group), and only reads: the device is opened read-only and non-blocking. A device
  * without a recognised filesystem, or that cannot be opened, leaves both NULL. */
 static int probe_filesystem(const InventoryRoots *roots, BlockDevice *d) {
-        _cleanup_(blkid_free_probep) blkid_probe pr = NULL;
         _cleanup_free_ char *path = NULL;
-        const char *type = NULL, *uuid = NULL;
-        int r;
 
         if (asprintf(&path, "%s/%s", roots->dev, d->name) < 0)
                 return -ENOMEM;
@@ -184,29 +179,7 @@ static int probe_filesystem(const InventoryRoots *roots, BlockDevice *d) {
         for (char *c = path + strlen(roots->dev); *c; c++)
                 if (*c == '!')
                         *c = '/';
-
-        errno = 0;
-        pr = blkid_new_probe_from_filename(path);
-        if (!pr) {
-                log_debug_errno(errno ?: EIO, "Cannot probe %s for a filesystem: %m", path);
-                return 0;
-        }
-        (void) blkid_probe_enable_superblocks(pr, 1);
-        (void) blkid_probe_set_superblocks_flags(pr, BLKID_SUBLKS_TYPE | BLKID_SUBLKS_UUID);
-        r = blkid_do_safeprobe(pr);
-        if (r != 0) {
-                /* 1: nothing found; -2: more than one signature, ambiguous; -1: error. */
-                if (r < 0)
-                        log_debug("Probing %s for a filesystem gave no answer (%i).", path, r);
-                return 0;
-        }
-        (void) blkid_probe_lookup_value(pr, "TYPE", &type, NULL);
-        (void) blkid_probe_lookup_value(pr, "UUID", &uuid, NULL);
-        if (type && !(d->fs_type = strdup(type)))
-                return -ENOMEM;
-        if (uuid && !(d->fs_uuid = strdup(uuid)))
-                return -ENOMEM;
-        return 0;
+        return blockdev_probe_filesystem(path, &d->fs_type, &d->fs_uuid);
 }
 
 static int fill_lvm_name(BlockDevice *d) {

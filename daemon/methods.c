@@ -13,6 +13,7 @@
 #include "macro.h"
 #include "manager.h"
 #include "methods.h"
+#include "methods-expose.h"
 #include "methods-sets.h"
 #include "sets.h"
 
@@ -72,8 +73,8 @@ static const Method method_table_entries[] = {
         { MGR, "CreateSnapshotSet",       vl_method_create_snapshot_set,       METHOD_CONCURRENT },
         { MGR, "DeleteSnapshots",         vl_method_delete_snapshots,          0 },
         { MGR, "Cleanup",                 vl_method_cleanup,                   0 },
-        { MGR, "ExposeSnapshot",          NULL,                                0 },
-        { MGR, "UnexposeSnapshot",        NULL,                                0 },
+        { MGR, "ExposeSnapshot",          vl_method_expose_snapshot,           0 },
+        { MGR, "UnexposeSnapshot",        vl_method_unexpose_snapshot,         0 },
         { MGR, "RevertToSnapshot",        NULL,                                0 },
         { MGR, "BreakSnapshotSet",        NULL,                                0 },
 };

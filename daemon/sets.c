@@ -17,6 +17,7 @@
 #include "job.h"
 #include "ratelimit.h"
 #include "set-events.h"
+#include "sets-expose.h"
 #include "sets.h"
 #include "store.h"
 #include "varlink.h"
@@ -35,11 +36,7 @@ static void daemon_sink(const SetEvent *e, void *userdata) {
                                    e->volume[0] ? e->volume : NULL, e->message);
 }
 
-static void set_event(Manager *m, int priority, const char *type, const SnapshotSet *set,
-                      const Snapshot *snap, const char *format, ...) _printf_(6, 7);
-
-/* An event outside the window: journal + Monitor, with its own type. */
-static void set_event(Manager *m, int priority, const char *type, const SnapshotSet *set,
+void sets_event(Manager *m, int priority, const char *type, const SnapshotSet *set,
                       const Snapshot *snap, const char *format, ...) {
         SetEvent e;
         va_list ap;
@@ -363,6 +360,10 @@ VssCode sets_delete_snapshot(Manager *m, SnapshotSet *set, Snapshot *snap, SetOu
         VssCode code;
         int k;
 
+        /* Exposed: unmounted first, unless something uses it (then nothing is deleted). */
+        code = sets_unexpose(m, set, snap, /* lazy= */ false, out);
+        if (code != S_OK)
+                return code;
         *out = (SetOutcome) {};
         code = delete_through_provider(m, snap, out);
         if (code != S_OK) {
@@ -370,7 +371,7 @@ VssCode sets_delete_snapshot(Manager *m, SnapshotSet *set, Snapshot *snap, SetOu
                 snprintf(out->snapshot_id, sizeof out->snapshot_id, "%s", snap->id);
                 return code;
         }
-        set_event(m, LOG_INFO, "snapshot-deleted", set, snap, "Snapshot %s of '%s' (set %s) deleted.",
+        sets_event(m, LOG_INFO, "snapshot-deleted", set, snap, "Snapshot %s of '%s' (set %s) deleted.",
                   snap->id, snap->volume, set->id);
 
         for (size_t i = 0; i < set->n_snapshots; i++)
@@ -453,7 +454,7 @@ static void abort_creation(Manager *m, const char *why) {
         const SnapshotSet *s = set_creation_set(r->creation);
 
         log_notice("Aborting snapshot set %s in creation: %s.", s->id, why);
-        set_event(m, LOG_NOTICE, "set-aborted", s, NULL, "Snapshot set %s aborted: %s.", s->id, why);
+        sets_event(m, LOG_NOTICE, "set-aborted", s, NULL, "Snapshot set %s aborted: %s.", s->id, why);
         set_creation_abort(r->creation);
         set_creation_free(sets_take_creation(m));
 }
@@ -523,7 +524,7 @@ int sets_add(Manager *m, SnapshotSet *set, uint64_t owner) {
                 (void) store_remove_set(m->state_directory, set->id);
                 return r;
         }
-        set_event(m, LOG_INFO, "set-created", set, NULL, "Snapshot set %s recorded (%s, %zu snapshots).",
+        sets_event(m, LOG_INFO, "set-created", set, NULL, "Snapshot set %s recorded (%s, %zu snapshots).",
                   set->id, set_context_to_string(set->context), set->n_snapshots);
         return 0;
 }
@@ -587,7 +588,7 @@ static void activate_all(Manager *m) {
                         code = p->ops->activate_snapshot(snap, &r->settings, &res);
                         if (code == S_OK && snap->invalid && !was_invalid) {
                                 /* Never re-armed silently: it says why, and stays invalid. */
-                                set_event(m, LOG_WARNING, "snapshot-invalid", set, snap, "Snapshot %s of '%s' (set %s) "
+                                sets_event(m, LOG_WARNING, "snapshot-invalid", set, snap, "Snapshot %s of '%s' (set %s) "
                                           "is invalid: %s.", snap->id, snap->volume, set->id, res.message);
                                 if (store_save_set(m->state_directory, set) < 0)
                                         log_warning("Could not record that snapshot %s is invalid; it is found "
@@ -595,7 +596,7 @@ static void activate_all(Manager *m) {
                                 continue;
                         }
                         if (code != S_OK && res.snapshot_gone) {
-                                set_event(m, LOG_WARNING, "snapshot-gone", set, snap, "Snapshot %s of '%s' (set %s) "
+                                sets_event(m, LOG_WARNING, "snapshot-gone", set, snap, "Snapshot %s of '%s' (set %s) "
                                           "no longer exists and is forgotten: %s", snap->id, snap->volume, set->id,
                                           res.message);
                                 forget_snapshot(m, i, j);
@@ -874,6 +875,7 @@ int sets_startup(Manager *m) {
         reconcile_orphans(m);
         sweep_leftovers(m);
         activate_all(m);
+        sets_restore_exposed(m);
         if (r->n_sets > 0)
                 log_info("%zu snapshot set(s) with %zu snapshot(s) loaded from %s.", r->n_sets,
                          sets_count_snapshots(m), m->state_directory);

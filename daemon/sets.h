@@ -28,6 +28,11 @@ typedef struct SetRegistry {
         CoordinatorTestHooks hooks;   /* SNAPSETD_TEST_HOOKS, for the test suites only */
 } SetRegistry;
 
+/* An event outside the window: to the journal (structured fields) and every Monitor client,
+ * with its own type ("snapshot-deleted"). Queued while a job holds the events. */
+void sets_event(Manager *m, int priority, const char *type, const SnapshotSet *set, const Snapshot *snap,
+                const char *format, ...) _printf_(6, 7);
+
 /* At start, before anything else is done: undoes what an interrupted run left (in-flight
  * records), loads the state directory, deletes backup-context sets left by a previous run (their
  * connections are gone), and re-activates persistent snapshots (after a reboot). Logs what it

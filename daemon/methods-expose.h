@@ -1,0 +1,9 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+/* Handlers of ExposeSnapshot and UnexposeSnapshot (methods-expose.c), listed in methods.c. */
+
+#include "methods.h"
+
+int vl_method_expose_snapshot(MethodCall *mc, json_object *parameters);
+int vl_method_unexpose_snapshot(MethodCall *mc, json_object *parameters);
