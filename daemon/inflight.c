@@ -83,12 +83,14 @@ void inflight_remove(const char *dir, const char *set_id) {
         (void) unlink(p);
 }
 
+/* "set-recovered" for what could be undone, "recovery-failed" (LOG_ERR) for what could not. */
 static void event(SetEventSink sink, void *userdata, int priority, const SnapshotSet *set,
                   const Snapshot *snap, const char *provider, const char *message) {
         SetEvent e;
 
         set_event_init(&e, priority, set ? set->id : NULL, snap ? snap->id : NULL,
                        snap ? snap->volume : NULL, provider, provider ? "Recover" : NULL);
+        snprintf(e.type, sizeof e.type, "%s", priority <= LOG_ERR ? "recovery-failed" : "set-recovered");
         snprintf(e.message, sizeof e.message, "%s", message);
         set_events_emit(&e, sink, userdata);
 }

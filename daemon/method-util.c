@@ -27,6 +27,7 @@ int method_refuse(MethodCall *mc, VssCode code, const VssErrorFields *f, const c
                 SetEvent e;
 
                 set_event_init(&e, LOG_NOTICE, f->set_id, f->snapshot_id, f->volume, f->provider, mc->call.member);
+                snprintf(e.type, sizeof e.type, "call-refused");
                 e.code = code;
                 e.error = f->error < 0 ? -f->error : f->error;
                 snprintf(e.message, sizeof e.message, "%s refused: %s", mc->call.member, message);

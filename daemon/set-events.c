@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "message-ids.h"
 #include "set-events.h"
 
 static SetEvent queue[SET_EVENT_QUEUE_SIZE];
@@ -99,27 +100,32 @@ unsigned set_events_release(SetEventSink sink, void *userdata) {
         return dropped;
 }
 
+/* The fields of every event, and the caller's after them (the MESSAGE_ID, when there is one). */
+#define JOURNAL_SEND(e, vss, ...)                                                                      \
+        sd_journal_send("MESSAGE=%s", (e)->message,                                                  \
+                        "PRIORITY=%i", (e)->priority,                                                \
+                        "SYSLOG_IDENTIFIER=snapsetd",                                                \
+                        "SNAPSET_EVENT_TYPE=%s", (e)->type,                                          \
+                        "SNAPSET_SET_ID=%s", (e)->set_id,                                            \
+                        "SNAPSET_SNAPSHOT_ID=%s", (e)->snapshot_id,                                  \
+                        "SNAPSET_VOLUME=%s", (e)->volume,                                            \
+                        "SNAPSET_PROVIDER=%s", (e)->provider,                                        \
+                        "SNAPSET_METHOD=%s", (e)->method,                                            \
+                        "SNAPSET_VSS_NAME=%s", (vss) ?: "",                                          \
+                        "SNAPSET_HRESULT=0x%08X", (e)->hresult ? (e)->hresult : vss_code_hresult((e)->code), \
+                        "SNAPSET_ERRNO=%i", (e)->error,                                              \
+                        "SNAPSET_EVENT_USEC=%llu", (unsigned long long) (e)->realtime_usec,          \
+                        __VA_ARGS__)
+
 void set_event_journal_sink(const SetEvent *e, void *userdata) {
-        const char *vss = vss_code_name(e->code);
+        const char *vss = vss_code_name(e->code), *id = message_id_of(e);
         int r = -ENOENT;
 
         /* sd_journal_send() reports success when there is no journald at all (its socket is
          * missing: a container, the host test tier): look for the socket ourselves. /run is never
          * frozen, and events reach the sink only outside the window anyway. */
         if (access("/run/systemd/journal/socket", F_OK) >= 0)
-                r = sd_journal_send("MESSAGE=%s", e->message,
-                                    "PRIORITY=%i", e->priority,
-                                    "SYSLOG_IDENTIFIER=snapsetd",
-                                    "SNAPSET_SET_ID=%s", e->set_id,
-                                    "SNAPSET_SNAPSHOT_ID=%s", e->snapshot_id,
-                                    "SNAPSET_VOLUME=%s", e->volume,
-                                    "SNAPSET_PROVIDER=%s", e->provider,
-                                    "SNAPSET_METHOD=%s", e->method,
-                                    "SNAPSET_VSS_NAME=%s", vss ?: "",
-                                    "SNAPSET_HRESULT=0x%08X", e->hresult ? e->hresult : vss_code_hresult(e->code),
-                                    "SNAPSET_ERRNO=%i", e->error,
-                                    "SNAPSET_EVENT_USEC=%llu", (unsigned long long) e->realtime_usec,
-                                    NULL);
+                r = id ? JOURNAL_SEND(e, vss, "MESSAGE_ID=%s", id, NULL) : JOURNAL_SEND(e, vss, NULL);
         /* No journal (a test run by hand, a container): the message still goes somewhere. */
         if (r < 0)
                 log_full(e->priority, "%s", e->message);

@@ -89,11 +89,29 @@ after_failure() {
 			problem "$label: the journal record lacks SNAPSET_EVENT_USEC or __REALTIME_TIMESTAMP: $rec"
 		[[ -z $volume || $(jq -r '.SNAPSET_VOLUME // ""' <<<"$rec") == "$volume" ]] ||
 			problem "$label: journal record has SNAPSET_VOLUME='$(jq -r '.SNAPSET_VOLUME // ""' <<<"$rec")', expected $volume: $(jq -r .MESSAGE <<<"$rec")"
+		catalog_check "$label" "$vss" "$rec"
 	fi
 	if ((inwindow)); then
 		window_check "$label"
 	fi
 	step "ok: $label: nothing left (dm, loop, COW files), origins active with their tables, thawed, data identical, list empty, journal: $(jq -r '.MESSAGE | tostring' <<<"${rec:-null}" | cut -c1-110)"
+}
+
+# The journal catalog (systemd/snapset.catalog): 'journalctl -x' explains the failures an
+# administrator meets most, with the fields of the event filled in.
+journalctl --update-catalog
+declare -A catalog_subject=(
+	[VSS_E_INSUFFICIENT_STORAGE]="Not enough space for a snapshot"
+	[VSS_E_PROVIDER_VETO]="A provider refused a snapshot"
+)
+catalog_check() {
+	local label=$1 vss=$2 rec=$3 id shown
+	[[ -n ${catalog_subject[$vss]:-} ]] || return 0
+	id=$(jq -r '.MESSAGE_ID // ""' <<<"$rec")
+	[[ $id =~ ^[0-9a-f]{32}$ ]] || { problem "$label: the journal record has no MESSAGE_ID: $rec"; return; }
+	shown=$(journalctl -x --no-pager -o short MESSAGE_ID="$id" -n 1 _SYSTEMD_UNIT=snapsetd.service)
+	[[ $shown == *"${catalog_subject[$vss]}"* && $shown == *"$(jq -r '.SNAPSET_VOLUME // ""' <<<"$rec")"* ]] ||
+		problem "$label: journalctl -x shows no catalog entry '${catalog_subject[$vss]}' with the volume for $id: $shown"
 }
 
 # See the header. The in-window event is the coordinator's about the failed HoldWrites or
