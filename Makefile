@@ -28,6 +28,7 @@ RUNSTATEDIR ?= /run
 LOCALSTATEDIR ?= /var
 SYSTEMDUNITDIR ?= $(PREFIX)/lib/systemd/system
 CATALOGDIR ?= $(PREFIX)/lib/systemd/catalog
+BASHCOMPLETIONDIR ?= $(PREFIX)/share/bash-completion/completions
 TMPFILESDIR ?= $(PREFIX)/lib/tmpfiles.d
 UDEVRULESDIR ?= $(PREFIX)/lib/udev/rules.d
 SYSUSERSDIR ?= $(PREFIX)/lib/sysusers.d
@@ -220,6 +221,7 @@ install: all
 	install -Dm0644 systemd/snapset.tmpfiles "$(DESTDIR)$(TMPFILESDIR)/snapset.conf"
 	install -Dm0644 -t "$(DESTDIR)$(UDEVRULESDIR)" systemd/60-snapset.rules
 	install -Dm0644 -t "$(DESTDIR)$(CATALOGDIR)" systemd/snapset.catalog
+	install -Dm0644 completion/snapsetctl.bash "$(DESTDIR)$(BASHCOMPLETIONDIR)/snapsetctl"
 	install -Dm0644 -t "$(DESTDIR)$(MANDIR)/man8" man/snapsetd.8 man/snapsetctl.8
 	install -Dm0644 -t "$(DESTDIR)$(MANDIR)/man5" man/snapsetd.conf.5
 	install -Dm0644 -t "$(DESTDIR)$(MANDIR)/man7" man/snapset-provider.7
@@ -235,7 +237,8 @@ uninstall:
 		"$(DESTDIR)$(MANDIR)/man8/snapsetd.8" "$(DESTDIR)$(MANDIR)/man8/snapsetctl.8" \
 		"$(DESTDIR)$(MANDIR)/man5/snapsetd.conf.5" "$(DESTDIR)$(MANDIR)/man7/snapset-provider.7" \
 		"$(DESTDIR)$(VARLINKDIR)/io.snapset.Manager.varlink" "$(DESTDIR)$(VARLINKDIR)/io.snapset.Provider.varlink" \
-		"$(DESTDIR)$(SYSCONFDIR)/snapset/snapsetd.conf.example" "$(DESTDIR)$(CATALOGDIR)/snapset.catalog"
+		"$(DESTDIR)$(SYSCONFDIR)/snapset/snapsetd.conf.example" "$(DESTDIR)$(CATALOGDIR)/snapset.catalog" \
+		"$(DESTDIR)$(BASHCOMPLETIONDIR)/snapsetctl"
 
 clean:
 	rm -rf build build-sanitize build-fuzz
