@@ -638,9 +638,12 @@ int vl_method_list_snapshot_sets(MethodCall *mc, json_object *parameters) {
                 return method_reply(mc, NULL);
         for (size_t i = 0; i < n; i++) {
                 _cleanup_(json_object_putp) json_object *reply = json_object_new_object();
+                SnapshotSet *set = m->sets->sets[i];
                 json_object *j;
 
-                r = snapshot_set_to_json(m->sets->sets[i], false, &j);
+                /* Fresh status and COW use, one provider call per set (and provider). */
+                refresh_statuses(m, set->snapshots, set->n_snapshots);
+                r = snapshot_set_to_json(set, false, &j);
                 if (r < 0)
                         return r;
                 if (!reply || json_object_object_add(reply, "set", j) < 0)

@@ -1153,8 +1153,10 @@ static VssCode snapshot_check_status(const char *name, size_t index, DmSnapshotR
                 rec->cow_used_sectors = used;
                 rec->cow_total_sectors = total;
         }
-        if (model)
+        if (model) {
                 model->invalid = false;
+                model->cow_used_percent = total > 0 ? 100.0 * (double) used / (double) total : -1;
+        }
         return S_OK;
 }
 

@@ -106,6 +106,10 @@ step "ok: exec: the set is gone after COMMAND was killed (exit 143) and after sn
 
 snapset_create s "$mnt_b" "$mnt_c"
 snap=$(jq -r '.snapshots[0].id' <<<"$s_json")
+# 'snapsetctl list' shows the classic snapshot's COW use (it said "-" once).
+cow=$(snapsetctl --json list | jq -r --arg id "$snap" '.snapshots[] | select(.id == $id) | .cowUsedPercent')
+[[ $cow =~ ^[0-9.]+$ ]] || fail "ListSnapshotSets gives no cowUsedPercent for the dm-snapshot snapshot: '$cow'"
+[[ $(snapsetctl list | grep -F "${snap:0:8}") =~ [0-9]\.[0-9]%  ]] || fail "snapsetctl list shows no COW use for $snap: $(snapsetctl list)"
 snapset_capture x snapsetctl expose "$snap"
 ((x_rc == 0)) || fail "snapsetctl expose exited with $x_rc: $x_err"
 path=$x_out
