@@ -224,7 +224,7 @@ install: all
 	install -Dm0644 completion/snapsetctl.bash "$(DESTDIR)$(BASHCOMPLETIONDIR)/snapsetctl"
 	install -Dm0644 -t "$(DESTDIR)$(MANDIR)/man8" man/snapsetd.8 man/snapsetctl.8
 	install -Dm0644 -t "$(DESTDIR)$(MANDIR)/man5" man/snapsetd.conf.5
-	install -Dm0644 -t "$(DESTDIR)$(MANDIR)/man7" man/snapset-provider.7
+	install -Dm0644 -t "$(DESTDIR)$(MANDIR)/man7" man/snapset-provider.7 man/io.snapset.Manager.7
 	install -Dm0644 -t "$(DESTDIR)$(VARLINKDIR)" common/io.snapset.Manager.varlink common/io.snapset.Provider.varlink
 	install -dm0755 "$(DESTDIR)$(PREFIX)/lib/snapset/providers.d" "$(DESTDIR)$(SYSCONFDIR)/snapset/providers.d"
 	install -Dm0644 systemd/snapsetd.conf "$(DESTDIR)$(SYSCONFDIR)/snapset/snapsetd.conf.example"
@@ -235,7 +235,7 @@ uninstall:
 		"$(DESTDIR)$(SYSTEMDUNITDIR)/snapset-rescue.service" "$(DESTDIR)$(SYSTEMDUNITDIR)/snapset-activate.service" \
 		"$(DESTDIR)$(TMPFILESDIR)/snapset.conf" "$(DESTDIR)$(UDEVRULESDIR)/60-snapset.rules" \
 		"$(DESTDIR)$(MANDIR)/man8/snapsetd.8" "$(DESTDIR)$(MANDIR)/man8/snapsetctl.8" \
-		"$(DESTDIR)$(MANDIR)/man5/snapsetd.conf.5" "$(DESTDIR)$(MANDIR)/man7/snapset-provider.7" \
+		"$(DESTDIR)$(MANDIR)/man5/snapsetd.conf.5" "$(DESTDIR)$(MANDIR)/man7/snapset-provider.7" "$(DESTDIR)$(MANDIR)/man7/io.snapset.Manager.7" \
 		"$(DESTDIR)$(VARLINKDIR)/io.snapset.Manager.varlink" "$(DESTDIR)$(VARLINKDIR)/io.snapset.Provider.varlink" \
 		"$(DESTDIR)$(SYSCONFDIR)/snapset/snapsetd.conf.example" "$(DESTDIR)$(CATALOGDIR)/snapset.catalog" \
 		"$(DESTDIR)$(BASHCOMPLETIONDIR)/snapsetctl"
