@@ -111,7 +111,8 @@ catalog_check() {
 	[[ $id =~ ^[0-9a-f]{32}$ ]] || { problem "$label: the journal record has no MESSAGE_ID: $rec"; return; }
 	shown=$(journalctl -x --no-pager -o short MESSAGE_ID="$id" -n 1 _SYSTEMD_UNIT=snapsetd.service)
 	[[ $shown == *"${catalog_subject[$vss]}"* && $shown == *"$(jq -r '.SNAPSET_VOLUME // ""' <<<"$rec")"* ]] ||
-		problem "$label: journalctl -x shows no catalog entry '${catalog_subject[$vss]}' with the volume for $id: $shown"
+		{ problem "$label: journalctl -x shows no catalog entry '${catalog_subject[$vss]}' with the volume for $id: $shown"; return; }
+	step "ok: $label: journalctl -x explains MESSAGE_ID=$id: ${catalog_subject[$vss]}"
 }
 
 # See the header. The in-window event is the coordinator's about the failed HoldWrites or
