@@ -69,8 +69,9 @@ mapfile -t lines <<<"$x_out"
 for i in 0 1 2; do
 	assert_eq "${lines[i * 2]}" "${sums[i]}" "snapshot $((i + 1)): the data as it was at the point in time"
 	assert_eq "${lines[i + 6]}" "${sums[i]}" "snapshot $((i + 1)): the data after the origin changed"
+	opts=$(awk '{ print $2 }' <<<"${lines[i * 2 + 1]}")
 	for o in ro nosuid nodev noexec; do
-		[[ ,${lines[i * 2 + 1]#* }, == *,$o,* ]] || fail "snapshot $((i + 1)) mounted without $o: ${lines[i * 2 + 1]}"
+		[[ ,$opts, == *,$o,* ]] || fail "snapshot $((i + 1)) mounted without $o: ${lines[i * 2 + 1]}"
 	done
 done
 [[ ${lines[3]} == xfs*nouuid* ]] || fail "the xfs snapshot is not mounted with nouuid: ${lines[3]}"
