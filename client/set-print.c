@@ -108,6 +108,14 @@ int print_snapshot(json_object *snapshot) {
         output_field(0, "Status:", "%s", strna(reply_get_string(snapshot, "status")));
         if (reply_get_string(snapshot, "note"))
                 output_field(0, "Note:", "%s", reply_get_string(snapshot, "note"));
+        if (reply_get_string(snapshot, "revert")) {
+                double merged;
+
+                output_field(0, "Revert:", "%s", streq(reply_get_string(snapshot, "revert"), "pending") ?
+                             "pending (the merge starts at the volume's next activation)" : "merging into the volume");
+                if (get_percent(snapshot, "mergePercent", &merged))
+                        output_field(0, "Merged:", "%.0f%%", merged);
+        }
         return 0;
 }
 

@@ -51,6 +51,7 @@ typedef struct Verb {
         X(exec)             \
         X(expose)           \
         X(unexpose)         \
+        X(revert)           \
         X(abort)            \
         X(cleanup)          \
         X(call)             \

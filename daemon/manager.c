@@ -20,6 +20,7 @@
 #include "log.h"
 #include "macro.h"
 #include "manager.h"
+#include "sets-revert.h"
 #include "sets.h"
 #include "methods.h"
 #include "providers/external.h"
@@ -906,6 +907,8 @@ static void manager_arm_timer(Manager *m) {
                 next = m->accept_resume_usec;
         if (sets_idle_deadline(m) < next)
                 next = sets_idle_deadline(m);
+        if (sets_revert_deadline(m) < next)
+                next = sets_revert_deadline(m);
 
         if (next != UINT64_MAX) {
                 /* An absolute time of 0 would disarm the timer. */
@@ -939,6 +942,7 @@ static void manager_handle_timer(Manager *m) {
         if (m->accept_resume_usec > 0 && m->accept_resume_usec <= now)
                 manager_listen_pause(m, false);
         sets_check_idle(m, now);
+        sets_revert_poll(m, now);
 }
 
 /* ---------------------------------------------------------------- signals, watchdog, reload */

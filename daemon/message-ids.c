@@ -22,6 +22,8 @@ static const MessageId ids[] = {
         { "snapshot-gone",        "256fd79f9d80467ebf0ab17bc4ec6f7c" },
         { "snapshot-exposed",     "d9e02da69c8e460d90e0c289026364a0" },
         { "snapshot-unexposed",   "da73a7b6ce094557b07ef41a6db86adb" },
+        { "snapshot-revert-started", "f027875236574ce5a40db1a22f620514" },
+        { "snapshot-reverted",    "716ac33ab8b0426c9806a674cf2983ec" },
         { "set-recovered",        "2c42858bcfab47dd9979d7b655354dc8" },
         { "recovery-failed",      "cc2a730731364d3597d650f69498ace5" },
 };

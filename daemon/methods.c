@@ -13,7 +13,7 @@
 #include "macro.h"
 #include "manager.h"
 #include "methods.h"
-#include "methods-expose.h"
+#include "methods-use.h"
 #include "methods-sets.h"
 #include "sets.h"
 
@@ -75,7 +75,7 @@ static const Method method_table_entries[] = {
         { MGR, "Cleanup",                 vl_method_cleanup,                   0 },
         { MGR, "ExposeSnapshot",          vl_method_expose_snapshot,           0 },
         { MGR, "UnexposeSnapshot",        vl_method_unexpose_snapshot,         0 },
-        { MGR, "RevertToSnapshot",        NULL,                                0 },
+        { MGR, "RevertToSnapshot",        vl_method_revert_to_snapshot,        0 },
         { MGR, "BreakSnapshotSet",        NULL,                                0 },
 };
 

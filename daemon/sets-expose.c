@@ -15,22 +15,6 @@
 #include "sets-expose.h"
 #include "store.h"
 
-static VssCode fail(SetOutcome *out, VssCode code, int error, const Snapshot *snap, const char *format, ...)
-        _printf_(5, 6);
-
-static VssCode fail(SetOutcome *out, VssCode code, int error, const Snapshot *snap, const char *format, ...) {
-        va_list ap;
-
-        *out = (SetOutcome) { .code = code, .error = error < 0 ? -error : error };
-        snprintf(out->volume, sizeof out->volume, "%s", snap->volume);
-        snprintf(out->snapshot_id, sizeof out->snapshot_id, "%s", snap->id);
-        snprintf(out->provider, sizeof out->provider, "%s", strempty(snap->provider));
-        va_start(ap, format);
-        vsnprintf(out->message, sizeof out->message, format, ap);
-        va_end(ap);
-        return code;
-}
-
 static void save(Manager *m, const SnapshotSet *set) {
         int r = store_save_set(m->state_directory, set);
 
@@ -76,41 +60,41 @@ VssCode sets_expose(Manager *m, SnapshotSet *set, Snapshot *snap, const char *pa
 
         *out = (SetOutcome) {};
         if (snap->invalid)
-                return fail(out, VSS_E_BAD_STATE, 0, snap, "Snapshot %s is invalid (its copy-on-write store "
+                return sets_outcome(out, VSS_E_BAD_STATE, 0, snap, "Snapshot %s is invalid (its copy-on-write store "
                             "overflowed): there is nothing consistent to expose; delete it", snap->id);
         if (device_of(snap) == 0)
-                return fail(out, VSS_E_BAD_STATE, ENODEV, snap, "Snapshot %s has no block device%s%s (is it "
+                return sets_outcome(out, VSS_E_BAD_STATE, ENODEV, snap, "Snapshot %s has no block device%s%s (is it "
                             "active? 'snapsetctl show %s')", snap->id, snap->device ? " at " : "",
                             strempty(snap->device), snap->id);
         if (snap->exposed_at) {
                 if (!path || streq(path, snap->exposed_at))
                         return S_OK;   /* already there: the same answer again */
-                return fail(out, VSS_E_BAD_STATE, EBUSY, snap, "Snapshot %s is exposed at %s already; unexpose it "
+                return sets_outcome(out, VSS_E_BAD_STATE, EBUSY, snap, "Snapshot %s is exposed at %s already; unexpose it "
                             "first", snap->id, snap->exposed_at);
         }
         if (path) {
                 r = expose_check_path(path, m->runtime_directory, reason, sizeof reason);
                 if (r == -ENOMEM)
-                        return fail(out, E_OUTOFMEMORY, r, snap, "Out of memory");
+                        return sets_outcome(out, E_OUTOFMEMORY, r, snap, "Out of memory");
                 if (r < 0)
-                        return fail(out, E_INVALIDARG, r, snap, "Cannot expose snapshot %s at %s: %s", snap->id,
+                        return sets_outcome(out, E_INVALIDARG, r, snap, "Cannot expose snapshot %s at %s: %s", snap->id,
                                     path, reason);
                 where = strdup(path);
         } else if (default_path(m, set, snap, &where) < 0)
                 where = NULL;
         if (!where)
-                return fail(out, E_OUTOFMEMORY, ENOMEM, snap, "Out of memory");
+                return sets_outcome(out, E_OUTOFMEMORY, ENOMEM, snap, "Out of memory");
 
         r = expose_mount_options(snap->device, &fstype, &options, reason, sizeof reason);
         if (r == -ENOMEM)
-                return fail(out, E_OUTOFMEMORY, r, snap, "Out of memory");
+                return sets_outcome(out, E_OUTOFMEMORY, r, snap, "Out of memory");
         if (r < 0)
-                return fail(out, VSS_E_NOT_SUPPORTED, r, snap, "Cannot mount snapshot %s: %s", snap->id, reason);
+                return sets_outcome(out, VSS_E_NOT_SUPPORTED, r, snap, "Cannot mount snapshot %s: %s", snap->id, reason);
         r = expose_mount(snap->device, where, fstype, options, !path, reason, sizeof reason);
         if (r < 0) {
                 if (!path)
                         (void) expose_unmount(where, m->runtime_directory, true, NULL, 0);   /* the directories */
-                return fail(out, r == -ENODEV ? VSS_E_NOT_SUPPORTED : VSS_E_UNEXPECTED, r, snap, "%s", reason);
+                return sets_outcome(out, r == -ENODEV ? VSS_E_NOT_SUPPORTED : VSS_E_UNEXPECTED, r, snap, "%s", reason);
         }
 
         snap->exposed_at = TAKE_PTR(where);
@@ -129,12 +113,12 @@ VssCode sets_unexpose(Manager *m, SnapshotSet *set, Snapshot *snap, bool lazy, S
                 return S_OK;
         r = expose_unmount(snap->exposed_at, m->runtime_directory, lazy, holders, sizeof holders);
         if (r == -EBUSY)
-                return fail(out, VSS_E_VOLUME_IN_USE, r, snap, "Snapshot %s is exposed at %s and in use%s%s: end "
+                return sets_outcome(out, VSS_E_VOLUME_IN_USE, r, snap, "Snapshot %s is exposed at %s and in use%s%s: end "
                             "or move those processes away (fuser -vm %s shows them), or unexpose it, which "
                             "detaches the mount and lets them finish", snap->id, snap->exposed_at,
                             holders[0] ? " by " : "", holders, snap->exposed_at);
         if (r < 0)
-                return fail(out, VSS_E_UNEXPECTED, r, snap, "Cannot unmount snapshot %s from %s: %s", snap->id,
+                return sets_outcome(out, VSS_E_UNEXPECTED, r, snap, "Cannot unmount snapshot %s from %s: %s", snap->id,
                             snap->exposed_at, strerror(-r));
         sets_event(m, LOG_INFO, "snapshot-unexposed", set, snap, "Snapshot %s of '%s' is no longer exposed at %s%s.",
                    snap->id, snap->volume, snap->exposed_at, lazy ? " (detached; it goes when its last user does)" : "");

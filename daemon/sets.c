@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 
 #include <inttypes.h>
+#include <stdarg.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,6 +19,7 @@
 #include "ratelimit.h"
 #include "set-events.h"
 #include "sets-expose.h"
+#include "sets-revert.h"
 #include "sets.h"
 #include "store.h"
 #include "varlink.h"
@@ -355,10 +357,7 @@ static VssCode delete_through_provider(Manager *m, Snapshot *snap, SetOutcome *o
 }
 
 VssCode sets_delete_snapshot(Manager *m, SnapshotSet *set, Snapshot *snap, SetOutcome *out) {
-        SetRegistry *r = m->sets;
-        size_t set_index, snap_index = SIZE_MAX;
         VssCode code;
-        int k;
 
         /* Exposed: unmounted first, unless something uses it (then nothing is deleted). */
         code = sets_unexpose(m, set, snap, /* lazy= */ false, out);
@@ -372,7 +371,28 @@ VssCode sets_delete_snapshot(Manager *m, SnapshotSet *set, Snapshot *snap, SetOu
                 return code;
         }
         sets_event(m, LOG_INFO, "snapshot-deleted", set, snap, "Snapshot %s of '%s' (set %s) deleted.",
-                  snap->id, snap->volume, set->id);
+                   snap->id, snap->volume, set->id);
+        sets_forget_snapshot(m, set, snap);
+        return S_OK;
+}
+
+VssCode sets_outcome(SetOutcome *out, VssCode code, int error, const Snapshot *snap, const char *format, ...) {
+        va_list ap;
+
+        *out = (SetOutcome) { .code = code, .error = error < 0 ? -error : error };
+        snprintf(out->volume, sizeof out->volume, "%s", snap->volume);
+        snprintf(out->snapshot_id, sizeof out->snapshot_id, "%s", snap->id);
+        snprintf(out->provider, sizeof out->provider, "%s", strempty(snap->provider));
+        va_start(ap, format);
+        vsnprintf(out->message, sizeof out->message, format, ap);
+        va_end(ap);
+        return code;
+}
+
+void sets_forget_snapshot(Manager *m, SnapshotSet *set, Snapshot *snap) {
+        SetRegistry *r = m->sets;
+        size_t set_index, snap_index = SIZE_MAX;
+        int k;
 
         for (size_t i = 0; i < set->n_snapshots; i++)
                 if (set->snapshots[i] == snap)
@@ -384,13 +404,12 @@ VssCode sets_delete_snapshot(Manager *m, SnapshotSet *set, Snapshot *snap, SetOu
                 k = store_save_set(m->state_directory, set);
                 if (k < 0)
                         log_warning_errno(k, "Failed to update the record of set %s: %m", set->id);
-                return S_OK;
+                return;
         }
         k = store_remove_set(m->state_directory, set->id);
         if (k < 0 && k != -ENOENT)
                 log_warning_errno(k, "Failed to remove the record of set %s: %m", set->id);
         registry_remove(r, set_index);
-        return S_OK;
 }
 
 void sets_prepare_delete(Manager *m, const SnapshotSet *set) {
@@ -876,6 +895,7 @@ int sets_startup(Manager *m) {
         sweep_leftovers(m);
         activate_all(m);
         sets_restore_exposed(m);
+        sets_revert_schedule(m, now_monotonic_usec());
         if (r->n_sets > 0)
                 log_info("%zu snapshot set(s) with %zu snapshot(s) loaded from %s.", r->n_sets,
                          sets_count_snapshots(m), m->state_directory);

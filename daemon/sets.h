@@ -26,6 +26,7 @@ typedef struct SetRegistry {
         ProviderSettings settings;    /* from the configuration */
         char *inflight_directory;
         CoordinatorTestHooks hooks;   /* SNAPSETD_TEST_HOOKS, for the test suites only */
+        uint64_t revert_next_usec;    /* CLOCK_MONOTONIC of the next look at the merges, 0: none */
 } SetRegistry;
 
 /* An event outside the window: to the journal (structured fields) and every Monitor client,
@@ -96,6 +97,15 @@ VssCode sets_delete_snapshot(Manager *m, SnapshotSet *set, Snapshot *snap, SetOu
 /* Before deleting a whole set one snapshot after another: lets each built-in provider remove its
  * snapshots of the set at once (prepare_delete). The deletions that follow still decide. */
 void sets_prepare_delete(Manager *m, const SnapshotSet *set);
+
+/* Fills out with code, the error and a message about snap (its volume, id and provider), for an
+ * operation on a finished snapshot; returns code. */
+VssCode sets_outcome(SetOutcome *out, VssCode code, int error, const Snapshot *snap, const char *format, ...)
+        _printf_(5, 6);
+
+/* Takes snap out of its set and the set's record, and the set with it when it was the last; for
+ * a snapshot whose devices are gone already (deleted, or merged into its origin). */
+void sets_forget_snapshot(Manager *m, SnapshotSet *set, Snapshot *snap);
 
 /* Coordinator options for a new set in creation, from the configuration. */
 void sets_coordinator_options(const Manager *m, CoordinatorOptions *ret);

@@ -91,6 +91,7 @@ static Snapshot *snapshot_free(Snapshot *snap) {
         free(snap->provider);
         free(snap->device);
         free(snap->exposed_at);
+        free(snap->revert);
         free(snap->kind);
         free(snap->pool);
         free(snap->note);
@@ -141,6 +142,7 @@ int snapshot_set_add(SnapshotSet *s, const char *volume, const char *volume_path
         snap->volume_device = device;
         snap->created_usec = s->created_usec;
         snap->cow_used_percent = snap->pool_data_used_percent = snap->pool_metadata_used_percent = -1;
+        snap->merge_percent = -1;
 
         r = snapshot_set_append(s, snap);
         if (r < 0)
@@ -215,7 +217,9 @@ int snapshot_to_json(const Snapshot *snap, bool private, json_object **ret) {
             json_add_string(o, "pool", snap->pool) ?:
             add_percent(o, "poolDataUsedPercent", snap->pool_data_used_percent) ?:
             add_percent(o, "poolMetadataUsedPercent", snap->pool_metadata_used_percent) ?:
-            json_add_string(o, "note", snap->note);
+            json_add_string(o, "note", snap->note) ?:
+            json_add_string(o, "revert", snap->revert) ?:
+            add_percent(o, "mergePercent", snap->merge_percent);
         if (r == 0 && private) {
                 r = json_add_string(o, "volumePath", snap->volume_path);
                 if (r == 0 && snap->provider_data)
@@ -307,7 +311,7 @@ static int copy_id(SnapsetId dst, const char *src) {
 }
 
 static int snapshot_from_json(SnapshotSet *s, json_object *j) {
-        const char *id, *volume, *path, *dev, *provider, *device, *exposed, *status, *kind, *pool, *note;
+        const char *id, *volume, *path, *dev, *provider, *device, *exposed, *status, *kind, *pool, *note, *revert;
         unsigned maj, min;
         Snapshot *snap;
         json_object *pd;
@@ -323,7 +327,8 @@ static int snapshot_from_json(SnapshotSet *s, json_object *j) {
             get_string(j, "status", false, &status) ?:
             get_string(j, "kind", true, &kind) ?:
             get_string(j, "pool", true, &pool) ?:
-            get_string(j, "note", true, &note);
+            get_string(j, "note", true, &note) ?:
+            get_string(j, "revert", true, &revert);
         if (r < 0)
                 return r;
         if (sscanf(dev, "%u:%u", &maj, &min) != 2)
@@ -340,11 +345,12 @@ static int snapshot_from_json(SnapshotSet *s, json_object *j) {
         snap->invalid = streq(status, "invalid");
         if (snapshot_set_field(&snap->device, device) < 0 || snapshot_set_field(&snap->exposed_at, exposed) < 0 ||
             snapshot_set_field(&snap->kind, kind) < 0 || snapshot_set_field(&snap->pool, pool) < 0 ||
-            snapshot_set_field(&snap->note, note) < 0)
+            snapshot_set_field(&snap->note, note) < 0 || snapshot_set_field(&snap->revert, revert) < 0)
                 return -ENOMEM;
         snap->cow_used_percent = get_percent(j, "cowUsedPercent");
         snap->pool_data_used_percent = get_percent(j, "poolDataUsedPercent");
         snap->pool_metadata_used_percent = get_percent(j, "poolMetadataUsedPercent");
+        snap->merge_percent = get_percent(j, "mergePercent");
         if (json_object_object_get_ex(j, "providerData", &pd))
                 snap->provider_data = json_object_get(pd);
         return 0;

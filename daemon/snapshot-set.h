@@ -57,6 +57,10 @@ typedef struct Snapshot {
         double cow_used_percent;
         double pool_data_used_percent, pool_metadata_used_percent;
         char *note;              /* what the user should know about how it was made, or NULL */
+        /* RevertToSnapshot: NULL, or "merging" (the merge into the origin runs; the snapshot goes
+         * when it is done) or "pending" (it starts at the origin's next activation). */
+        char *revert;
+        double merge_percent;    /* of a merge, how much is merged; negative when unknown */
         json_object *provider_data; /* owned; the provider's own record, persisted as is */
 } Snapshot;
 

@@ -90,7 +90,8 @@ int lvm_record_to_json(const LvmRecord *r, json_object **ret) {
             json_add_string(o, "snapshot", strempty(r->snapshot)) ?:
             json_add_string(o, "method", lvm_method_to_string(r->method)) ?:
             json_add_string(o, "pool", r->pool) ?:
-            (r->cow_size > 0 ? json_add_int(o, "cowSizeBytes", (int64_t) r->cow_size) : 0);
+            (r->cow_size > 0 ? json_add_int(o, "cowSizeBytes", (int64_t) r->cow_size) : 0) ?:
+            (r->merge_start_sectors > 0 ? json_add_int(o, "mergeStartSectors", (int64_t) r->merge_start_sectors) : 0);
         if (k < 0)
                 return k;
         *ret = TAKE_PTR(o);
@@ -113,6 +114,7 @@ static const JsonDispatch record_table[] = {
         { "method",       JSON_DISPATCH_STRING, offsetof(RecordJson, method),  0 },
         { "pool",         JSON_DISPATCH_STRING, R(pool),                       0 },
         { "cowSizeBytes", JSON_DISPATCH_UINT64, R(cow_size),                   0 },
+        { "mergeStartSectors", JSON_DISPATCH_UINT64, R(merge_start_sectors),   0 },
         {}
 };
 #undef R

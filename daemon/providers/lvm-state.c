@@ -65,3 +65,13 @@ unsigned lvm_max_used_percent(const ProviderSettings *s) {
 int lvm_lv_path(const char *vg, const char *lv, char **ret) {
         return asprintf(ret, "%s/%s", vg, lv) < 0 ? -ENOMEM : 0;
 }
+
+VssCode lvm_record_of(const Snapshot *snap, LvmRecord *ret, ProviderResult *res) {
+        int r;
+
+        r = lvm_record_from_json(snap->provider_data, ret);
+        if (r < 0)
+                return provider_fail(res, 0, r, provider_code_from_errno(r, E_INVALIDARG), "Snapshot %s has no "
+                                     "valid lvm record (provider data)", snap->id);
+        return S_OK;
+}

@@ -666,21 +666,12 @@ static VssCode lvm_abort(ProviderSet *ps, ProviderResult *res) {
 
 /* ---------------------------------------------------------------- finished snapshots */
 
-static VssCode record_of(const Snapshot *snap, LvmRecord *ret, ProviderResult *res) {
-        int r;
-
-        r = lvm_record_from_json(snap->provider_data, ret);
-        if (r < 0)
-                return provider_fail(res, 0, r, provider_code_from_errno(r, E_INVALIDARG), "Snapshot %s has no "
-                                     "valid lvm record (provider data)", snap->id);
-        return S_OK;
-}
 
 static VssCode lvm_delete(Snapshot *snap, const ProviderSettings *settings, ProviderResult *res) {
         _cleanup_(lvm_record_done) LvmRecord rec = { .method = _LVM_METHOD_INVALID };
         VssCode code;
 
-        code = record_of(snap, &rec, res);
+        code = lvm_record_of(snap, &rec, res);
         if (code != S_OK)
                 return code;
         code = remove_snapshot_lv(&rec, false, 0, res);
@@ -732,7 +723,7 @@ static VssCode lvm_recover(Snapshot *snap, const ProviderSettings *settings, Pro
         VssCode code;
         int r;
 
-        code = record_of(snap, &rec, res);
+        code = lvm_record_of(snap, &rec, res);
         if (code != S_OK)
                 return code;
         if (dm_lvm_name_join(rec.vg, rec.origin, NULL, &name) < 0)
@@ -757,7 +748,7 @@ static VssCode lvm_recover_after_thaw(Snapshot *snap, const ProviderSettings *se
         _cleanup_(lvm_record_done) LvmRecord rec = { .method = _LVM_METHOD_INVALID };
         VssCode code;
 
-        code = record_of(snap, &rec, res);
+        code = lvm_record_of(snap, &rec, res);
         if (code != S_OK)
                 return code;
         return remove_snapshot_lv(&rec, true, 0, res);
@@ -776,7 +767,7 @@ static VssCode lvm_activate(Snapshot *snap, const ProviderSettings *settings, Pr
         VssCode code;
         int r;
 
-        code = record_of(snap, &rec, res);
+        code = lvm_record_of(snap, &rec, res);
         if (code != S_OK)
                 return code;
         if (lvm_lv_path(rec.vg, rec.snapshot, &path) < 0)
@@ -815,7 +806,7 @@ static VssCode lvm_query(Snapshot *snap, ProviderResult *res) {
         _cleanup_(lvm_record_done) LvmRecord rec = { .method = _LVM_METHOD_INVALID };
         VssCode code;
 
-        code = record_of(snap, &rec, res);
+        code = lvm_record_of(snap, &rec, res);
         if (code != S_OK)
                 return code;
         /* From the devices' status: no lvm process for a listing. */
@@ -943,6 +934,8 @@ static const ProviderOps lvm_ops = {
         .recover = lvm_recover,
         .recover_after_thaw = lvm_recover_after_thaw,
         .query = lvm_query,
+        .revert_start = lvm_revert_start,
+        .revert_progress = lvm_revert_progress,
         .find_orphans = lvm_find_orphans,
 };
 

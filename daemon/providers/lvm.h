@@ -67,6 +67,9 @@ typedef struct LvmRecord {
         LvmMethod method;             /* _LVM_METHOD_INVALID until chosen (end of preparation) */
         char *pool;                   /* the thin pool of a thin origin, else NULL */
         uint64_t cow_size;            /* bytes, for the classic methods */
+        /* A classic snapshot being merged (RevertToSnapshot): its COW data, sectors, when the
+         * merge began, for the progress; 0 if unknown. */
+        uint64_t merge_start_sectors;
 } LvmRecord;
 
 void lvm_record_done(LvmRecord *r);

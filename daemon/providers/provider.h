@@ -91,6 +91,13 @@ typedef struct ProviderResult {
         bool snapshot_gone;
 } ProviderResult;
 
+/* Where a revert stands (revert_start, revert_progress). */
+typedef struct ProviderRevert {
+        bool pending;            /* waits for the origin's next activation (it is in use) */
+        bool done;               /* merged: the snapshot is gone */
+        double percent;          /* merged so far; negative when unknown */
+} ProviderRevert;
+
 /* Settings the coordinator passes to providers (from snapsetd.conf). */
 typedef struct ProviderSettings {
         const char *cow_directory;     /* where COW files are created */
@@ -215,6 +222,15 @@ typedef struct ProviderOps {
          * suspend with lockfs and may write to /etc/lvm). */
         VssCode (*recover_after_thaw)(Snapshot *snap, const ProviderSettings *settings, ProviderResult *res);
         VssCode (*query)(Snapshot *snap, ProviderResult *res);
+        /* Optional: RevertToSnapshot. revert_start begins merging snap into its origin (whose
+         * filesystems the caller has unmounted, if it could) and returns at once with where it
+         * stands; revert_progress is then asked every few seconds until it says done, after
+         * which the snapshot no longer exists. Both are called with the origin possibly still
+         * open: a provider that cannot merge then either defers (pending) or refuses. */
+        VssCode (*revert_start)(Snapshot *snap, const ProviderSettings *settings, ProviderRevert *ret,
+                                ProviderResult *res);
+        VssCode (*revert_progress)(Snapshot *snap, const ProviderSettings *settings, ProviderRevert *ret,
+                                   ProviderResult *res);
         /* Optional: query for n snapshots of this provider at once (an external provider's
          * QuerySnapshots: one round trip for a listing). *ret_unsupported: this provider cannot,
          * ask with query instead. */

@@ -205,6 +205,15 @@ class Expose(unittest.TestCase):
             self.assertEqual(f.read(), "the xfs origin\n")
         self.assertEqual(self.call("GetSnapshot", {"snapshotId": snaps[1]})["parameters"]["snapshot"]["exposedAt"], path)
 
+    def test_a_provider_that_cannot_revert_says_so(self):
+        _, snaps = self.create()
+        r = self.call("RevertToSnapshot", {"snapshotId": snaps[0]})
+        self.assertEqual(r["parameters"]["hresult"], 0x8004232F, r)   # VSS_E_NOT_SUPPORTED
+        self.assertIn("Provider 'test' cannot revert", r["parameters"]["message"])
+        out = self.snapsetctl("revert", snaps[0])
+        self.assertEqual(out.returncode, 40, out)
+        self.assertNotIn("revert", self.call("GetSnapshot", {"snapshotId": snaps[0]})["parameters"]["snapshot"])
+
     def test_exec_runs_the_command_on_the_snapshots_and_releases_the_set(self):
         script = 'cat "$SNAPSET_MOUNT_1/data" "$2/data"; echo "$SNAPSET_COUNT $SNAPSET_VOLUME_2"; ' \
                  'test "$SNAPSET_MOUNTS" = "$1 $2"; touch "$1/x" 2>/dev/null && echo writable; exit 3'

@@ -1,13 +1,16 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 
-/* ExposeSnapshot and UnexposeSnapshot (sets-expose.h does the work). */
+/* Using a snapshot: ExposeSnapshot, UnexposeSnapshot (sets-expose.h does the work) and
+ * RevertToSnapshot (sets-revert.h). */
 
 #include <stddef.h>
 
 #include "json-util.h"
 #include "method-util.h"
-#include "methods-expose.h"
+#include "methods-use.h"
+#include "ratelimit.h"
 #include "sets-expose.h"
+#include "sets-revert.h"
 #include "sets.h"
 
 /* The refusal, with the outcome's fields, in the journal too: an administrator wondering why a
@@ -100,4 +103,34 @@ int vl_method_unexpose_snapshot(MethodCall *mc, json_object *parameters) {
         if (r != 0)
                 return r < 0 ? r : 0;
         return method_reply(mc, NULL);
+}
+
+int vl_method_revert_to_snapshot(MethodCall *mc, json_object *parameters) {
+        typedef struct { char *snapshot_id; bool force_dismount; } Params;
+        static const JsonDispatch table[] = {
+                { "snapshotId",    JSON_DISPATCH_STRING, offsetof(Params, snapshot_id),    JSON_MANDATORY },
+                { "forceDismount", JSON_DISPATCH_BOOL,   offsetof(Params, force_dismount), JSON_NULLABLE },
+                {}
+        };
+        _cleanup_(json_object_putp) json_object *reply = NULL;
+        const char *state = NULL;
+        Params p = {};
+        SnapshotSet *set = NULL;
+        Snapshot *snap = NULL;
+        SetOutcome out;
+        int r;
+
+        r = method_dispatch(mc, parameters, table, &p);
+        if (r == 0)
+                r = find(mc, p.snapshot_id, &set, &snap);
+        if (r == 0 && sets_revert(mc->manager, set, snap, p.force_dismount, &state, &out) != S_OK)
+                r = refuse_outcome(mc, &out, set->id);
+        json_dispatch_done(table, &p);
+        if (r != 0)
+                return r < 0 ? r : 0;
+        sets_revert_schedule(mc->manager, now_monotonic_usec());
+        reply = json_object_new_object();
+        if (!reply || json_add_string(reply, "revert", state) < 0)
+                return -ENOMEM;
+        return method_reply(mc, TAKE_PTR(reply));
 }

@@ -1,0 +1,132 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+
+/* RevertToSnapshot for LVM: "lvconvert --merge", which LVM carries out by itself and records in
+ * its own metadata, so that a merge survives a crash or a reboot without snapset.
+ *
+ *   classic    the origin's table becomes snapshot-merge and the kernel copies the COW data back
+ *              in the background; lvm's poller removes the snapshot LV when it is done. While
+ *              the origin is open (mounted), lvm defers the merge to its next activation.
+ *   thin       the thin ids of origin and snapshot are swapped: done at once if the origin is
+ *              not open, else at its next activation.
+ *
+ * Where a merge stands is read from the devices and lvm's report: the snapshot LV gone is done; an
+ * origin whose table is snapshot-merge is merging (its status counts the COW data left); anything
+ * else is pending. */
+
+#include <inttypes.h>
+#include <stdio.h>
+
+#include "dm-snapshot.h"
+#include "dm.h"
+#include "lvm-run.h"
+#include "lvm-state.h"
+#include "result.h"
+
+/* The snapshot-merge status of the origin: COW data left to merge, in sectors. */
+static int merge_left(const LvmRecord *rec, uint64_t *ret) {
+        _cleanup_free_ char *name = NULL, *type = NULL, *params = NULL;
+        uint64_t used, total, metadata;
+        const char *state = NULL;
+        int r;
+
+        r = dm_lvm_name_join(rec->vg, rec->origin, NULL, &name);
+        if (r >= 0)
+                r = dm_device_status(DM_REF_NAME(name), &type, &params);
+        if (r < 0)
+                return r;
+        if (!streq(type, "snapshot-merge"))
+                return -ENOMSG;   /* not merging (yet) */
+        r = dm_snapshot_status_parse(params, &used, &total, &metadata, &state);
+        if (r < 0)
+                return r;
+        *ret = used > metadata ? used - metadata : 0;
+        return 0;
+}
+
+/* Whether the snapshot LV still exists: 1, 0, or the failure in res. */
+static int snapshot_exists(const LvmRecord *rec, ProviderResult *res) {
+        _cleanup_free_ char *path = NULL;
+        LvmLv *lvs = NULL;
+        size_t n = 0;
+        VssCode code;
+
+        if (lvm_lv_path(rec->vg, rec->snapshot, &path) < 0)
+                return -ENOMEM;
+        code = lvm_query_lvs((char *[]) { path, NULL }, &lvs, &n, 0, res);
+        lvm_lvs_free(lvs, n);
+        if (code == VSS_E_OBJECT_NOT_FOUND) {
+                *res = (ProviderResult) { .failed = SIZE_MAX };
+                return 0;
+        }
+        return code == S_OK ? n > 0 : -EIO;
+}
+
+static VssCode stand(Snapshot *snap, LvmRecord *rec, ProviderRevert *ret, ProviderResult *res) {
+        uint64_t left;
+        int r;
+
+        *ret = (ProviderRevert) { .percent = -1 };
+        r = snapshot_exists(rec, res);
+        if (r == -ENOMEM)
+                return lvm_oom(res, 0);
+        if (r < 0)
+                return res->message[0] ? VSS_E_PROVIDER_VETO : VSS_E_UNEXPECTED;
+        if (r == 0) {
+                ret->done = true;
+                ret->percent = 100;
+                return S_OK;
+        }
+        r = merge_left(rec, &left);
+        if (r == -ENOMSG) {
+                ret->pending = true;
+                return S_OK;
+        }
+        if (r < 0)
+                return provider_fail(res, 0, r, VSS_E_UNEXPECTED, "Cannot read the merge status of %s/%s",
+                                     rec->vg, rec->origin);
+        if (rec->merge_start_sectors == 0 || left > rec->merge_start_sectors) {
+                /* First seen merging (or after a restart without it): progress from here. */
+                rec->merge_start_sectors = left > 0 ? left : 1;
+                if (lvm_record_store(snap, rec) < 0)
+                        return lvm_oom(res, 0);
+        }
+        ret->percent = 100.0 * (double) (rec->merge_start_sectors - left) / (double) rec->merge_start_sectors;
+        return S_OK;
+}
+
+VssCode lvm_revert_start(Snapshot *snap, const ProviderSettings *settings, ProviderRevert *ret, ProviderResult *res) {
+        _cleanup_(lvm_record_done) LvmRecord rec = { .method = _LVM_METHOD_INVALID };
+        _cleanup_(command_freep) Command *c = NULL;
+        _cleanup_free_ char *path = NULL;
+        char what[300];
+        VssCode code;
+        int r;
+
+        code = lvm_record_of(snap, &rec, res);
+        if (code != S_OK)
+                return code;
+        if (lvm_lv_path(rec.vg, rec.snapshot, &path) < 0)
+                return lvm_oom(res, 0);
+        snprintf(what, sizeof what, "Merging %s into %s/%s", path, rec.vg, rec.origin);
+        /* --background: lvm's poller carries the merge to its end; we only watch. */
+        r = lvm_new("lvconvert", false, &c);
+        if (r >= 0)
+                r = command_add(c, "--merge") ?: command_add(c, "--background") ?: command_add(c, "-y") ?:
+                    command_add(c, path);
+        if (r < 0)
+                return lvm_oom(res, 0);
+        code = lvm_run(c, what, 0, res);
+        if (code != S_OK)
+                return code;
+        return stand(snap, &rec, ret, res);
+}
+
+VssCode lvm_revert_progress(Snapshot *snap, const ProviderSettings *settings, ProviderRevert *ret, ProviderResult *res) {
+        _cleanup_(lvm_record_done) LvmRecord rec = { .method = _LVM_METHOD_INVALID };
+        VssCode code;
+
+        code = lvm_record_of(snap, &rec, res);
+        if (code != S_OK)
+                return code;
+        return stand(snap, &rec, ret, res);
+}

@@ -1,0 +1,199 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+
+/* Reverts (RevertToSnapshot): the checks before a merge, the origin's filesystems unmounted when
+ * asked to, the merge started through the provider, and its progress watched from the loop's
+ * timer until the provider says it is done; then the snapshot, merged into its origin, is
+ * forgotten. State that must survive a restart (snap->revert) is in the set's record; the merge
+ * itself is the provider's (LVM keeps it in its own metadata). */
+
+#include <libmount.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <syslog.h>
+
+#include "log.h"
+#include "providers/provider.h"
+#include "sets-expose.h"
+#include "sets-revert.h"
+#include "store.h"
+
+DEFINE_TRIVIAL_CLEANUP_FUNC(struct libmnt_table *, mnt_unref_table);
+
+/* How often a merge is asked where it stands. */
+#define REVERT_POLL_USEC (2 * USEC_PER_SEC)
+
+static Snapshot *reverting_of_volume(const Manager *m, dev_t volume) {
+        for (size_t i = 0; i < sets_count(m); i++)
+                for (size_t k = 0; k < m->sets->sets[i]->n_snapshots; k++) {
+                        Snapshot *s = m->sets->sets[i]->snapshots[k];
+                        if (s->revert && s->volume_device == volume)
+                                return s;
+                }
+        return NULL;
+}
+
+/* Unmounts every filesystem of the origin (innermost first), none lazily: a busy one stops it,
+ * naming who uses it. */
+static VssCode dismount(const Snapshot *snap, SetOutcome *out) {
+        _cleanup_(mnt_unref_tablep) struct libmnt_table *tb = mnt_new_table();
+        struct libmnt_iter *it = mnt_new_iter(MNT_ITER_BACKWARD);
+        struct libmnt_fs *fs;
+        VssCode code = S_OK;
+
+        if (!tb || !it || mnt_table_parse_mtab(tb, NULL) < 0) {
+                mnt_free_iter(it);
+                return sets_outcome(out, E_OUTOFMEMORY, ENOMEM, snap, "Cannot read the mount table");
+        }
+        while (code == S_OK && mnt_table_next_fs(tb, it, &fs) == 0) {
+                const char *target = mnt_fs_get_target(fs);
+
+                if (mnt_fs_get_devno(fs) != snap->volume_device || !target)
+                        continue;
+                if (umount2(target, 0) < 0)
+                        code = sets_outcome(out, errno == EBUSY ? VSS_E_VOLUME_IN_USE : VSS_E_UNEXPECTED, errno, snap,
+                                    "Cannot unmount %s from %s to revert it: %m%s", snap->volume, target,
+                                    errno == EBUSY ? " (fuser -vm shows who uses it; stop them and retry)" : "");
+                else
+                        log_info("Unmounted %s from %s to revert it to snapshot %s.", snap->volume, target, snap->id);
+        }
+        mnt_free_iter(it);
+        return code;
+}
+
+static void record(Manager *m, SnapshotSet *set, Snapshot *snap, const ProviderRevert *st) {
+        int r;
+
+        free(snap->revert);
+        snap->revert = strdup(st->pending ? "pending" : "merging");
+        snap->merge_percent = st->percent;
+        r = store_save_set(m->state_directory, set);
+        if (r < 0)
+                log_warning_errno(r, "Failed to update the record of set %s: %m", set->id);
+}
+
+static void finish(Manager *m, SnapshotSet *set, Snapshot *snap) {
+        sets_event(m, LOG_NOTICE, "snapshot-reverted", set, snap, "Snapshot %s was merged into '%s': the volume "
+                   "holds its data again, and the snapshot is gone.", snap->id, snap->volume);
+        sets_forget_snapshot(m, set, snap);
+}
+
+VssCode sets_revert(Manager *m, SnapshotSet *set, Snapshot *snap, bool force_dismount, const char **ret_state,
+                    SetOutcome *out) {
+        const Provider *p = provider_by_name(snap->provider);
+        ProviderResult res = { .failed = SIZE_MAX };
+        ProviderRevert st = { .percent = -1 };
+        Snapshot *other;
+        VssCode code;
+
+        *out = (SetOutcome) {};
+        if (snap->revert)
+                return sets_outcome(out, VSS_E_REVERT_IN_PROGRESS, 0, snap, "Snapshot %s is being merged into '%s' already "
+                            "(%s); 'snapsetctl show %s' follows it", snap->id, snap->volume, snap->revert, snap->id);
+        other = reverting_of_volume(m, snap->volume_device);
+        if (other)
+                return sets_outcome(out, VSS_E_REVERT_IN_PROGRESS, 0, snap, "'%s' is being reverted to snapshot %s (%s); wait "
+                            "until it is done", snap->volume, other->id, other->revert);
+        if (snap->invalid)
+                return sets_outcome(out, VSS_E_BAD_STATE, 0, snap, "Snapshot %s is invalid (its copy-on-write store "
+                            "overflowed): reverting to it would destroy '%s'", snap->id, snap->volume);
+        if (!p || !p->ops->revert_start || !p->ops->revert_progress)
+                return sets_outcome(out, VSS_E_NOT_SUPPORTED, 0, snap, "Provider '%s' cannot revert a volume to a snapshot "
+                            "(yet): only LVM volumes can be reverted by snapset now", snap->provider);
+        /* The snapshot's own mount goes first: it is about to disappear. */
+        code = sets_unexpose(m, set, snap, /* lazy= */ false, out);
+        if (code != S_OK)
+                return code;
+        if (force_dismount) {
+                code = dismount(snap, out);
+                if (code != S_OK)
+                        return code;
+        }
+
+        code = p->ops->revert_start(snap, &m->sets->settings, &st, &res);
+        if (code != S_OK)
+                return sets_outcome(out, code, res.error, snap, "%s", res.message[0] ? res.message : vss_code_message(code));
+        if (st.done) {
+                *ret_state = "done";
+                finish(m, set, snap);
+                return S_OK;
+        }
+        record(m, set, snap, &st);
+        *ret_state = snap->revert;
+        sets_event(m, LOG_NOTICE, "snapshot-revert-started", set, snap, st.pending ?
+                   "Reverting '%s' to snapshot %s is pending: '%s' is in use, and the merge starts at its next "
+                   "activation (unmount it and deactivate and activate it, or reboot; or revert with "
+                   "forceDismount)." : "Reverting '%s' to snapshot %s: merging into '%s'.",
+                   snap->volume, snap->id, snap->volume);
+        return S_OK;
+}
+
+/* One reverting snapshot: progress, done, or a failure (logged; asked again next time). */
+static bool poll_one(Manager *m, SnapshotSet *set, Snapshot *snap) {
+        const Provider *p = provider_by_name(snap->provider);
+        ProviderResult res = { .failed = SIZE_MAX };
+        ProviderRevert st = { .percent = -1 };
+        bool was_pending = streq_ptr(snap->revert, "pending");
+        char text[64];
+        VssCode code;
+
+        if (!p || !p->ops->revert_progress)
+                return false;
+        code = p->ops->revert_progress(snap, &m->sets->settings, &st, &res);
+        if (code != S_OK) {
+                log_warning("Cannot tell how the revert of '%s' to snapshot %s goes: %s", snap->volume, snap->id,
+                            res.message[0] ? res.message : vss_code_message(code));
+                return false;
+        }
+        if (st.done) {
+                finish(m, set, snap);
+                return true;
+        }
+        if (was_pending != st.pending || (int) st.percent != (int) snap->merge_percent) {
+                if (was_pending && !st.pending)
+                        sets_event(m, LOG_NOTICE, "snapshot-revert-started", set, snap, "Reverting '%s' to snapshot "
+                                   "%s: the merge has started.", snap->volume, snap->id);
+                snprintf(text, sizeof text, "%s %.0f%%", st.pending ? "pending" : "merging", st.percent < 0 ? 0 : st.percent);
+                /* Progress goes to Monitor, not to the journal: one line per percent would drown it. */
+                manager_post_event(m, "snapshot-revert-progress", set->id, snap->id, snap->volume, text);
+                record(m, set, snap, &st);
+        }
+        return false;
+}
+
+void sets_revert_poll(Manager *m, uint64_t now) {
+        SetRegistry *r = m->sets;
+
+        if (!r || r->revert_next_usec == 0 || r->revert_next_usec > now)
+                return;
+        r->revert_next_usec = 0;
+        for (size_t i = 0; i < sets_count(m); i++) {
+                SnapshotSet *set = r->sets[i];
+
+                for (size_t k = 0; k < set->n_snapshots; k++) {
+                        if (!set->snapshots[k]->revert)
+                                continue;
+                        /* Done: the set may be gone with it; the others are asked next time. */
+                        if (poll_one(m, set, set->snapshots[k])) {
+                                sets_revert_schedule(m, now);
+                                return;
+                        }
+                }
+        }
+        sets_revert_schedule(m, now);
+}
+
+void sets_revert_schedule(Manager *m, uint64_t now) {
+        SetRegistry *r = m->sets;
+
+        r->revert_next_usec = 0;
+        for (size_t i = 0; i < sets_count(m); i++)
+                for (size_t k = 0; k < r->sets[i]->n_snapshots; k++)
+                        if (r->sets[i]->snapshots[k]->revert)
+                                r->revert_next_usec = now + REVERT_POLL_USEC;
+}
+
+uint64_t sets_revert_deadline(const Manager *m) {
+        return m->sets && m->sets->revert_next_usec ? m->sets->revert_next_usec : UINT64_MAX;
+}

@@ -1,0 +1,101 @@
+#!/bin/bash
+# RevertToSnapshot on LVM, classic and thin, under real systemd:
+#   - a classic LV that is mounted: the revert is pending (as LVM does it), a second revert of the
+#     volume is VSS_E_REVERT_IN_PROGRESS (exit 39); once unmounted and reactivated the merge runs,
+#     Monitor sees it start and end (and its progress while it lasts), the snapshot goes, and the
+#     LV holds the snapshot's bytes again, though 200 MiB were written after the snapshot;
+#   - a thin LV with --force-dismount --wait: snapsetd unmounts it, lvm swaps the thin ids at
+#     once, and the LV holds the snapshot's bytes;
+#   - a provider that cannot revert says so (dm-snapshot: VSS_E_NOT_SUPPORTED).
+# After each: no snapset LV or device left, the thin pool's transaction ids agree.
+# r_out, r_err and r_rc are set by snapset_capture:
+# shellcheck disable=SC2154
+# shellcheck source-path=SCRIPTDIR/.. source=lib.sh
+. "$(dirname "$0")/../lib.sh"
+
+require_cmd snapsetctl lvcreate lvchange mkfs.ext4 jq sha256sum
+vg=snap85
+lvm_vg $vg "$(scratch_disk 0)"
+lvcreate -qq -y -L 320M -n c0 $vg
+lvcreate -qq -y --type thin-pool -L 300M -n pool $vg
+lvcreate -qq -y -V 128M --thin -n t0 $vg/pool
+for lv in c0 t0; do
+	mkfs.ext4 -q /dev/$vg/$lv
+done
+mnt_c=$(mount_tmp /dev/$vg/c0)
+mnt_t=$(mount_tmp /dev/$vg/t0)
+random_file "$mnt_c/data" 4
+random_file "$mnt_t/data" 4
+sum_c=$(sha "$mnt_c/data") sum_t=$(sha "$mnt_t/data")
+sync
+snapset_create s "$mnt_c:cow-size=256M" "$mnt_t"
+snap_c=$(jq -r --arg v "$mnt_c" '.snapshots[] | select(.volume == $v) | .id' <<<"$s_json")
+snap_t=$(jq -r --arg v "$mnt_t" '.snapshots[] | select(.volume == $v) | .id' <<<"$s_json")
+# After the point in time: new data everywhere, and enough of it that the merge takes a while.
+random_file "$mnt_c/data" 4
+random_file "$mnt_t/data" 4
+dd if=/dev/urandom of="$mnt_c/filler" bs=1M count=200 status=none conv=fsync
+sync
+[[ $(sha "$mnt_c/data") != "$sum_c" ]] || fail "the origin did not change (the test proves nothing)"
+step "set $s_id: classic snapshot $snap_c of $mnt_c, thin snapshot $snap_t of $mnt_t; both origins changed since"
+
+events=$SNAPSET_VM_TMP/t85.events
+snapsetctl --json call --more io.snapset.Manager.Monitor >"$events" 2>/dev/null &
+monitor=$!
+defer "kill $monitor 2>/dev/null || true"
+sleep 1
+
+# --- classic, mounted: pending; in progress; then merged on the next activation ------------------
+
+snapset_capture r snapsetctl --json revert "$snap_c"
+((r_rc == 0)) || fail "revert of a mounted classic LV exited with $r_rc: $r_err"
+assert_eq "$(jq -r .revert <<<"$r_out")" pending "the revert of a mounted LV"
+assert_eq "$(snapsetctl --json show "$snap_c" | jq -r .revert)" pending "GetSnapshot's revert"
+snapset_capture r snapsetctl revert "$snap_c"
+assert_eq "$r_rc" 39 "a second revert of the same volume (VSS_E_REVERT_IN_PROGRESS)"
+assert_contains "$r_err" "VSS_E_REVERT_IN_PROGRESS" "its message"
+
+umount "$mnt_c"
+lvchange -an $vg/c0
+lvchange -ay $vg/c0
+for _ in $(seq "$(scaled 300)"); do
+	snapsetctl show "$snap_c" >/dev/null 2>&1 || break
+	sleep 0.5
+done
+snapset_capture r snapsetctl show "$snap_c"
+assert_eq "$r_rc" 26 "the merged snapshot is gone (VSS_E_OBJECT_NOT_FOUND)"
+mount /dev/$vg/c0 "$mnt_c"
+assert_eq "$(sha "$mnt_c/data")" "$sum_c" "the classic LV's data after the merge: the snapshot's"
+[[ ! -e $mnt_c/filler ]] || fail "the file written after the snapshot survived the revert"
+jq -e --arg id "$snap_c" 'select(.event.type == "snapshot-reverted" and .event.snapshotId == $id)' "$events" >/dev/null ||
+	fail "Monitor sent no snapshot-reverted for $snap_c: $(cat "$events")"
+jq -e --arg id "$snap_c" 'select(.event.type == "snapshot-revert-started" and .event.snapshotId == $id)' "$events" >/dev/null ||
+	fail "Monitor sent no snapshot-revert-started for $snap_c"
+progress=$(jq -r --arg id "$snap_c" 'select(.event.type == "snapshot-revert-progress" and .event.snapshotId == $id) | .event.message' "$events" | paste -sd, -)
+step "ok: classic: pending while mounted, in progress for a second revert, merged after reactivation; Monitor: started, progress [$progress], reverted"
+
+# --- thin, with --force-dismount --wait ----------------------------------------------------------
+
+snapset_capture r snapsetctl revert --force-dismount --wait "$snap_t"
+((r_rc == 0)) || fail "revert --force-dismount --wait of the thin LV exited with $r_rc: $r_err"
+assert_contains "$r_out" "Reverted" "revert --wait's last word"
+[[ -z $(findmnt -n --source /dev/mapper/$vg-t0) ]] || fail "the thin LV is still mounted after --force-dismount"
+mount /dev/$vg/t0 "$mnt_t"
+assert_eq "$(sha "$mnt_t/data")" "$sum_t" "the thin LV's data after the merge: the snapshot's"
+lvm_assert_clean "after the reverts" $vg
+[[ -z $(snapsetctl --json list --sets) ]] || fail "the set outlived its last snapshot's merge"
+step "ok: thin: unmounted by snapsetd, merged at once, the data the snapshot's; nothing left"
+
+# --- a provider that cannot ----------------------------------------------------------------------
+
+read -r dmdev dmmnt <<<"$(snapset_volume t85-dm ext4 64M)"
+cowdir=$(snapset_cow_dir 32M)
+snapset_conf "[Storage]
+CowDirectory=$cowdir
+DefaultCowSize=8M"
+snapset_create d "$dmmnt"
+snapset_capture r snapsetctl revert "$(jq -r '.snapshots[0].id' <<<"$d_json")"
+assert_eq "$r_rc" 40 "revert through dm-snapshot (VSS_E_NOT_SUPPORTED)"
+assert_contains "$r_err" "cannot revert" "its message"
+assert_success snapsetctl delete "$d_id"
+step "ok: dm-snapshot: VSS_E_NOT_SUPPORTED, saying so (${dmdev})"
