@@ -52,6 +52,7 @@ typedef struct Verb {
         X(expose)           \
         X(unexpose)         \
         X(revert)           \
+        X(break)            \
         X(abort)            \
         X(cleanup)          \
         X(call)             \

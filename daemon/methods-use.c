@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 
-/* Using a snapshot: ExposeSnapshot, UnexposeSnapshot (sets-expose.h does the work) and
- * RevertToSnapshot (sets-revert.h). */
+/* Using a snapshot: ExposeSnapshot, UnexposeSnapshot (sets-expose.h does the work),
+ * RevertToSnapshot (sets-revert.h) and BreakSnapshotSet (sets-break.h). */
 
 #include <stddef.h>
 
@@ -9,6 +9,7 @@
 #include "method-util.h"
 #include "methods-use.h"
 #include "ratelimit.h"
+#include "sets-break.h"
 #include "sets-expose.h"
 #include "sets-revert.h"
 #include "sets.h"
@@ -133,4 +134,43 @@ int vl_method_revert_to_snapshot(MethodCall *mc, json_object *parameters) {
         if (!reply || json_add_string(reply, "revert", state) < 0)
                 return -ENOMEM;
         return method_reply(mc, TAKE_PTR(reply));
+}
+
+int vl_method_break_snapshot_set(MethodCall *mc, json_object *parameters) {
+        typedef struct { char *set_id; bool revert_identity; } Params;
+        static const JsonDispatch table[] = {
+                { "setId",          JSON_DISPATCH_STRING, offsetof(Params, set_id),          JSON_MANDATORY },
+                { "revertIdentity", JSON_DISPATCH_BOOL,   offsetof(Params, revert_identity), JSON_NULLABLE },
+                {}
+        };
+        _cleanup_(json_object_putp) json_object *volumes = NULL;
+        char **devices = NULL;
+        SnapshotSet *set = NULL;
+        Params p = {};
+        SetOutcome out;
+        int r;
+
+        r = method_dispatch(mc, parameters, table, &p);
+        if (r == 0)
+                r = method_check_id(mc, p.set_id, "snapshot set");
+        if (r == 0 && !(set = sets_find_set(mc->manager, p.set_id, NULL)))
+                r = method_refuse(mc, VSS_E_OBJECT_NOT_FOUND, &(VssErrorFields) { .set_id = p.set_id },
+                                  "There is no snapshot set %s (a set still in creation cannot be broken).",
+                                  p.set_id) ?: 1;
+        if (r == 0 && sets_break(mc->manager, set, p.revert_identity, &devices, &out) != S_OK)
+                r = refuse_outcome(mc, &out, p.set_id);
+        json_dispatch_done(table, &p);
+        if (r != 0)
+                return r < 0 ? r : 0;
+
+        volumes = json_object_new_array();
+        for (size_t i = 0; devices[i]; i++) {
+                if (volumes && json_object_array_add(volumes, json_object_new_string(devices[i])) < 0)
+                        r = -ENOMEM;
+                free(devices[i]);
+        }
+        free(devices);
+        if (!volumes || r < 0)
+                return -ENOMEM;
+        return method_reply_with(mc, "volumes", TAKE_PTR(volumes));
 }

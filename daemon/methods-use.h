@@ -9,3 +9,4 @@
 int vl_method_expose_snapshot(MethodCall *mc, json_object *parameters);
 int vl_method_unexpose_snapshot(MethodCall *mc, json_object *parameters);
 int vl_method_revert_to_snapshot(MethodCall *mc, json_object *parameters);
+int vl_method_break_snapshot_set(MethodCall *mc, json_object *parameters);

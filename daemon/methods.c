@@ -76,7 +76,7 @@ static const Method method_table_entries[] = {
         { MGR, "ExposeSnapshot",          vl_method_expose_snapshot,           0 },
         { MGR, "UnexposeSnapshot",        vl_method_unexpose_snapshot,         0 },
         { MGR, "RevertToSnapshot",        vl_method_revert_to_snapshot,        0 },
-        { MGR, "BreakSnapshotSet",        NULL,                                0 },
+        { MGR, "BreakSnapshotSet",        vl_method_break_snapshot_set,        0 },
 };
 
 const Method *method_table(size_t *ret_n) {

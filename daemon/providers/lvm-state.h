@@ -54,9 +54,11 @@ void lvm_share_state_free(ProviderSet *ps);
 VssCode lvm_oom(ProviderResult *res, size_t index);
 /* The snapshot's record from its provider_data; E_INVALIDARG in res if it has none. */
 VssCode lvm_record_of(const Snapshot *snap, LvmRecord *ret, ProviderResult *res);
-/* lvm-revert.c: RevertToSnapshot (ProviderOps.revert_start, revert_progress). */
+/* lvm-use.c: RevertToSnapshot (ProviderOps.revert_start, revert_progress) and BreakSnapshotSet
+ * (ProviderOps.break_snapshot). */
 VssCode lvm_revert_start(Snapshot *snap, const ProviderSettings *settings, ProviderRevert *ret, ProviderResult *res);
 VssCode lvm_revert_progress(Snapshot *snap, const ProviderSettings *settings, ProviderRevert *ret, ProviderResult *res);
+VssCode lvm_break(Snapshot *snap, const ProviderSettings *settings, char **ret_device, ProviderResult *res);
 /* The record as the snapshot's provider_data. */
 int lvm_record_store(Snapshot *model, const LvmRecord *rec);
 unsigned lvm_max_used_percent(const ProviderSettings *s);

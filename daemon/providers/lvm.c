@@ -936,6 +936,7 @@ static const ProviderOps lvm_ops = {
         .query = lvm_query,
         .revert_start = lvm_revert_start,
         .revert_progress = lvm_revert_progress,
+        .break_snapshot = lvm_break,
         .find_orphans = lvm_find_orphans,
 };
 

@@ -231,6 +231,11 @@ typedef struct ProviderOps {
                                 ProviderResult *res);
         VssCode (*revert_progress)(Snapshot *snap, const ProviderSettings *settings, ProviderRevert *ret,
                                    ProviderResult *res);
+        /* Optional: BreakSnapshotSet. Makes snap an ordinary volume that no longer carries any
+         * mark of snapset's (an LVM LV renamed and untagged), and returns its device path in
+         * *ret_device (owned by the caller). The registry forgets the snapshot afterwards. */
+        VssCode (*break_snapshot)(Snapshot *snap, const ProviderSettings *settings, char **ret_device,
+                                  ProviderResult *res);
         /* Optional: query for n snapshots of this provider at once (an external provider's
          * QuerySnapshots: one round trip for a listing). *ret_unsupported: this provider cannot,
          * ask with query instead. */

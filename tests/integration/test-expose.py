@@ -214,6 +214,14 @@ class Expose(unittest.TestCase):
         self.assertEqual(out.returncode, 40, out)
         self.assertNotIn("revert", self.call("GetSnapshot", {"snapshotId": snaps[0]})["parameters"]["snapshot"])
 
+    def test_a_provider_that_cannot_break_says_so_and_changes_nothing(self):
+        set_id, snaps = self.create()
+        out = self.snapsetctl("break", set_id)
+        self.assertEqual(out.returncode, 40, out)   # VSS_E_NOT_SUPPORTED
+        self.assertIn("nothing was changed", out.stderr)
+        for snap in snaps:
+            self.assertEqual(self.call("GetSnapshot", {"snapshotId": snap})["parameters"]["snapshot"]["setId"], set_id)
+
     def test_exec_runs_the_command_on_the_snapshots_and_releases_the_set(self):
         script = 'cat "$SNAPSET_MOUNT_1/data" "$2/data"; echo "$SNAPSET_COUNT $SNAPSET_VOLUME_2"; ' \
                  'test "$SNAPSET_MOUNTS" = "$1 $2"; touch "$1/x" 2>/dev/null && echo writable; exit 3'

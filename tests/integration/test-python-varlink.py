@@ -52,7 +52,9 @@ class PythonVarlink(unittest.TestCase):
         with self.client.open(MANAGER) as con:
             with self.assertRaises(varlink.VarlinkError) as cm:
                 con.BreakSnapshotSet("00000000-0000-0000-0000-000000000000")
-        self.assertEqual(cm.exception.error(), "org.varlink.service.MethodNotImplemented")
+        self.assertEqual(cm.exception.error(), MANAGER + ".ObjectNotFound")
+        self.assertEqual(cm.exception.parameters()["vssName"], "VSS_E_OBJECT_NOT_FOUND")
+        self.assertEqual(cm.exception.parameters()["setId"], "00000000-0000-0000-0000-000000000000")
 
     def test_streaming_with_more(self):
         with self.client.open(MANAGER) as con:

@@ -229,13 +229,13 @@ START_TEST(test_read_only_method_without_read_group_is_denied_to_non_root) {
 }
 END_TEST
 
-START_TEST(test_unimplemented_method_for_root) {
+START_TEST(test_break_of_a_malformed_id_is_refused_naming_it) {
         _cleanup_(manager_freep) Manager *m = test_manager(NULL);
         Capture cap = {};
 
         ck_assert_int_eq(dispatch(m, &root_peer, "{\"method\":\"io.snapset.Manager.BreakSnapshotSet\",\"parameters\":{\"setId\":\"x\"}}", &cap), 0);
-        ck_assert_str_eq(reply_error(&cap), VARLINK_ERROR_METHOD_NOT_IMPLEMENTED);
-        ck_assert_str_eq(param_string(reply_parameters(&cap), "method"), "io.snapset.Manager.BreakSnapshotSet");
+        ck_assert_str_eq(reply_error(&cap), "io.snapset.Manager.InvalidArgument");
+        ck_assert_ptr_nonnull(strstr(param_string(reply_parameters(&cap), "message"), "'x' is not a valid snapshot set id"));
         capture_done(&cap);
 }
 END_TEST
@@ -360,7 +360,7 @@ Suite *suite_daemon_methods(void) {
         tcase_add_test(tc, test_non_root_caller_of_a_mutating_method_gets_access_denied);
         tcase_add_test(tc, test_read_group_member_still_cannot_mutate);
         tcase_add_test(tc, test_read_only_method_without_read_group_is_denied_to_non_root);
-        tcase_add_test(tc, test_unimplemented_method_for_root);
+        tcase_add_test(tc, test_break_of_a_malformed_id_is_refused_naming_it);
         tcase_add_test(tc, test_streaming_method_without_more_gets_expected_more);
         tcase_add_test(tc, test_monitor_sends_the_current_state_and_stays_open);
         tcase_add_test(tc, test_oneway_calls_get_no_reply_even_on_error);

@@ -6,6 +6,9 @@
 #     LV holds the snapshot's bytes again, though 200 MiB were written after the snapshot;
 #   - a thin LV with --force-dismount --wait: snapsetd unmounts it, lvm swaps the thin ids at
 #     once, and the LV holds the snapshot's bytes;
+#   - break: a thin ext4 and a thin xfs LV become ordinary LVs (renamed, untagged, forgotten) with
+#     new filesystem UUIDs, mount beside their origins and take writes; a set with a swap LV, whose
+#     UUID snapset cannot renew, is refused (VSS_E_CANNOT_REVERT_DISKID, exit 42) and left as it was;
 #   - a provider that cannot revert says so (dm-snapshot: VSS_E_NOT_SUPPORTED).
 # After each: no snapset LV or device left, the thin pool's transaction ids agree.
 # r_out, r_err and r_rc are set by snapset_capture:
@@ -13,7 +16,7 @@
 # shellcheck source-path=SCRIPTDIR/.. source=lib.sh
 . "$(dirname "$0")/../lib.sh"
 
-require_cmd snapsetctl lvcreate lvchange mkfs.ext4 jq sha256sum
+require_cmd snapsetctl lvcreate lvchange mkfs.ext4 mkfs.xfs mkswap blkid jq sha256sum
 vg=snap85
 lvm_vg $vg "$(scratch_disk 0)"
 lvcreate -qq -y -L 320M -n c0 $vg
@@ -85,6 +88,46 @@ assert_eq "$(sha "$mnt_t/data")" "$sum_t" "the thin LV's data after the merge: t
 lvm_assert_clean "after the reverts" $vg
 [[ -z $(snapsetctl --json list --sets) ]] || fail "the set outlived its last snapshot's merge"
 step "ok: thin: unmounted by snapsetd, merged at once, the data the snapshot's; nothing left"
+
+# --- break: ordinary LVs with new filesystem UUIDs, or nothing changed ----------------------------
+
+lvcreate -qq -y -V 320M --thin -n x0 $vg/pool
+mkfs.xfs -q /dev/$vg/x0
+mnt_x=$(mount_tmp /dev/$vg/x0)
+random_file "$mnt_x/data" 2
+sum_x=$(sha "$mnt_x/data")
+lvcreate -qq -y -L 16M -n sw $vg
+mkswap -q /dev/$vg/sw >/dev/null
+sync
+# A set with a swap LV: its UUID is not one snapset can renew, so nothing changes.
+snapset_create b "$mnt_t" /dev/$vg/sw
+snapset_capture r snapsetctl break "$b_id"
+assert_eq "$r_rc" 42 "break of a set with a swap LV (VSS_E_CANNOT_REVERT_DISKID)"
+assert_contains "$r_err" "swap" "the refusal names what could not be renewed"
+assert_eq "$(snapsetctl --json show "$b_id" | jq '.snapshots | length')" 2 "the set's snapshots after the refused break"
+[[ -n $(lvm_snapset_lvs $vg) ]] || fail "the refused break changed the snapshot LVs"
+assert_success snapsetctl delete "$b_id"
+
+snapset_create b "$mnt_t" "$mnt_x"
+snapset_capture r snapsetctl break "$b_id"
+((r_rc == 0)) || fail "break exited with $r_rc: $r_err"
+mapfile -t broken <<<"$r_out"
+assert_eq "${#broken[@]}" 2 "volumes broken off"
+[[ -z $(lvm_snapset_lvs $vg) && -z $(lvs --noheadings -o lv_tags $vg | grep snapset) ]] || fail "snapset LVs or tags left after break: $(lvs -o lv_name,lv_tags $vg)"
+[[ -z $(snapsetctl --json list --sets) ]] || fail "the broken set is still listed"
+for dev in "${broken[@]}"; do
+	[[ -b $dev ]] || fail "break gave $dev, which is not a block device"
+	m=$(mount_tmp "$dev")   # beside its mounted origin: a UUID of its own (xfs refuses a duplicate)
+	case $dev in
+	*x0_snap_*) assert_eq "$(sha "$m/data")" "$sum_x" "the broken-off xfs volume's data" ;;
+	*t0_snap_*) [[ -e $m/data ]] || fail "the broken-off ext4 volume has no data file" ;;
+	*) fail "break gave an unexpected name: $dev" ;;
+	esac
+	echo written >"$m/new" || fail "$dev is not writable"
+	umount "$m"
+done
+assert_ne "$(blkid -s UUID -o value "${broken[0]}")" "$(blkid -s UUID -o value /dev/$vg/t0)" "the broken-off ext4 volume's UUID against its origin's"
+step "ok: break: ${broken[*]}: ordinary LVs without snapset's tags, new UUIDs, mounted beside their origins, writable; a swap LV in the set refused it with nothing changed"
 
 # --- a provider that cannot ----------------------------------------------------------------------
 

@@ -1,6 +1,8 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 
-/* RevertToSnapshot for LVM: "lvconvert --merge", which LVM carries out by itself and records in
+/* Using LVM snapshots: break (below) and revert.
+ *
+ * RevertToSnapshot for LVM: "lvconvert --merge", which LVM carries out by itself and records in
  * its own metadata, so that a merge survives a crash or a reboot without snapset.
  *
  *   classic    the origin's table becomes snapshot-merge and the kernel copies the COW data back
@@ -21,6 +23,7 @@
 #include "lvm-run.h"
 #include "lvm-state.h"
 #include "result.h"
+#include "snapshot-set.h"
 
 /* The snapshot-merge status of the origin: COW data left to merge, in sectors. */
 static int merge_left(const LvmRecord *rec, uint64_t *ret) {
@@ -129,4 +132,46 @@ VssCode lvm_revert_progress(Snapshot *snap, const ProviderSettings *settings, Pr
         if (code != S_OK)
                 return code;
         return stand(snap, &rec, ret, res);
+}
+
+/* BreakSnapshotSet: the snapshot LV becomes an LV like any other, named ORIGIN_snap_XXXXXXXX
+ * (the first characters of the snapshot's id) rather than snapset-ID, which snapset refuses as an
+ * origin, and without snapset's tags, by which snapset would find it again at its start. A
+ * classic snapshot stays what LVM makes of it (it still depends on its origin); a thin one is a
+ * thin volume of its own. */
+VssCode lvm_break(Snapshot *snap, const ProviderSettings *settings, char **ret_device, ProviderResult *res) {
+        _cleanup_(lvm_record_done) LvmRecord rec = { .method = _LVM_METHOD_INVALID };
+        _cleanup_(command_freep) Command *c = NULL;
+        _cleanup_free_ char *path = NULL, *name = NULL, *device = NULL;
+        VssCode code;
+        int r;
+
+        code = lvm_record_of(snap, &rec, res);
+        if (code != S_OK)
+                return code;
+        if (lvm_lv_path(rec.vg, rec.snapshot, &path) < 0 || asprintf(&name, "%s_snap_%.8s", rec.origin, snap->id) < 0 ||
+            asprintf(&device, "/dev/%s/%s", rec.vg, name) < 0)
+                return lvm_oom(res, 0);
+        r = lvm_new("lvchange", false, &c);
+        if (r >= 0)
+                r = command_add(c, "--deltag") ?: command_add(c, LVM_TAG) ?: command_add(c, "--deltag") ?:
+                    command_addf(c, LVM_SET_TAG_PREFIX "%s", snap->set_id) ?: command_add(c, "--deltag") ?:
+                    command_add(c, LVM_BACKUP_TAG) ?: command_add(c, path);
+        if (r < 0)
+                return lvm_oom(res, 0);
+        code = lvm_run(c, "Removing snapset's tags", 0, res);
+        if (code != S_OK)
+                return code;
+        command_free(c);
+        c = NULL;
+        r = lvm_new("lvrename", false, &c);
+        if (r >= 0)
+                r = command_add(c, rec.vg) ?: command_add(c, rec.snapshot) ?: command_add(c, name);
+        if (r < 0)
+                return lvm_oom(res, 0);
+        code = lvm_run(c, "Renaming the snapshot", 0, res);
+        if (code != S_OK)
+                return code;
+        *ret_device = TAKE_PTR(device);
+        return S_OK;
 }
