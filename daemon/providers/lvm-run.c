@@ -162,7 +162,7 @@ static int add_report_options(Command *c, const char *columns) {
                command_add(c, "b") ?: command_add(c, "--nosuffix") ?: command_add(c, "-o") ?: command_add(c, columns);
 }
 
-VssCode lvm_query_lvs(char *const *names, LvmLv **ret, size_t *ret_n, size_t index, ProviderResult *res) {
+static VssCode query_lvs(char *const *names, bool all, LvmLv **ret, size_t *ret_n, size_t index, ProviderResult *res) {
         _cleanup_(command_freep) Command *c = NULL;
         VssCode code;
         int r;
@@ -170,6 +170,8 @@ VssCode lvm_query_lvs(char *const *names, LvmLv **ret, size_t *ret_n, size_t ind
         r = lvm_new("lvs", false, &c);
         if (r >= 0)
                 r = add_report_options(c, LVM_LV_COLUMNS);
+        if (r >= 0 && all)
+                r = command_add(c, "-a");
         for (char *const *n = names; r >= 0 && *n; n++)
                 r = command_add(c, *n);
         if (r < 0)
@@ -183,6 +185,14 @@ VssCode lvm_query_lvs(char *const *names, LvmLv **ret, size_t *ret_n, size_t ind
                 return provider_fail(res, index, r, r == -ENOMEM ? E_OUTOFMEMORY : VSS_E_PROVIDER_VETO,
                                      "lvs gave a report snapset cannot read (is lvm2 older than 2.02.158?)");
         return S_OK;
+}
+
+VssCode lvm_query_lvs(char *const *names, LvmLv **ret, size_t *ret_n, size_t index, ProviderResult *res) {
+        return query_lvs(names, false, ret, ret_n, index, res);
+}
+
+VssCode lvm_query_lvs_all(char *const *names, LvmLv **ret, size_t *ret_n, size_t index, ProviderResult *res) {
+        return query_lvs(names, true, ret, ret_n, index, res);
 }
 
 VssCode lvm_query_vg(const char *vg, LvmVg *ret, size_t index, ProviderResult *res) {

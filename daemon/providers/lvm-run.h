@@ -27,6 +27,8 @@ int lvm_new(const char *subcommand, bool window, Command **ret);
  * (NULL-terminated; "VG/LV", "VG", or a "@tag"), and parses it. On failure returns negative and
  * fills res (index: the volume concerned) with the code and lvm's message. */
 VssCode lvm_query_lvs(char *const *names, LvmLv **ret, size_t *ret_n, size_t index, ProviderResult *res);
+/* The same with the LVs lvm hides (lvs -a): a classic snapshot that is being merged is one. */
+VssCode lvm_query_lvs_all(char *const *names, LvmLv **ret, size_t *ret_n, size_t index, ProviderResult *res);
 VssCode lvm_query_vg(const char *vg, LvmVg *ret, size_t index, ProviderResult *res);
 
 /* Runs a command built by lvm_new() to its end (LVM_TIMEOUT_USEC), again while the VG's lock is

@@ -55,7 +55,8 @@ static int snapshot_exists(const LvmRecord *rec, ProviderResult *res) {
 
         if (lvm_lv_path(rec->vg, rec->snapshot, &path) < 0)
                 return -ENOMEM;
-        code = lvm_query_lvs((char *[]) { path, NULL }, &lvs, &n, 0, res);
+        /* -a: lvm hides a classic snapshot while it is merged. */
+        code = lvm_query_lvs_all((char *[]) { path, NULL }, &lvs, &n, 0, res);
         lvm_lvs_free(lvs, n);
         if (code == VSS_E_OBJECT_NOT_FOUND) {
                 *res = (ProviderResult) { .failed = SIZE_MAX };

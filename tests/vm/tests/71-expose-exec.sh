@@ -105,6 +105,7 @@ step "ok: exec: the set is gone after COMMAND was killed (exit 143) and after sn
 
 # --- expose: across a restart, in use, unexpose -------------------------------------------------
 
+sum_b_now=$(sha "$mnt_b/data")   # the exec above changed it
 snapset_create s "$mnt_b" "$mnt_c"
 snap=$(jq -r '.snapshots[0].id' <<<"$s_json")
 # 'snapsetctl list' shows the classic snapshot's COW use (it said "-" once).
@@ -114,7 +115,7 @@ cow=$(snapsetctl --json list | jq -r --arg id "$snap" '.snapshots[] | select(.id
 snapset_capture x snapsetctl expose "$snap"
 ((x_rc == 0)) || fail "snapsetctl expose exited with $x_rc: $x_err"
 path=$x_out
-assert_eq "$(sha "$path/data")" "${sums[1]}" "the exposed xfs snapshot's data"
+assert_eq "$(sha "$path/data")" "$sum_b_now" "the exposed xfs snapshot's data"
 snapset_restart
 [[ $(findmnt -n -o TARGET --mountpoint "$path") == "$path" ]] || fail "the exposed snapshot is not mounted after a restart of snapsetd"
 assert_eq "$(snapsetctl --json show "$snap" | jq -r .exposedAt)" "$path" "exposedAt after the restart"

@@ -46,7 +46,12 @@ events=$SNAPSET_VM_TMP/t85.events
 snapsetctl --json call --more io.snapset.Manager.Monitor >"$events" 2>/dev/null &
 monitor=$!
 defer "kill $monitor 2>/dev/null || true"
-sleep 1
+# Connected once its first reply (the current state) is in.
+for _ in $(seq "$(scaled 50)"); do
+	[[ -s $events ]] && break
+	sleep 0.2
+done
+[[ -s $events ]] || fail "Monitor sent nothing"
 
 # --- classic, mounted: pending; in progress; then merged on the next activation ------------------
 
@@ -70,10 +75,11 @@ assert_eq "$r_rc" 26 "the merged snapshot is gone (VSS_E_OBJECT_NOT_FOUND)"
 mount /dev/$vg/c0 "$mnt_c"
 assert_eq "$(sha "$mnt_c/data")" "$sum_c" "the classic LV's data after the merge: the snapshot's"
 [[ ! -e $mnt_c/filler ]] || fail "the file written after the snapshot survived the revert"
-jq -e --arg id "$snap_c" 'select(.event.type == "snapshot-reverted" and .event.snapshotId == $id)' "$events" >/dev/null ||
+# any() over the whole stream: jq 1.6's -e looks at the last input only.
+jq -e -s --arg id "$snap_c" 'any(.[]; .event.type == "snapshot-reverted" and .event.snapshotId == $id)' "$events" >/dev/null ||
 	fail "Monitor sent no snapshot-reverted for $snap_c: $(cat "$events")"
-jq -e --arg id "$snap_c" 'select(.event.type == "snapshot-revert-started" and .event.snapshotId == $id)' "$events" >/dev/null ||
-	fail "Monitor sent no snapshot-revert-started for $snap_c"
+jq -e -s --arg id "$snap_c" 'any(.[]; .event.type == "snapshot-revert-started" and .event.snapshotId == $id)' "$events" >/dev/null ||
+	fail "Monitor sent no snapshot-revert-started for $snap_c: $(cat "$events")"
 progress=$(jq -r --arg id "$snap_c" 'select(.event.type == "snapshot-revert-progress" and .event.snapshotId == $id) | .event.message' "$events" | paste -sd, -)
 step "ok: classic: pending while mounted, in progress for a second revert, merged after reactivation; Monitor: started, progress [$progress], reverted"
 
