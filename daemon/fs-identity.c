@@ -1,6 +1,9 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 
 #include <errno.h>
+#include <fcntl.h>
+#include <linux/fs.h>
+#include <sys/ioctl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/mount.h>
@@ -37,6 +40,14 @@ static int run(const char *tool, const char *const *args, int ok_status, char *r
 
                 snprintf(reason, size, "%s failed (%s%d): %.*s", tool, r == -ETIMEDOUT ? "timed out, " : "exit status ",
                          c ? c->exit_status : -1, (int) strcspn(words, "\n"), words);
+        } else {
+                /* What it said, for when it says "success" but did nothing (xfs_admin). */
+                const char *out = c->out ? c->out : "", *err = c->err ? c->err : "";
+
+                snprintf(reason, size, "%s said: %s%s%s", tool, out, *out && *err ? " / " : "", err);
+                for (char *p = reason; *p; p++)
+                        if (*p == '\n')
+                                *p = ' ';
         }
         return r;
 }
@@ -57,12 +68,42 @@ static int xfs_replay_log(const char *device) {
         return r;
 }
 
+/* The UUID on the device as it is now, not as the page cache remembers it (the tools write
+ * around it). */
+static int probe_uuid(const char *device, char **ret_type, char **ret_uuid) {
+        int fd = open(device, O_RDONLY | O_CLOEXEC);
+
+        if (fd >= 0) {
+                (void) ioctl(fd, BLKFLSBUF, 0);
+                (void) close(fd);
+        }
+        return blockdev_probe_filesystem(device, ret_type, ret_uuid);
+}
+
+static int uuid_changed(const char *device, const char *before, char *reason, size_t size) {
+        _cleanup_free_ char *type = NULL, *after = NULL;
+        int r;
+
+        r = probe_uuid(device, &type, &after);
+        if (r < 0)
+                return r;
+        if (!after || streq_ptr(after, before)) {
+                char said[256];
+
+                snprintf(said, sizeof said, "%s", reason);
+                snprintf(reason, size, "the tool reported success, but the filesystem's UUID is still %s (%s)",
+                         strna(before), said);
+                return -EIO;
+        }
+        return 0;
+}
+
 int fs_identity_renew(const char *device, char *reason, size_t size) {
-        _cleanup_free_ char *type = NULL;
+        _cleanup_free_ char *type = NULL, *uuid = NULL;
         int r;
 
         reason[0] = 0;
-        r = blockdev_probe_filesystem(device, &type, NULL);
+        r = probe_uuid(device, &type, &uuid);
         if (r < 0)
                 return r;
         if (!type)
@@ -73,11 +114,19 @@ int fs_identity_renew(const char *device, char *reason, size_t size) {
                 r = run("e2fsck", (const char *const[]) { "-f", "-p", device, NULL }, 1, reason, size);
                 if (r >= 0)
                         r = run("tune2fs", (const char *const[]) { "-U", "random", device, NULL }, 0, reason, size);
+                if (r >= 0)
+                        r = uuid_changed(device, uuid, reason, size);
         } else if (streq(type, "xfs")) {
-                r = run("xfs_admin", (const char *const[]) { "-U", "generate", device, NULL }, 0, reason, size);
-                /* A log to replay first: mounting does that (nouuid: the origin is mounted). */
-                if (r == -EIO && strstr(reason, "log") && xfs_replay_log(device) >= 0)
+                /* xfs_admin will not touch a filesystem whose log needs replaying, and says so with
+                 * exit status 0: replay it first by mounting (nouuid: the origin is mounted), and
+                 * check afterwards that the UUID did change. */
+                r = xfs_replay_log(device);
+                if (r < 0)
+                        snprintf(reason, size, "mounting it to replay its log failed: %s", strerror(-r));
+                if (r >= 0)
                         r = run("xfs_admin", (const char *const[]) { "-U", "generate", device, NULL }, 0, reason, size);
+                if (r >= 0)
+                        r = uuid_changed(device, uuid, reason, size);
         }
         else {
                 snprintf(reason, size, "snapset cannot give a %s filesystem a new UUID", type);
