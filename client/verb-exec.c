@@ -147,11 +147,21 @@ static int set_environment(const char *set_id, const Exposed *e) {
         return 0;
 }
 
+static void strv_free_all(char **l) {
+        for (char **p = l; p && *p; p++)
+                free(*p);
+        free(l);
+}
+
+static void strv_free_allp(char ***l) {
+        strv_free_all(*l);
+}
+
 /* {} as a whole argument: every mount point, each an argument of its own (as find -exec ... {} +);
  * {N} anywhere in an argument: the mount point of volume N. Returns 0, -EINVAL (a {N} out of
  * range, named in *ret_bad), or -ENOMEM. */
 static int substitute(char **args, size_t n_args, const Exposed *e, char ***ret, const char **ret_bad) {
-        _cleanup_free_ char **out = calloc(n_args * (e->n + 1) + 1, sizeof(char *));
+        char **out = calloc(n_args * (e->n + 1) + 1, sizeof(char *));
         size_t k = 0;
 
         if (!out)
@@ -162,7 +172,8 @@ static int substitute(char **args, size_t n_args, const Exposed *e, char ***ret,
 
                 if (streq(a, "{}")) {
                         for (size_t m = 0; m < e->n; m++)
-                                out[k++] = e->mounts[m];
+                                if (!(out[k++] = strdup(e->mounts[m])))
+                                        return strv_free_all(out), -ENOMEM;
                         continue;
                 }
                 s = strdup(a);
@@ -176,6 +187,7 @@ static int substitute(char **args, size_t n_args, const Exposed *e, char ***ret,
                         if (v < 1 || v > e->n) {
                                 *ret_bad = a;
                                 free(s);
+                                strv_free_all(out);
                                 return -EINVAL;
                         }
                         if (asprintf(&joined, "%.*s%s%s", (int) (open - s), s, e->mounts[v - 1], end + 1) < 0)
@@ -184,11 +196,11 @@ static int substitute(char **args, size_t n_args, const Exposed *e, char ***ret,
                         s = joined;
                 }
                 if (!s)
-                        return -ENOMEM;
-                out[k++] = s;   /* owned by the child, which replaces itself with the command */
+                        return strv_free_all(out), -ENOMEM;
+                out[k++] = s;
         }
         out[k] = NULL;
-        *ret = TAKE_PTR(out);
+        *ret = out;
         return 0;
 }
 
@@ -253,7 +265,7 @@ static int exec_run(int argc, char *argv[]) {
         _cleanup_(varlink_stream_freep) VarlinkStream *s = NULL;
         _cleanup_(json_object_putp) json_object *parameters = NULL, *reply = NULL;
         _cleanup_(exposed_done) Exposed exposed = {};
-        _cleanup_free_ char **command = NULL;
+        _cleanup_(strv_free_allp) char **command = NULL;
         const char *set_id, *bad = NULL;
         json_object *set;
         int n_volumes = -1, r, status, released;

@@ -81,7 +81,7 @@ int vl_method_expose_snapshot(MethodCall *mc, json_object *parameters) {
         if (!reply || json_add_string(reply, "device", snap->device) < 0 ||
             (snap->exposed_at && p.mount && json_add_string(reply, "path", snap->exposed_at) < 0))
                 return -ENOMEM;
-        return method_reply(mc, TAKE_PTR(reply));
+        return method_reply(mc, reply);   /* borrowed: freed here */
 }
 
 int vl_method_unexpose_snapshot(MethodCall *mc, json_object *parameters) {
@@ -133,7 +133,7 @@ int vl_method_revert_to_snapshot(MethodCall *mc, json_object *parameters) {
         reply = json_object_new_object();
         if (!reply || json_add_string(reply, "revert", state) < 0)
                 return -ENOMEM;
-        return method_reply(mc, TAKE_PTR(reply));
+        return method_reply(mc, reply);   /* borrowed: freed here */
 }
 
 int vl_method_break_snapshot_set(MethodCall *mc, json_object *parameters) {
