@@ -177,13 +177,18 @@ static int substitute(char **args, size_t n_args, const Exposed *e, char ***ret,
                         continue;
                 }
                 s = strdup(a);
-                while (s && (open = strstr(s, "{")) && open[1] >= '1' && open[1] <= '9') {
-                        char *end;
-                        unsigned long v = strtoul(open + 1, &end, 10);
-                        char *joined;
+                /* From a cursor past each replacement: a mount point is never substituted again,
+                 * and a brace that is no {N} is left as it is. */
+                for (size_t at = 0; s && (open = strchr(s + at, '{'));) {
+                        char *end, *joined;
+                        unsigned long v;
 
+                        at = (size_t) (open - s) + 1;
+                        if (open[1] < '1' || open[1] > '9')
+                                continue;
+                        v = strtoul(open + 1, &end, 10);
                         if (*end != '}')
-                                break;
+                                continue;
                         if (v < 1 || v > e->n) {
                                 *ret_bad = a;
                                 free(s);
@@ -192,6 +197,7 @@ static int substitute(char **args, size_t n_args, const Exposed *e, char ***ret,
                         }
                         if (asprintf(&joined, "%.*s%s%s", (int) (open - s), s, e->mounts[v - 1], end + 1) < 0)
                                 joined = NULL;
+                        at = (size_t) (open - s) + strlen(e->mounts[v - 1]);
                         free(s);
                         s = joined;
                 }
@@ -213,6 +219,8 @@ static int run_command(char **argv, const char *cwd) {
         pid_t pid;
 
         (void) fflush(stdout);
+        /* Whatever our caller did with SIGCHLD, we wait for our child. */
+        (void) sigaction(SIGCHLD, &(struct sigaction) { .sa_handler = SIG_DFL }, NULL);
         (void) sigaction(SIGINT, &ignore, &old_int);
         (void) sigaction(SIGQUIT, &ignore, &old_quit);
         (void) sigaction(SIGTERM, &ignore, &old_term);
@@ -220,6 +228,10 @@ static int run_command(char **argv, const char *cwd) {
         pid = fork();
         if (pid < 0) {
                 log_error_errno(errno, "Cannot start %s: %m", argv[0]);
+                (void) sigaction(SIGINT, &old_int, NULL);
+                (void) sigaction(SIGQUIT, &old_quit, NULL);
+                (void) sigaction(SIGTERM, &old_term, NULL);
+                (void) sigaction(SIGHUP, &old_hup, NULL);
                 return 126;
         }
         if (pid == 0) {
@@ -235,8 +247,16 @@ static int run_command(char **argv, const char *cwd) {
                 log_error_errno(errno, "Cannot run %s: %m", argv[0]);
                 _exit(errno == ENOENT ? 127 : 126);
         }
-        while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
-                ;
+        for (;;) {
+                if (waitpid(pid, &status, 0) >= 0)
+                        break;
+                if (errno != EINTR) {
+                        /* Never a success we did not see (SIGCHLD ignored by our caller: ECHILD). */
+                        log_error_errno(errno, "Cannot wait for %s: %m", argv[0]);
+                        status = W_EXITCODE(SNAPSET_EXIT_FAILURE, 0);
+                        break;
+                }
+        }
         (void) sigaction(SIGINT, &old_int, NULL);
         (void) sigaction(SIGQUIT, &old_quit, NULL);
         (void) sigaction(SIGTERM, &old_term, NULL);

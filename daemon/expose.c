@@ -160,21 +160,28 @@ int expose_mount_options(const char *device, char **ret_fstype, char **ret_optio
         return 0;
 }
 
+/* One directory: made with mode exactly (the service's UMask=0077 would leave it to root alone). */
+static int mkdir_mode(const char *p, mode_t mode) {
+        if (mkdir(p, mode) >= 0)
+                return chmod(p, mode) < 0 ? -errno : 0;
+        return errno == EEXIST ? 0 : -errno;
+}
+
 static int mkdir_p(const char *path, mode_t mode) {
         _cleanup_free_ char *p = strdup(path);
+        int r;
 
         if (!p)
                 return -ENOMEM;
         for (char *s = p + 1; *s; s++)
                 if (*s == '/') {
                         *s = 0;
-                        if (mkdir(p, mode) < 0 && errno != EEXIST)
-                                return -errno;
+                        r = mkdir_mode(p, mode);
+                        if (r < 0)
+                                return r;
                         *s = '/';
                 }
-        if (mkdir(p, mode) < 0 && errno != EEXIST)
-                return -errno;
-        return 0;
+        return mkdir_mode(p, mode);
 }
 
 int expose_mount(const char *device, const char *path, const char *fstype, const char *options, bool mkdir_parents,
@@ -294,7 +301,7 @@ int expose_unmount(const char *path, const char *runtime_dir, bool lazy, char *h
                 holders[0] = 0;
         if (stat(path, &st) < 0)
                 st.st_dev = 0;
-        if (umount2(path, lazy ? MNT_DETACH : 0) < 0 && errno != EINVAL && errno != ENOENT) {
+        if (umount2(path, (lazy ? MNT_DETACH : 0) | UMOUNT_NOFOLLOW) < 0 && errno != EINVAL && errno != ENOENT) {
                 int r = -errno;
 
                 if (r == -EBUSY && holders && st.st_dev != 0)

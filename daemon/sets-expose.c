@@ -59,6 +59,9 @@ VssCode sets_expose(Manager *m, SnapshotSet *set, Snapshot *snap, const char *pa
         int r;
 
         *out = (SetOutcome) {};
+        if (snap->revert)
+                return sets_outcome(out, VSS_E_REVERT_IN_PROGRESS, 0, snap, "Snapshot %s is being merged into '%s' "
+                                    "(%s): it cannot be exposed", snap->id, snap->volume, snap->revert);
         if (snap->invalid)
                 return sets_outcome(out, VSS_E_BAD_STATE, 0, snap, "Snapshot %s is invalid (its copy-on-write store "
                             "overflowed): there is nothing consistent to expose; delete it", snap->id);
@@ -79,7 +82,8 @@ VssCode sets_expose(Manager *m, SnapshotSet *set, Snapshot *snap, const char *pa
                 if (r < 0)
                         return sets_outcome(out, E_INVALIDARG, r, snap, "Cannot expose snapshot %s at %s: %s", snap->id,
                                     path, reason);
-                where = strdup(path);
+                /* The directory itself, not a path that may lead elsewhere later (a symlink). */
+                where = realpath(path, NULL);
         } else if (default_path(m, set, snap, &where) < 0)
                 where = NULL;
         if (!where)

@@ -167,6 +167,12 @@ void sets_revert_poll(Manager *m, uint64_t now) {
 
         if (!r || r->revert_next_usec == 0 || r->revert_next_usec > now)
                 return;
+        /* Never while a set is being made: lvs would take VG locks the window needs, and the
+         * record's write could meet a frozen /var. Next time. */
+        if (manager_job_busy(m)) {
+                r->revert_next_usec = now + REVERT_POLL_USEC;
+                return;
+        }
         r->revert_next_usec = 0;
         for (size_t i = 0; i < sets_count(m); i++) {
                 SnapshotSet *set = r->sets[i];

@@ -359,6 +359,10 @@ static VssCode delete_through_provider(Manager *m, Snapshot *snap, SetOutcome *o
 VssCode sets_delete_snapshot(Manager *m, SnapshotSet *set, Snapshot *snap, SetOutcome *out) {
         VssCode code;
 
+        if (snap->revert)
+                return sets_outcome(out, VSS_E_REVERT_IN_PROGRESS, 0, snap, "Snapshot %s is being merged into '%s' "
+                                    "(%s); it goes by itself when the merge is done", snap->id, snap->volume,
+                                    snap->revert);
         /* Exposed: unmounted first, unless something uses it (then nothing is deleted). */
         code = sets_unexpose(m, set, snap, /* lazy= */ false, out);
         if (code != S_OK)

@@ -17,6 +17,7 @@
 
 #include <inttypes.h>
 #include <stdio.h>
+#include <string.h>
 
 #include "dm-snapshot.h"
 #include "dm.h"
@@ -46,23 +47,28 @@ static int merge_left(const LvmRecord *rec, uint64_t *ret) {
         return 0;
 }
 
-/* Whether the snapshot LV still exists: 1, 0, or the failure in res. */
+/* Whether the snapshot LV still exists: 1, 0, or the failure in res. The volume group is listed
+ * whole (lvs -a VG: lvm hides a classic snapshot while it is merged), so that a group that is
+ * not there (its PV not seen yet at boot) is a failure, not a merge that is done. */
 static int snapshot_exists(const LvmRecord *rec, ProviderResult *res) {
-        _cleanup_free_ char *path = NULL;
         LvmLv *lvs = NULL;
         size_t n = 0;
+        bool found = false;
         VssCode code;
 
-        if (lvm_lv_path(rec->vg, rec->snapshot, &path) < 0)
-                return -ENOMEM;
-        /* -a: lvm hides a classic snapshot while it is merged. */
-        code = lvm_query_lvs_all((char *[]) { path, NULL }, &lvs, &n, 0, res);
-        lvm_lvs_free(lvs, n);
-        if (code == VSS_E_OBJECT_NOT_FOUND) {
-                *res = (ProviderResult) { .failed = SIZE_MAX };
-                return 0;
+        code = lvm_query_lvs_all((char *[]) { rec->vg, NULL }, &lvs, &n, 0, res);
+        if (code != S_OK)
+                return -EIO;
+        for (size_t i = 0; i < n; i++) {
+                const char *name = lvs[i].name;
+
+                if (name && name[0] == '[')   /* hidden LVs are reported as [NAME] */
+                        name++;
+                found = found || (name && strncmp(name, rec->snapshot, strlen(rec->snapshot)) == 0 &&
+                                  (name[strlen(rec->snapshot)] == 0 || name[strlen(rec->snapshot)] == ']'));
         }
-        return code == S_OK ? n > 0 : -EIO;
+        lvm_lvs_free(lvs, n);
+        return found;
 }
 
 static VssCode stand(Snapshot *snap, LvmRecord *rec, ProviderRevert *ret, ProviderResult *res) {
@@ -153,6 +159,22 @@ VssCode lvm_break(Snapshot *snap, const ProviderSettings *settings, char **ret_d
         if (lvm_lv_path(rec.vg, rec.snapshot, &path) < 0 || asprintf(&name, "%s_snap_%.8s", rec.origin, snap->id) < 0 ||
             asprintf(&device, "/dev/%s/%s", rec.vg, name) < 0)
                 return lvm_oom(res, 0);
+        /* The rename first: an LV that lost its tags but kept its snapset- name would be
+         * refused as an origin and found by nothing. */
+        r = lvm_new("lvrename", false, &c);
+        if (r >= 0)
+                r = command_add(c, rec.vg) ?: command_add(c, rec.snapshot) ?: command_add(c, name);
+        if (r < 0)
+                return lvm_oom(res, 0);
+        code = lvm_run(c, "Renaming the snapshot", 0, res);
+        if (code != S_OK)
+                return code;
+        command_free(c);
+        c = NULL;
+        free(path);
+        path = NULL;
+        if (lvm_lv_path(rec.vg, name, &path) < 0)
+                return lvm_oom(res, 0);
         r = lvm_new("lvchange", false, &c);
         if (r >= 0)
                 r = command_add(c, "--deltag") ?: command_add(c, LVM_TAG) ?: command_add(c, "--deltag") ?:
@@ -161,16 +183,6 @@ VssCode lvm_break(Snapshot *snap, const ProviderSettings *settings, char **ret_d
         if (r < 0)
                 return lvm_oom(res, 0);
         code = lvm_run(c, "Removing snapset's tags", 0, res);
-        if (code != S_OK)
-                return code;
-        command_free(c);
-        c = NULL;
-        r = lvm_new("lvrename", false, &c);
-        if (r >= 0)
-                r = command_add(c, rec.vg) ?: command_add(c, rec.snapshot) ?: command_add(c, name);
-        if (r < 0)
-                return lvm_oom(res, 0);
-        code = lvm_run(c, "Renaming the snapshot", 0, res);
         if (code != S_OK)
                 return code;
         *ret_device = TAKE_PTR(device);

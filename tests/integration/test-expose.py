@@ -232,6 +232,12 @@ class Expose(unittest.TestCase):
         self.assertTrue(self.no_sets())
         self.assertEqual(os.listdir(self.dir + "/mnt") if os.path.exists(self.dir + "/mnt") else [], [])
 
+        # Braces that are no {N} stay; {N} after one is still replaced, once.
+        out = self.snapsetctl("exec", self.ext4 + ":provider=test", "--", "echo", "{x}{1}{2a}")
+        self.assertEqual(out.returncode, 0, out.stderr)
+        self.assertRegex(out.stdout, r"^\{x\}/\S+/mnt/[0-9a-f-]{36}/loop\d+\{2a\}\n$")
+        self.assertTrue(self.no_sets())
+
         # {N} inside an argument, --cd, and success.
         out = self.snapsetctl("exec", "--cd", self.ext4 + ":provider=test", "--", "sh", "-c",
                               'test "$PWD" = "$1" && cat data', "sh", "{1}")
