@@ -9,6 +9,7 @@ import json
 import os
 import socket
 import subprocess
+import tempfile
 import sys
 import unittest
 
@@ -85,6 +86,24 @@ def snapsetctl(*args, env=None, user=None):
     if user:
         argv = ["setpriv"] + user + ["--"] + argv
     return subprocess.run(argv, capture_output=True, text=True, env=env, timeout=60)
+
+
+def make_fs_loop(d, name, fs, content):
+    """A loop device on an image in d with a filesystem (ext4 or xfs) holding one file, data,
+    with content; not mounted."""
+    img = os.path.join(d, name + ".img")
+    with open(img, "wb") as f:
+        f.truncate((300 if fs == "xfs" else 32) << 20)
+    subprocess.run(["mkfs." + fs, "-q"] + (["-f"] if fs == "xfs" else ["-F"]) + [img], check=True)
+    loop = subprocess.run(["losetup", "-f", "--show", img], capture_output=True, text=True,
+                          check=True).stdout.strip()
+    m = tempfile.mkdtemp(dir=d)
+    subprocess.run(["mount", loop, m], check=True)
+    with open(os.path.join(m, "data"), "w") as f:
+        f.write(content)
+    subprocess.run(["umount", m], check=True)
+    os.rmdir(m)
+    return loop
 
 
 def daemon_alive():

@@ -12,7 +12,7 @@ import sys
 import tempfile
 import unittest
 
-from snapsettest import SOCKET, TOP, call, main
+from snapsettest import SOCKET, TOP, call, main, make_fs_loop
 
 TEST_DIR = os.environ.get("SNAPSET_TEST_DIR", "")
 CONTROL = os.path.join(TEST_DIR, "test-provider", "control.json")
@@ -32,21 +32,6 @@ def python_examples():
     return out
 
 
-def fs_loop(d, name, content):
-    img = os.path.join(d, name + ".img")
-    with open(img, "wb") as f:
-        f.truncate(32 << 20)
-    subprocess.run(["mkfs.ext4", "-q", "-F", img], check=True)
-    loop = subprocess.run(["losetup", "-f", "--show", img], capture_output=True, text=True, check=True).stdout.strip()
-    m = tempfile.mkdtemp(dir=d)
-    subprocess.run(["mount", loop, m], check=True)
-    with open(os.path.join(m, "data"), "w") as f:
-        f.write(content)
-    subprocess.run(["umount", m], check=True)
-    os.rmdir(m)
-    return loop
-
-
 class Examples(unittest.TestCase):
     def run_example(self, code):
         code = code.replace("/run/snapset/io.snapset.Manager", SOCKET)
@@ -62,7 +47,7 @@ class Examples(unittest.TestCase):
         except ImportError:
             self.skipTest("python3-varlink is not installed")
         d = tempfile.mkdtemp(dir=TEST_DIR)
-        loops = [fs_loop(d, "db", "the database\n"), fs_loop(d, "log", "the log\n")]
+        loops = [make_fs_loop(d, "db", "ext4", "the database\n"), make_fs_loop(d, "log", "ext4", "the log\n")]
         self.addCleanup(lambda: [subprocess.run(["losetup", "-d", x]) for x in loops])
         with open(CONTROL, "w") as f:
             json.dump({"volumes": loops}, f)

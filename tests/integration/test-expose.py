@@ -14,7 +14,7 @@ import tempfile
 import time
 import unittest
 
-from snapsettest import BUILDDIR, SNAPSETCTL, TOP, Connection, main
+from snapsettest import BUILDDIR, SNAPSETCTL, TOP, Connection, main, make_fs_loop
 
 TEST_DIR = os.environ.get("SNAPSET_TEST_DIR", "")
 SNAPSETD = os.path.join(TOP, BUILDDIR, "snapsetd") if not os.path.isabs(BUILDDIR) \
@@ -24,22 +24,6 @@ TEST_PROVIDER = os.path.join(TOP, "tests", "provider", "snapset-test-provider")
 VSS_E_VOLUME_IN_USE = 0x8004231D
 VSS_E_BAD_STATE = 0x80042301
 E_INVALIDARG = 0x80070057
-
-
-def make_fs_loop(d, name, fs, content):
-    img = os.path.join(d, name + ".img")
-    with open(img, "wb") as f:
-        f.truncate((300 if fs == "xfs" else 32) << 20)
-    subprocess.run(["mkfs." + fs, "-q"] + (["-f"] if fs == "xfs" else ["-F"]) + [img], check=True)
-    loop = subprocess.run(["losetup", "-f", "--show", img], capture_output=True, text=True,
-                          check=True).stdout.strip()
-    m = tempfile.mkdtemp(dir=d)
-    subprocess.run(["mount", loop, m], check=True)
-    with open(os.path.join(m, "data"), "w") as f:
-        f.write(content)
-    subprocess.run(["umount", m], check=True)
-    os.rmdir(m)
-    return loop
 
 
 def mount_options(path):
