@@ -55,6 +55,7 @@ char *command_find_executable(const char *name) {
 }
 
 static void abandon(Command *c);
+static void kill_command(const Command *c);
 
 /* ---------------------------------------------------------------- building */
 
@@ -114,7 +115,7 @@ Command *command_free(Command *c) {
                 return NULL;
         /* A command still running is not waited for here: it is killed and reaped later. */
         if (c->pid > 0) {
-                (void) kill(c->pid, SIGKILL);
+                kill_command(c);
                 abandon(c);
         }
         safe_close(c->out_fd);
@@ -122,6 +123,7 @@ Command *command_free(Command *c) {
         for (size_t i = 0; i < c->n_argv; i++)
                 free(c->argv[i]);
         free(c->argv);
+        strv_free(c->envp);
         free(c->out);
         free(c->err);
         free(c);
@@ -192,6 +194,13 @@ void command_reap_abandoned(void) {
         }
 }
 
+/* SIGKILL to the command, or to its whole process group when it has one. */
+static void kill_command(const Command *c) {
+        if (c->process_group)
+                (void) kill(-c->pid, SIGKILL);
+        (void) kill(c->pid, SIGKILL);
+}
+
 static void abandon(Command *c) {
         if (n_abandoned < ELEMENTSOF(abandoned))
                 abandoned[n_abandoned++] = c->pid;
@@ -229,7 +238,10 @@ int command_start(Command *c) {
         if (r >= 0)
                 r = -posix_spawnattr_setsigdefault(&attr, &all);
         if (r >= 0)
-                r = -posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
+                r = -posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF |
+                                                     (c->process_group ? POSIX_SPAWN_SETPGROUP : 0));
+        if (r >= 0 && c->process_group)
+                r = -posix_spawnattr_setpgroup(&attr, 0);
         /* stdin: nothing (lvm would otherwise ask questions; every lvm command says -y or -f
          * where it could), stdout and stderr: ours. */
         if (r >= 0)
@@ -239,7 +251,7 @@ int command_start(Command *c) {
         if (r >= 0)
                 r = -posix_spawn_file_actions_adddup2(&fa, err[1], 2);
         if (r >= 0)
-                r = -posix_spawn(&pid, c->argv[0], &fa, &attr, c->argv, command_environment());
+                r = -posix_spawn(&pid, c->argv[0], &fa, &attr, c->argv, c->envp ?: command_environment());
         posix_spawn_file_actions_destroy(&fa);
         posix_spawnattr_destroy(&attr);
         if (r < 0)
@@ -254,6 +266,7 @@ int command_start(Command *c) {
         c->out[0] = c->err[0] = 0;
         c->out_truncated = c->err_truncated = c->timed_out = c->abandoned = false;
         c->exit_status = -1;
+        c->exited_usec = 0;
         c->pid = pid;
         return 0;
 
@@ -306,6 +319,16 @@ static void reap(Command *c) {
                 return;
         c->exit_status = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
         c->pid = 0;
+        c->exited_usec = command_now_usec();
+}
+
+/* Past its output grace, a command that has exited is done with: its pipes are closed. */
+static void end_output_grace(Command *c) {
+        if (c->output_grace_usec == 0 || c->pid > 0 || c->exited_usec == 0 ||
+            command_now_usec() < c->exited_usec + c->output_grace_usec)
+                return;
+        c->out_fd = safe_close(c->out_fd);
+        c->err_fd = safe_close(c->err_fd);
 }
 
 static bool finished(const Command *c) {
@@ -339,6 +362,7 @@ static void poll_round(Command *const *cmds, size_t n, int timeout_ms) {
                 if (c->err_fd >= 0)
                         drain(&c->err_fd, &c->err, &c->err_len, &c->err_size, c->fixed_buffers, &c->err_truncated);
                 reap(c);
+                end_output_grace(c);
         }
 }
 
@@ -359,7 +383,7 @@ static void kill_running(Command *const *cmds, size_t n) {
 
         for (size_t i = 0; i < n; i++)
                 if (cmds[i] && cmds[i]->pid > 0) {
-                        (void) kill(cmds[i]->pid, SIGKILL);
+                        kill_command(cmds[i]);
                         cmds[i]->timed_out = true;
                 }
         grace_end = command_now_usec() + KILL_GRACE_USEC;

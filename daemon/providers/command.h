@@ -39,6 +39,14 @@ typedef struct Command {
         int exit_status;             /* 0-255, or 128+signal; -1 while unknown */
         bool timed_out;              /* killed at its deadline */
         bool abandoned;              /* killed, but did not die in time: reaped later */
+        /* Options for programs that are not ours to know (application hooks), set before
+         * command_start(): */
+        char **envp;                 /* owned; NULL: the fixed environment above */
+        bool process_group;          /* in a process group of its own, killed as a whole */
+        /* Once the process has exited, wait at most this long for its pipes to close (a child it
+         * left running may hold them); 0: until they close or the deadline. */
+        uint64_t output_grace_usec;
+        uint64_t exited_usec;        /* CLOCK_MONOTONIC when it was reaped, 0 before */
 } Command;
 
 /* Where the program called name is: /usr/sbin, /sbin, /usr/bin, /bin (a fixed list first: the
