@@ -42,6 +42,8 @@ static const ConfigKey config_keys[] = {
         { "Daemon",  "LogLevel",              parse_log_level,  F(log_level),       0, 0 },
         { "Daemon",  "StateDirectory",        parse_path,       F(state_directory), 0, 0 },
         { "Daemon",  "ProviderDirectory",     parse_paths,      F(provider_directories), 0, 0 },
+        { "Daemon",  "SetDefinitionDirectory", parse_path,      F(definition_directory), 0, 0 },
+        { "Daemon",  "HookDirectory",         parse_path,       F(hook_directory),  0, 0 },
 
         { "Limits",  "MaxVolumesPerSet",      parse_uint,       F(max_volumes_per_set),      1, CONFIG_MAX_VOLUMES_PER_SET_MAX },
         { "Limits",  "MaxSnapshotsPerVolume", parse_uint,       F(max_snapshots_per_volume), 1, CONFIG_MAX_SNAPSHOTS_PER_VOLUME_MAX },
@@ -81,7 +83,10 @@ int config_init(Config *c) {
         c->state_directory = strdup(CONFIG_DEFAULT_STATE_DIRECTORY);
         c->cow_directory = strdup(CONFIG_DEFAULT_COW_DIRECTORY);
         c->provider_directories = strdup(CONFIG_DEFAULT_PROVIDER_DIRECTORIES);
-        if (!c->state_directory || !c->cow_directory || !c->provider_directories) {
+        c->definition_directory = strdup(CONFIG_DEFAULT_DEFINITION_DIRECTORY);
+        c->hook_directory = strdup(CONFIG_DEFAULT_HOOK_DIRECTORY);
+        if (!c->state_directory || !c->cow_directory || !c->provider_directories || !c->definition_directory ||
+            !c->hook_directory) {
                 config_done(c);
                 return -ENOMEM;
         }
@@ -93,6 +98,8 @@ void config_done(Config *c) {
         free(c->state_directory);
         free(c->cow_directory);
         free(c->provider_directories);
+        free(c->definition_directory);
+        free(c->hook_directory);
         *c = (Config) {};
 }
 

@@ -15,6 +15,9 @@
 #define CONFIG_DEFAULT_COW_DIRECTORY SNAPSET_LOCALSTATEDIR "/lib/snapset/cow"
 /* Where external provider files (NAME.provider) are looked for, earliest first: the
  * administrator's directory overrides the vendors' (snapset-provider(7)). */
+/* Set definitions (snapset-sets(5)) and the hooks every defined set runs. */
+#define CONFIG_DEFAULT_DEFINITION_DIRECTORY SNAPSET_SYSCONFDIR "/snapset/sets.d"
+#define CONFIG_DEFAULT_HOOK_DIRECTORY SNAPSET_SYSCONFDIR "/snapset/hooks.d"
 #define CONFIG_DEFAULT_PROVIDER_DIRECTORIES SNAPSET_SYSCONFDIR "/snapset/providers.d " SNAPSET_LIBDIR "/snapset/providers.d"
 
 #define CONFIG_DEFAULT_MAX_VOLUMES_PER_SET      64U
@@ -43,6 +46,8 @@ typedef struct Config {
         int log_level;                  /* LOG_* */
         char *state_directory;
         char *provider_directories;     /* absolute paths separated by blanks, earliest first */
+        char *definition_directory;     /* sets.d */
+        char *hook_directory;           /* hooks.d */
 
         /* [Limits] */
         unsigned max_volumes_per_set;

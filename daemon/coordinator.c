@@ -988,6 +988,7 @@ static VssCode run_window(SetCreation *c, SetOutcome *out) {
 
         enter_phase(c, SET_PHASE_FLUSHING);
         freeze_start = now_usec(CLOCK_MONOTONIC);
+        c->set->frozen_usec = now_usec(CLOCK_REALTIME);   /* vDSO: no system call, no fault */
         guardian_deadline(c, freeze_start, c->options.flush_timeout_usec == 0 || c->options.hold_timeout_usec == 0 ? 0 :
                           c->options.flush_timeout_usec + c->options.hold_timeout_usec);
         if (hook_fails(c, SET_PHASE_FLUSHING, NULL)) {

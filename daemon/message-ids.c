@@ -27,6 +27,8 @@ static const MessageId ids[] = {
         { "snapshot-broken",      "56a37ef402054852bf3cbec6097a8ac5" },
         { "set-recovered",        "2c42858bcfab47dd9979d7b655354dc8" },
         { "recovery-failed",      "cc2a730731364d3597d650f69498ace5" },
+        { "hook-failed",          "a879406ae9c74b6b91ab2a74429b881c" },
+        { "sets-pruned",          "ec6334ec87c5424ca16a391f01278dc4" },
 };
 
 static const char *by_name(const char *name) {

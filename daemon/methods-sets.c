@@ -236,7 +236,7 @@ static int resolve_volume(MethodCall *mc, SetCreation *c, const char *volume, co
 }
 
 /* Adds one volume to the set in creation; replies the error itself when it fails (returns 1). */
-static int add_volume(MethodCall *mc, SetCreation *c, const char *volume, const char *provider,
+int sets_method_add(MethodCall *mc, SetCreation *c, const char *volume, const char *provider,
                       uint64_t cow_size, Snapshot **ret) {
         _cleanup_(resolved_volume_done) ResolvedVolume v = {};
         SetOutcome out = {};
@@ -254,7 +254,7 @@ static int add_volume(MethodCall *mc, SetCreation *c, const char *volume, const 
 
 /* ---------------------------------------------------------------- Start, Add, Do, Abort */
 
-static int start_set(MethodCall *mc, const char *context_name, SetCreation **ret) {
+int sets_method_start(MethodCall *mc, const char *context_name, SetCreation **ret) {
         SetRegistry *r = mc->manager->sets;
         CoordinatorOptions options;
         SetContext context = SET_CONTEXT_BACKUP;
@@ -297,7 +297,7 @@ int vl_method_start_snapshot_set(MethodCall *mc, json_object *parameters) {
 
         r = method_dispatch(mc, parameters, table, &p);
         if (r == 0)
-                r = start_set(mc, p.context, &c);
+                r = sets_method_start(mc, p.context, &c);
         json_dispatch_done(table, &p);
         if (r != 0)
                 return r < 0 ? r : 0;
@@ -354,7 +354,7 @@ static void add_work(MethodCall *mc, void *userdata) {
         SetJob *j = userdata;
         int r;
 
-        r = add_volume(mc, j->c, j->add.volume, j->add.provider, j->add.cow_size, &j->snap);
+        r = sets_method_add(mc, j->c, j->add.volume, j->add.provider, j->add.cow_size, &j->snap);
         (void) method_reply_errno(mc, r);
 }
 
@@ -393,20 +393,25 @@ static void run_set(SetJob *j) {
 }
 
 /* Records the set that run_set() ran and replies. The creation lock is released either way. */
-static int finish_set(MethodCall *mc, SetJob *j) {
+int sets_method_finish(MethodCall *mc, VssCode code, const SetOutcome *out, SetDecorator decorate, void *userdata) {
         Manager *m = mc->manager;
         _cleanup_(set_creation_freep) SetCreation *c = sets_take_creation(m);
         _cleanup_(snapshot_set_freep) SnapshotSet *set = NULL;
         json_object *js = NULL;
         int k;
 
-        if (j->code != S_OK) {
-                log_error("Snapshot set %s failed (%s): %s", set_creation_set(c)->id, vss_code_name(j->code),
-                          j->out.message);
-                return reply_outcome(mc, &j->out, set_creation_set(c)->id);
+        if (code != S_OK) {
+                log_error("Snapshot set %s failed (%s): %s", set_creation_set(c)->id, vss_code_name(code),
+                          out->message);
+                return reply_outcome(mc, out, set_creation_set(c)->id);
         }
 
         set = set_creation_take_set(c);
+        if (decorate) {
+                k = decorate(set, userdata);
+                if (k < 0)
+                        return k;
+        }
         k = sets_add(m, set, mc->peer->connection_id);
         if (k < 0)   /* sets_add deleted its snapshots again; the set object is freed here */
                 return method_refuse(mc, VSS_E_UNEXPECTED, &(VssErrorFields) { .error = k },
@@ -419,6 +424,10 @@ static int finish_set(MethodCall *mc, SetJob *j) {
         if (k < 0)
                 return k;
         return method_reply_with(mc, "set", js);
+}
+
+static int finish_set(MethodCall *mc, SetJob *j) {
+        return sets_method_finish(mc, j->code, &j->out, NULL, NULL);
 }
 
 static void do_work(MethodCall *mc, void *userdata) {
@@ -500,7 +509,7 @@ static void create_work(MethodCall *mc, void *userdata) {
                 AddParams a = {};
 
                 (void) dispatch_volume_request(json_object_array_get_idx(volumes, i), &a, &bad);
-                r = add_volume(mc, j->c, a.volume, a.provider, a.cow_size, NULL);
+                r = sets_method_add(mc, j->c, a.volume, a.provider, a.cow_size, NULL);
                 add_params_done(&a);
         }
         if (r != 0) {
@@ -553,7 +562,7 @@ int vl_method_create_snapshot_set(MethodCall *mc, json_object *parameters) {
                 }
         }
 
-        r = start_set(mc, p.context, &c);
+        r = sets_method_start(mc, p.context, &c);
         if (r == 0) {
                 r = defer_set_job(mc, c, NULL, create_work, create_finish);
                 if (r < 0)   /* the job could not start: nothing was made yet */
@@ -586,7 +595,7 @@ static void query_one(const Provider *p, Snapshot *snap) {
  * provider's QuerySnapshots), one query per snapshot otherwise. While a set is being created
  * the providers are the job's (and an lvm query could wait on its locks or its suspended
  * devices), so the status is the one from the last query. */
-static void refresh_statuses(const Manager *m, Snapshot **snaps, size_t n) {
+void sets_refresh_statuses(const Manager *m, Snapshot **snaps, size_t n) {
         _cleanup_free_ Snapshot **batch = NULL;
         _cleanup_free_ bool *done = NULL;
 
@@ -622,7 +631,7 @@ static void refresh_statuses(const Manager *m, Snapshot **snaps, size_t n) {
 }
 
 static int snapshot_json(const Manager *m, Snapshot *snap, json_object **ret) {
-        refresh_statuses(m, &snap, 1);
+        sets_refresh_statuses(m, &snap, 1);
         return snapshot_to_json(snap, /* private= */ false, ret);
 }
 
@@ -642,7 +651,7 @@ int vl_method_list_snapshot_sets(MethodCall *mc, json_object *parameters) {
                 json_object *j;
 
                 /* Fresh status and COW use, one provider call per set (and provider). */
-                refresh_statuses(m, set->snapshots, set->n_snapshots);
+                sets_refresh_statuses(m, set->snapshots, set->n_snapshots);
                 r = snapshot_set_to_json(set, false, &j);
                 if (r < 0)
                         return r;
@@ -700,7 +709,7 @@ int vl_method_list_snapshots(MethodCall *mc, json_object *parameters) {
                         if (!p.volume || snapshot_matches_volume(set->snapshots[k], p.volume, dev))
                                 listed[n_listed++] = set->snapshots[k];
         }
-        refresh_statuses(m, listed, n_listed);
+        sets_refresh_statuses(m, listed, n_listed);
 
         /* One reply per snapshot; the last one is the final reply, so each is sent one step late. */
         for (size_t i = 0; r >= 0 && i < n_listed; i++) {
@@ -781,18 +790,15 @@ static int delete_and_collect(MethodCall *mc, SnapshotSet *set, Snapshot *snap, 
         return json_object_array_add(deleted, json_object_new_string(id)) < 0 ? -ENOMEM : 0;
 }
 
-/* Every snapshot of the set, the ones that can be deleted even when one cannot (it is mounted,
- * say): then the first failure is the reply, and what could go is gone. */
-static int delete_set(MethodCall *mc, SnapshotSet *set, json_object *deleted) {
-        Manager *m = mc->manager;
+VssCode sets_delete_whole(Manager *m, SnapshotSet *set, json_object *deleted, SetOutcome *first) {
         _cleanup_free_ SnapsetId *ids = NULL;
         SnapsetId set_id;
-        SetOutcome first = {};
         size_t n = set->n_snapshots;
 
+        *first = (SetOutcome) {};
         ids = calloc(n ?: 1, sizeof(SnapsetId));
         if (!ids)
-                return -ENOMEM;
+                return sets_outcome(first, E_OUTOFMEMORY, ENOMEM, NULL, "Out of memory deleting set %s.", set->id);
         for (size_t i = 0; i < n; i++)
                 memcpy(ids[i], set->snapshots[i]->id, sizeof(SnapsetId));
         memcpy(set_id, set->id, sizeof set_id);
@@ -806,14 +812,24 @@ static int delete_set(MethodCall *mc, SnapshotSet *set, json_object *deleted) {
                 if (!snap)
                         continue;
                 if (sets_delete_snapshot(m, s, snap, &out) != S_OK) {
-                        if (first.code == S_OK)
-                                first = out;
+                        if (first->code == S_OK)
+                                *first = out;
                         continue;
                 }
-                if (json_object_array_add(deleted, json_object_new_string(ids[i])) < 0)
-                        return -ENOMEM;
+                if (deleted && json_object_array_add(deleted, json_object_new_string(ids[i])) < 0)
+                        return sets_outcome(first, E_OUTOFMEMORY, ENOMEM, NULL, "Out of memory deleting set %s.", set_id);
         }
-        if (first.code != S_OK)
+        return first->code;
+}
+
+/* Every snapshot of the set, the ones that can be deleted even when one cannot (it is mounted,
+ * say): then the first failure is the reply, and what could go is gone. */
+static int delete_set(MethodCall *mc, SnapshotSet *set, json_object *deleted) {
+        SnapsetId set_id;
+        SetOutcome first;
+
+        memcpy(set_id, set->id, sizeof set_id);
+        if (sets_delete_whole(mc->manager, set, deleted, &first) != S_OK)
                 return reply_outcome(mc, &first, set_id) ?: 1;
         return 0;
 }

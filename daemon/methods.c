@@ -13,6 +13,7 @@
 #include "macro.h"
 #include "manager.h"
 #include "methods.h"
+#include "methods-schedule.h"
 #include "methods-use.h"
 #include "methods-sets.h"
 #include "sets.h"
@@ -77,6 +78,11 @@ static const Method method_table_entries[] = {
         { MGR, "UnexposeSnapshot",        vl_method_unexpose_snapshot,         0 },
         { MGR, "RevertToSnapshot",        vl_method_revert_to_snapshot,        0 },
         { MGR, "BreakSnapshotSet",        vl_method_break_snapshot_set,        0 },
+        /* Scheduled sets: ListDefinitions asks the providers for fresh status; CreateDefinedSet
+         * is a set's job like CreateSnapshotSet; PruneSets deletes. */
+        { MGR, "ListDefinitions",         vl_method_list_definitions,          METHOD_READ_ONLY },
+        { MGR, "CreateDefinedSet",        vl_method_create_defined_set,        METHOD_CONCURRENT },
+        { MGR, "PruneSets",               vl_method_prune_sets,                0 },
 };
 
 const Method *method_table(size_t *ret_n) {
@@ -301,7 +307,8 @@ static int vl_method_get_interface_description(MethodCall *mc, json_object *para
 }
 
 static int vl_method_get_status(MethodCall *mc, json_object *parameters) {
-        _cleanup_(json_object_putp) json_object *reply = NULL, *limits = NULL, *in_progress = NULL, *attention = NULL;
+        _cleanup_(json_object_putp) json_object *reply = NULL, *limits = NULL, *in_progress = NULL, *attention = NULL,
+                                                *health = NULL;
         const Manager *m = mc->manager;
         const Config *c = &m->config;
         int r;
@@ -313,6 +320,8 @@ static int vl_method_get_status(MethodCall *mc, json_object *parameters) {
         r = sets_in_progress_json(m, &in_progress);
         if (r >= 0)
                 r = sets_attention_json(m, &attention);
+        if (r >= 0)
+                r = schedule_health_json(m, &health);
         if (r < 0)
                 return r;
         limits = json_object_new_object();
@@ -338,7 +347,8 @@ static int vl_method_get_status(MethodCall *mc, json_object *parameters) {
             json_add_int(reply, "snapshots", (int64_t) sets_count_snapshots(m)) < 0 ||
             json_add_int(reply, "connections", m->n_connections) < 0 ||
             json_add_string(reply, "stateDirectory", m->state_directory) < 0 ||
-            json_object_object_add(reply, "limits", TAKE_PTR(limits)) < 0)
+            json_object_object_add(reply, "limits", TAKE_PTR(limits)) < 0 ||
+            json_object_object_add(reply, "health", TAKE_PTR(health)) < 0)
                 return -ENOMEM;
 
         return method_reply(mc, reply);

@@ -107,6 +107,8 @@ SnapshotSet *snapshot_set_free(SnapshotSet *s) {
         for (size_t i = 0; i < s->n_snapshots; i++)
                 snapshot_free(s->snapshots[i]);
         free(s->snapshots);
+        free(s->definition);
+        json_object_put(s->hooks);
         free(s);
         return NULL;
 }
@@ -255,7 +257,11 @@ int snapshot_set_to_json(const SnapshotSet *s, bool private, json_object **ret) 
             json_add_int(o, "createdUsec", (int64_t) s->created_usec) ?:
             json_add(o, "snapshots", TAKE_PTR(a)) ?:
             (s->state == SET_STATE_CREATED ? json_add_int(o, "freezeWindowUsec", (int64_t) s->freeze_window_usec) : 0) ?:
-            (s->state == SET_STATE_CREATED ? json_add_int(o, "holdUsec", (int64_t) s->hold_usec) : 0);
+            (s->state == SET_STATE_CREATED ? json_add_int(o, "holdUsec", (int64_t) s->hold_usec) : 0) ?:
+            (s->frozen_usec ? json_add_int(o, "frozenUsec", (int64_t) s->frozen_usec) : 0) ?:
+            json_add_string(o, "consistency", s->application_consistent ? "application-consistent" : "crash-consistent") ?:
+            (s->definition ? json_add_string(o, "definition", s->definition) : 0) ?:
+            (s->hooks ? json_add(o, "hooks", json_object_get(s->hooks)) : 0);
         if (r < 0)
                 return r;
         *ret = TAKE_PTR(o);
@@ -358,8 +364,8 @@ static int snapshot_from_json(SnapshotSet *s, json_object *j) {
 
 int snapshot_set_from_json(json_object *j, SnapshotSet **ret) {
         _cleanup_(snapshot_set_freep) SnapshotSet *s = NULL;
-        const char *id, *context, *state;
-        json_object *snaps;
+        const char *id, *context, *state, *definition = NULL, *consistency = NULL;
+        json_object *snaps, *hooks;
         int r;
 
         if (!json_object_is_type(j, json_type_object))
@@ -384,9 +390,17 @@ int snapshot_set_from_json(json_object *j, SnapshotSet **ret) {
                 return -EBADMSG;
         r = get_u64(j, "createdUsec", false, &s->created_usec) ?:
             get_u64(j, "freezeWindowUsec", true, &s->freeze_window_usec) ?:
-            get_u64(j, "holdUsec", true, &s->hold_usec);
+            get_u64(j, "holdUsec", true, &s->hold_usec) ?:
+            get_u64(j, "frozenUsec", true, &s->frozen_usec) ?:
+            get_string(j, "definition", true, &definition) ?:
+            get_string(j, "consistency", true, &consistency);
         if (r < 0)
                 return r;
+        if (definition && !(s->definition = strdup(definition)))
+                return -ENOMEM;
+        s->application_consistent = streq_ptr(consistency, "application-consistent");
+        if (json_object_object_get_ex(j, "hooks", &hooks) && json_object_is_type(hooks, json_type_array))
+                s->hooks = json_object_get(hooks);
 
         for (size_t i = 0; i < json_object_array_length(snaps); i++) {
                 r = snapshot_from_json(s, json_object_array_get_idx(snaps, i));

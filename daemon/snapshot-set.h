@@ -73,6 +73,14 @@ typedef struct SnapshotSet {
         size_t n_snapshots;
         uint64_t freeze_window_usec;
         uint64_t hold_usec;
+        uint64_t frozen_usec;    /* realtime of the first freeze; 0: unknown (older records) */
+        /* Taken from a set definition (sets.d/NAME.conf): its name. Retention deletes only the
+         * sets that carry its own name; NULL for every other set. */
+        char *definition;
+        /* Whether application hooks quiesced the applications first: the prepare hooks ran and
+         * all succeeded. Otherwise the set is crash-consistent (a freeze's point in time). */
+        bool application_consistent;
+        json_object *hooks;      /* owned, NULL: none ran; the API's []HookRun, persisted as is */
 } SnapshotSet;
 
 /* Generates a new random id (libuuid). */
