@@ -150,6 +150,10 @@ uint64_t method_default_timeout_usec(const char *method, size_t n_volumes) {
         }
         if (streq(member, "Monitor"))
                 return 0;
+        /* A defined set runs its hooks (each up to its HookTimeoutSec=) besides the set itself;
+         * a prune deletes any number of sets. Their units' own timeouts bound them too. */
+        if (streq(member, "CreateDefinedSet") || streq(member, "PruneSets"))
+                return TIMEOUT_SCHEDULED_USEC;
         return TIMEOUT_DEFAULT_USEC;
 }
 

@@ -27,6 +27,7 @@ int parse_seconds(const char *s, uint64_t *ret_usec);
  * concerns (0 counts as 1). A set of 64 LVs took up to 290 s to create in a slow VM; a fixed limit
  * would end a legitimate create of a large set in exit 75. 0 means no limit. */
 #define TIMEOUT_CREATE_USEC     (120 * USEC_PER_SEC)
+#define TIMEOUT_SCHEDULED_USEC  (30 * 60 * USEC_PER_SEC)
 #define TIMEOUT_PER_VOLUME_USEC (10 * USEC_PER_SEC)
 #define TIMEOUT_DEFAULT_USEC    (30 * USEC_PER_SEC)
 uint64_t method_default_timeout_usec(const char *method, size_t n_volumes);

@@ -53,6 +53,9 @@ typedef struct Verb {
         X(unexpose)         \
         X(revert)           \
         X(break)            \
+        X(sets)             \
+        X(prune)            \
+        X(check)            \
         X(abort)            \
         X(cleanup)          \
         X(call)             \

@@ -15,16 +15,19 @@ enum {
         ARG_CONTEXT = ARG_VERB_FIRST,
         ARG_COW_SIZE,
         ARG_PROVIDER,
+        ARG_DEFINITION,
 };
 
 /* The defaults for every volume that does not name its own. */
 static uint64_t arg_cow_size = 0;
 static const char *arg_provider = NULL;
+static const char *arg_definition = NULL;
 
 static const struct option create_options[] = {
         { "context",  required_argument, NULL, ARG_CONTEXT },
         { "cow-size", required_argument, NULL, ARG_COW_SIZE },
         { "provider", required_argument, NULL, ARG_PROVIDER },
+        { "definition", required_argument, NULL, ARG_DEFINITION },
         {}
 };
 
@@ -62,6 +65,12 @@ static int create_parse_option(const Verb *verb, int option, const char *arg) {
                 if (!*arg)
                         return usage_error(verb, "The provider name must not be empty.");
                 arg_provider = arg;
+                return 0;
+
+        case ARG_DEFINITION:
+                if (!*arg)
+                        return usage_error(verb, "The set definition name must not be empty.");
+                arg_definition = arg;
                 return 0;
 
         default:
@@ -122,7 +131,16 @@ static int create_run(int argc, char *argv[]) {
         json_object *set;
         int r, status;
 
-        r = create_parameters(&verb_create, argc, argv, "persistent", &parameters);
+        if (arg_definition && (argc > 0 || arg_provider || arg_cow_size))
+                return usage_error(&verb_create, "--definition takes the volumes, providers and COW sizes from the "
+                                   "definition: give no volumes and no --provider or --cow-size."), SNAPSET_EXIT_USAGE;
+        if (!arg_definition && argc == 0)
+                return usage_error(&verb_create, "Name the volumes to snapshot, or a set definition with "
+                                   "--definition=NAME."), SNAPSET_EXIT_USAGE;
+        if (arg_definition)
+                r = (parameters = parameters_new_string("definition", arg_definition)) ? 0 : -ENOMEM;
+        else
+                r = create_parameters(&verb_create, argc, argv, "persistent", &parameters);
         if (r == -EINVAL)
                 return SNAPSET_EXIT_USAGE;
         if (r < 0) {
@@ -131,7 +149,8 @@ static int create_run(int argc, char *argv[]) {
         }
 
         connection_expect_volumes((size_t) argc);
-        status = connection_call_once(SNAPSET_METHOD("CreateSnapshotSet"), parameters, &reply);
+        status = connection_call_once(arg_definition ? SNAPSET_METHOD("CreateDefinedSet") : SNAPSET_METHOD("CreateSnapshotSet"),
+                                      parameters, &reply);
         if (status != 0)
                 return status;
 
@@ -151,7 +170,7 @@ static int create_run(int argc, char *argv[]) {
 
 const Verb verb_create = {
         .name = "create",
-        .args = "VOLUME[:OPTIONS]...",
+        .args = "VOLUME[:OPTIONS]...|--definition=NAME",
         .summary = "Snapshot volumes at one point in time, as a persistent set",
         .help = "VOLUME is a block device (/dev/vg0/root) or a mounted filesystem (/home). OPTIONS\n"
                 "after a colon, KEY=VALUE separated by commas, apply to that volume alone and\n"
@@ -161,8 +180,12 @@ const Verb verb_create = {
                 "writes were blocked (the freeze window). With --json, prints the set as JSON.\n"
                 "The set is persistent: it survives snapsetctl, snapsetd restarts and reboots,\n"
                 "until 'snapsetctl delete SET-ID'.\n"
+                "With --definition=NAME, the set of /etc/snapset/sets.d/NAME.conf is taken as its\n"
+                "timer takes it: its volumes, its application hooks around the freeze, tagged\n"
+                "with its name so that its retention policy prunes it (snapset-sets(5)).\n"
                 "\n"
                 "Options of create:\n"
+                "     --definition=NAME      Take the set of a set definition\n"
                 "     --cow-size=SIZE        Size of the copy-on-write store of each classic\n"
                 "                            snapshot: bytes, or with K, M, G, T (powers of 1024)\n"
                 "     --provider=NAME        Use this provider for every volume ('snapsetctl\n"
@@ -171,7 +194,7 @@ const Verb verb_create = {
                 "                            deleted when its connection closes, would vanish as\n"
                 "                            snapsetctl exits: use it from programs that hold their\n"
                 "                            connection (see snapsetctl(8))\n",
-        .min_args = 1,
+        .min_args = 0,
         .max_args = UINT32_MAX,
         .options = create_options,
         .parse_option = create_parse_option,

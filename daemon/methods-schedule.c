@@ -220,7 +220,10 @@ int vl_method_list_definitions(MethodCall *mc, json_object *parameters) {
         _cleanup_(json_object_putp) json_object *a = json_object_new_array();
         int r;
 
-        r = method_dispatch(mc, parameters, (const JsonDispatch[]) { {} }, NULL);
+        static const JsonDispatch none[] = { {} };
+        char dummy;
+
+        r = method_dispatch(mc, parameters, none, &dummy);
         if (r != 0)
                 return r < 0 ? r : 0;
         if (!a)
