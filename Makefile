@@ -27,6 +27,7 @@ SYSCONFDIR ?= /etc
 RUNSTATEDIR ?= /run
 LOCALSTATEDIR ?= /var
 SYSTEMDUNITDIR ?= $(PREFIX)/lib/systemd/system
+SYSTEMDGENERATORDIR ?= $(PREFIX)/lib/systemd/system-generators
 CATALOGDIR ?= $(PREFIX)/lib/systemd/catalog
 BASHCOMPLETIONDIR ?= $(PREFIX)/share/bash-completion/completions
 TMPFILESDIR ?= $(PREFIX)/lib/tmpfiles.d
@@ -66,13 +67,14 @@ pc_libs = $(shell $(PKG_CONFIG) --libs $(1))
 COMMON_SRC := $(sort $(wildcard common/*.c))
 DAEMON_SRC := $(sort $(wildcard daemon/*.c daemon/*/*.c))
 DAEMON_MAIN := daemon/snapsetd.c
+GENERATOR_MAIN := daemon/snapset-generator.c
 CLIENT_SRC := $(sort $(wildcard client/*.c))
 CLIENT_MAIN := client/snapsetctl.c
 UNIT_SRC := $(sort $(wildcard tests/unit/*.c))
 UNIT_SUITES := $(patsubst tests/unit/test-%.c,%,$(wildcard tests/unit/test-*.c))
 
 COMMON_OBJ := $(COMMON_SRC:%.c=$(B)/%.o)
-DAEMON_OBJ := $(filter-out $(B)/$(DAEMON_MAIN:.c=.o),$(DAEMON_SRC:%.c=$(B)/%.o))
+DAEMON_OBJ := $(filter-out $(B)/$(DAEMON_MAIN:.c=.o) $(B)/$(GENERATOR_MAIN:.c=.o),$(DAEMON_SRC:%.c=$(B)/%.o))
 CLIENT_OBJ := $(filter-out $(B)/$(CLIENT_MAIN:.c=.o),$(CLIENT_SRC:%.c=$(B)/%.o))
 UNIT_OBJ := $(UNIT_SRC:%.c=$(B)/%.o)
 
@@ -80,9 +82,10 @@ UNIT_OBJ := $(UNIT_SRC:%.c=$(B)/%.o)
 IDL := common/io.snapset.Manager.varlink common/org.varlink.service.varlink common/io.snapset.Provider.varlink
 IDL_INC := $(IDL:common/%=$(B)/gen/%.inc)
 
-PROGRAMS := $(B)/snapsetd $(B)/snapsetctl
+PROGRAMS := $(B)/snapsetd $(B)/snapsetctl $(B)/snapset-generator
 UNITS := $(B)/systemd/snapsetd.service $(B)/systemd/snapsetd.socket $(B)/systemd/snapset-rescue.service \
-	$(B)/systemd/snapset-activate.service
+	$(B)/systemd/snapset-activate.service $(B)/systemd/snapset-create@.service $(B)/systemd/snapset-prune.service \
+	systemd/snapset-create@.timer systemd/snapset-prune.timer
 
 ifneq ($(V),1)
 Q := @
@@ -135,6 +138,9 @@ $(B)/libsnapsetd.a: $(DAEMON_OBJ) $(B)/daemon.objs
 	$(call quiet,AR,$@) rm -f $@ && $(AR) rcs $@ $(DAEMON_OBJ)
 
 $(B)/snapsetd: $(B)/$(DAEMON_MAIN:.c=.o) $(B)/libsnapsetd.a $(B)/libsnapset-common.a
+	$(call quiet,LD,$@) $(CC) $(LDFLAGS) -o $@ $^ $(call pc_libs,$(LIBS_DAEMON))
+
+$(B)/snapset-generator: $(B)/$(GENERATOR_MAIN:.c=.o) $(B)/libsnapsetd.a $(B)/libsnapset-common.a
 	$(call quiet,LD,$@) $(CC) $(LDFLAGS) -o $@ $^ $(call pc_libs,$(LIBS_DAEMON))
 
 $(B)/libsnapsetctl.a: $(CLIENT_OBJ) $(B)/client.objs
@@ -217,13 +223,15 @@ fuzz:
 install: all
 	install -Dm0755 $(B)/snapsetd "$(DESTDIR)$(SBINDIR)/snapsetd"
 	install -Dm0755 $(B)/snapsetctl "$(DESTDIR)$(BINDIR)/snapsetctl"
+	install -Dm0755 $(B)/snapset-generator "$(DESTDIR)$(SYSTEMDGENERATORDIR)/snapset-generator"
+	install -dm0755 "$(DESTDIR)$(SYSCONFDIR)/snapset/sets.d" "$(DESTDIR)$(SYSCONFDIR)/snapset/hooks.d"
 	install -Dm0644 -t "$(DESTDIR)$(SYSTEMDUNITDIR)" $(UNITS)
 	install -Dm0644 systemd/snapset.tmpfiles "$(DESTDIR)$(TMPFILESDIR)/snapset.conf"
 	install -Dm0644 -t "$(DESTDIR)$(UDEVRULESDIR)" systemd/60-snapset.rules
 	install -Dm0644 -t "$(DESTDIR)$(CATALOGDIR)" systemd/snapset.catalog
 	install -Dm0644 completion/snapsetctl.bash "$(DESTDIR)$(BASHCOMPLETIONDIR)/snapsetctl"
 	install -Dm0644 -t "$(DESTDIR)$(MANDIR)/man8" man/snapsetd.8 man/snapsetctl.8
-	install -Dm0644 -t "$(DESTDIR)$(MANDIR)/man5" man/snapsetd.conf.5
+	install -Dm0644 -t "$(DESTDIR)$(MANDIR)/man5" man/snapsetd.conf.5 man/snapset-sets.5
 	install -Dm0644 -t "$(DESTDIR)$(MANDIR)/man7" man/snapset-provider.7 man/io.snapset.Manager.7
 	install -Dm0644 -t "$(DESTDIR)$(VARLINKDIR)" common/io.snapset.Manager.varlink common/io.snapset.Provider.varlink
 	install -dm0755 "$(DESTDIR)$(PREFIX)/lib/snapset/providers.d" "$(DESTDIR)$(SYSCONFDIR)/snapset/providers.d"
@@ -238,7 +246,10 @@ uninstall:
 		"$(DESTDIR)$(MANDIR)/man5/snapsetd.conf.5" "$(DESTDIR)$(MANDIR)/man7/snapset-provider.7" "$(DESTDIR)$(MANDIR)/man7/io.snapset.Manager.7" \
 		"$(DESTDIR)$(VARLINKDIR)/io.snapset.Manager.varlink" "$(DESTDIR)$(VARLINKDIR)/io.snapset.Provider.varlink" \
 		"$(DESTDIR)$(SYSCONFDIR)/snapset/snapsetd.conf.example" "$(DESTDIR)$(CATALOGDIR)/snapset.catalog" \
-		"$(DESTDIR)$(BASHCOMPLETIONDIR)/snapsetctl"
+		"$(DESTDIR)$(BASHCOMPLETIONDIR)/snapsetctl" "$(DESTDIR)$(SYSTEMDGENERATORDIR)/snapset-generator" \
+		"$(DESTDIR)$(MANDIR)/man5/snapset-sets.5" "$(DESTDIR)$(SYSTEMDUNITDIR)/snapset-create@.service" \
+		"$(DESTDIR)$(SYSTEMDUNITDIR)/snapset-create@.timer" "$(DESTDIR)$(SYSTEMDUNITDIR)/snapset-prune.service" \
+		"$(DESTDIR)$(SYSTEMDUNITDIR)/snapset-prune.timer"
 
 clean:
 	rm -rf build build-sanitize build-fuzz

@@ -46,7 +46,7 @@ class Golden(unittest.TestCase):
             text = text.replace(value, name)
         text = re.sub(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d( [A-Z]+)?", "<TIME>", text)
         text = re.sub(r"\d+(\.\d+)? (ms|s|µs|us)\b", "<DURATION>", text)
-        text = re.sub(r'"(createdUsec|freezeWindowUsec|holdUsec|timestampUsec)":\s*\d+', r'"\1": 0', text)
+        text = re.sub(r'"(createdUsec|freezeWindowUsec|holdUsec|frozenUsec|timestampUsec)":\s*\d+', r'"\1": 0', text)
         text = re.sub(r"\(\d+\s*\w+ ago\)", "(<AGO>)", text)
         text = re.sub(r'"volumeDevice":\s*"7:\d+"', '"volumeDevice": "<LOOPDEV>"', text)
         text = re.sub(r"^(Volume device:\s+)7:\d+$", r"\1<LOOPDEV>", text, flags=re.M)
