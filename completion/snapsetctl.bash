@@ -28,6 +28,11 @@ _snapsetctl_ids() {
         esac
 }
 
+# The names of the set definitions (snapset-sets(5)).
+_snapsetctl_definitions() {
+        _snapsetctl_run "$1" --json sets | grep -o '"name": *"[^"]*"' | cut -d'"' -f4
+}
+
 _snapsetctl() {
         local cur prev words cword
         _init_completion -s || return
@@ -53,6 +58,7 @@ _snapsetctl() {
         --path) _filedir -d; return ;;
         --volume) COMPREPLY=($(compgen -W "$(lsblk -rpno NAME 2>/dev/null)" -- "$cur")); _filedir -d; return ;;
         --set) COMPREPLY=($(compgen -W "$(_snapsetctl_ids "$socket" set)" -- "$cur")); return ;;
+        --definition) COMPREPLY=($(compgen -W "$(_snapsetctl_definitions "$socket")" -- "$cur")); return ;;
         --provider) COMPREPLY=($(compgen -W "$(_snapsetctl_run "$socket" --json providers | grep -o '"name": *"[^"]*"' | cut -d'"' -f4)" -- "$cur")); return ;;
         esac
 
@@ -84,7 +90,9 @@ _snapsetctl() {
 
         case $verb in
         show | delete) COMPREPLY=($(compgen -W "$(_snapsetctl_ids "$socket" any)" -- "$cur")) ;;
-        expose | unexpose) COMPREPLY=($(compgen -W "$(_snapsetctl_ids "$socket" snapshot)" -- "$cur")) ;;
+        expose | unexpose | revert) COMPREPLY=($(compgen -W "$(_snapsetctl_ids "$socket" snapshot)" -- "$cur")) ;;
+        break) COMPREPLY=($(compgen -W "$(_snapsetctl_ids "$socket" set)" -- "$cur")) ;;
+        prune | check) COMPREPLY=($(compgen -W "$(_snapsetctl_definitions "$socket")" -- "$cur")) ;;
         abort) COMPREPLY=($(compgen -W "$(_snapsetctl_run "$socket" --json status | grep -o '"setInProgress": *{"id": *"[^"]*"' | grep -o '[0-9a-fA-F-]\{36\}')" -- "$cur")) ;;
         create | exec)
                 COMPREPLY=($(compgen -W "$(lsblk -rpno NAME 2>/dev/null)" -- "$cur"))

@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """Bash completion of snapsetctl (completion/snapsetctl.bash) against the daemon under test:
 commands and options as snapsetctl's own --help has them, snapshot and set ids from the daemon
-(only snapshots where a snapshot is meant), method names for call, and a command after exec's
+(only snapshots where a snapshot is meant), set definition names, method names for call, and a command after exec's
 "--". Each case runs the completion function in a bash with bash-completion loaded."""
 
 import json
@@ -49,10 +49,15 @@ class Completion(unittest.TestCase):
         r = call("CreateSnapshotSet", {"volumes": [{"volume": cls.loop, "provider": "test"}], "context": "persistent"})
         cls.set_id = r["parameters"]["set"]["id"]
         cls.snap_id = r["parameters"]["set"]["snapshots"][0]["id"]
+        # The daemon reads its SetDefinitionDirectory at every call.
+        cls.definition = os.path.join(TEST_DIR, "sets.d", "nightly.conf")
+        with open(cls.definition, "w") as f:
+            f.write("[Set]\nOnCalendar=daily\n\n[Volume]\nPath=%s\n" % cls.loop)
 
     @classmethod
     def tearDownClass(cls):
         call("DeleteSnapshots", {"setId": cls.set_id})
+        os.unlink(cls.definition)
         with open(CONTROL, "w") as f:
             json.dump({}, f)
         subprocess.run(["losetup", "-d", cls.loop])
@@ -74,6 +79,14 @@ class Completion(unittest.TestCase):
         self.assertEqual(sorted(complete("snapsetctl show ")), sorted([self.set_id, self.snap_id]))
         self.assertEqual(complete("snapsetctl expose "), [self.snap_id])
         self.assertEqual(complete("snapsetctl list --set " + self.set_id[:4]), [self.set_id])
+        self.assertEqual(complete("snapsetctl revert "), [self.snap_id])
+        self.assertEqual(complete("snapsetctl break "), [self.set_id])
+
+    def test_definition_names_come_from_the_daemon(self):
+        self.assertEqual(complete("snapsetctl prune "), ["nightly"])
+        self.assertEqual(complete("snapsetctl check n"), ["nightly"])
+        self.assertEqual(complete("snapsetctl create --definition=n"), ["nightly"])
+        self.assertIn("--dry-run", complete("snapsetctl prune --"))
 
     def test_method_names_and_a_command_after_exec(self):
         self.assertEqual(sorted(complete("snapsetctl call io.snapset.Manager.GetS")),
