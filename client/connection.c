@@ -12,6 +12,7 @@
 #include "output.h"
 #include "parse.h"
 #include "snapsetctl.h"
+#include "time-util.h"
 #include "vss-error.h"
 
 #define VARLINK_SERVICE_PREFIX "org.varlink.service."
@@ -287,13 +288,6 @@ json_object *parameters_new_string(const char *key, const char *value) {
 
 /* The varlink client of common/ waits without limit; snapsetctl does its own waiting, with poll()
  * and a deadline, on a non-blocking socket, and uses only the framing and message layers. */
-
-static uint64_t now_monotonic_usec(void) {
-        struct timespec ts;
-
-        (void) clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (uint64_t) ts.tv_sec * USEC_PER_SEC + (uint64_t) ts.tv_nsec / NSEC_PER_USEC;
-}
 
 /* How many volumes the calls that follow concern (connection_expect_volumes()). */
 static size_t expected_volumes = 1;

@@ -5,6 +5,7 @@
 #include <wchar.h>
 
 #include "output.h"
+#include "time-util.h"
 
 /* ---------------------------------------------------------------- formatting */
 
@@ -121,13 +122,6 @@ char *format_timestamp_ago(char *buf, size_t size, uint64_t usec, uint64_t now) 
         else
                 snprintf(buf, size, "%s", when);
         return buf;
-}
-
-uint64_t now_realtime_usec(void) {
-        struct timespec ts;
-
-        (void) clock_gettime(CLOCK_REALTIME, &ts);
-        return (uint64_t) ts.tv_sec * USEC_PER_SEC + (uint64_t) ts.tv_nsec / NSEC_PER_USEC;
 }
 
 char *escape_for_terminal(const char *s) {

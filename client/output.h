@@ -13,6 +13,7 @@
 
 #include "macro.h"
 #include "snapsetctl.h"
+#include "time-util.h"
 
 /* ---------------------------------------------------------------- formatting (pure) */
 
@@ -36,9 +37,6 @@ char *format_msec(char *buf, size_t size, uint64_t usec);
  * usec cannot be converted. */
 #define FORMAT_TIMESTAMP_AGO_MAX (FORMAT_TIMESTAMP_MAX + FORMAT_DURATION_MAX + 8)
 char *format_timestamp_ago(char *buf, size_t size, uint64_t usec, uint64_t now);
-
-/* The current time of the realtime clock, in microseconds since the epoch. */
-uint64_t now_realtime_usec(void);
 
 /* A copy of s that is safe to print on a terminal: control characters become \xNN. NULL on
  * allocation failure. */

@@ -6,6 +6,7 @@
 #include <time.h>
 
 #include "log.h"
+#include "time-util.h"
 
 static int max_level = LOG_INFO;
 static const char *program_name = NULL;
@@ -66,13 +67,6 @@ static bool stderr_is_journal(void) {
                                  st.st_dev == (dev_t) dev && st.st_ino == (ino_t) ino;
         }
         return journal_stderr;
-}
-
-static uint64_t now_realtime_usec(void) {
-        struct timespec ts;
-
-        (void) clock_gettime(CLOCK_REALTIME, &ts);
-        return (uint64_t) ts.tv_sec * USEC_PER_SEC + (uint64_t) ts.tv_nsec / NSEC_PER_USEC;
 }
 
 static void write_line(int level, const char *text) {

@@ -17,6 +17,7 @@
 #include "inflight.h"
 #include "log.h"
 #include "set-events.h"
+#include "time-util.h"
 
 struct SetCreation {
         CoordinatorOptions options;
@@ -69,13 +70,6 @@ static const char *const phase_names[_SET_PHASE_MAX] = {
 
 const char *set_phase_to_string(SetPhase p) {
         return p >= 0 && p < _SET_PHASE_MAX ? phase_names[p] : NULL;
-}
-
-static uint64_t now_usec(clockid_t clock) {
-        struct timespec ts;
-
-        clock_gettime(clock, &ts);
-        return (uint64_t) ts.tv_sec * USEC_PER_SEC + (uint64_t) ts.tv_nsec / NSEC_PER_USEC;
 }
 
 /* ---------------------------------------------------------------- events and outcomes */
@@ -284,7 +278,7 @@ int set_creation_new(SetContext context, const CoordinatorOptions *options, SetC
                 return -ENOMEM;
         c->options = *options;
         pthread_mutex_init(&c->volumes_lock, NULL);
-        c->started_usec = now_usec(CLOCK_REALTIME);
+        c->started_usec = now_realtime_usec();
         set_phase(c, SET_PHASE_ADDING);
         r = snapshot_set_new(context, &c->set);
         if (r < 0) {
@@ -871,7 +865,7 @@ static bool guardian_fired(const SetCreation *c) {
 
 static bool hold_expired(const SetCreation *c, uint64_t hold_start) {
         return guardian_fired(c) || (c->options.hold_timeout_usec > 0 &&
-                                     now_usec(CLOCK_MONOTONIC) - hold_start > c->options.hold_timeout_usec);
+                                     now_monotonic_usec() - hold_start > c->options.hold_timeout_usec);
 }
 
 /* Tells the guardian when it must act by itself: the end of what the limits allow from start
@@ -987,8 +981,8 @@ static VssCode run_window(SetCreation *c, SetOutcome *out) {
         log_hold();
 
         enter_phase(c, SET_PHASE_FLUSHING);
-        freeze_start = now_usec(CLOCK_MONOTONIC);
-        c->set->frozen_usec = now_usec(CLOCK_REALTIME);   /* vDSO: no system call, no fault */
+        freeze_start = now_monotonic_usec();
+        c->set->frozen_usec = now_realtime_usec();   /* vDSO: no system call, no fault */
         guardian_deadline(c, freeze_start, c->options.flush_timeout_usec == 0 || c->options.hold_timeout_usec == 0 ? 0 :
                           c->options.flush_timeout_usec + c->options.hold_timeout_usec);
         if (hook_fails(c, SET_PHASE_FLUSHING, NULL)) {
@@ -1008,14 +1002,14 @@ static VssCode run_window(SetCreation *c, SetOutcome *out) {
                 goto thawed;
         }
 
-        hold_start = now_usec(CLOCK_MONOTONIC);
+        hold_start = now_monotonic_usec();
         held = true;
         code = hold_and_commit(c, hold_start, out);
         committed = code == S_OK;
 
         enter_phase(c, SET_PHASE_RELEASING);
         released = release_all(c, committed, committed ? out : NULL);
-        hold_end = now_usec(CLOCK_MONOTONIC);
+        hold_end = now_monotonic_usec();
         if (code == S_OK)
                 code = released;
         /* Never thaw over a suspended device (the thaw would wait on it for ever): whatever a
@@ -1043,7 +1037,7 @@ static VssCode run_window(SetCreation *c, SetOutcome *out) {
          * of a filesystem whose FIFREEZE is stuck would wait for it. */
         window_undo_run(c->undo, &c->undo_report);
 thawed:
-        thaw_end = now_usec(CLOCK_MONOTONIC);
+        thaw_end = now_monotonic_usec();
         if (c->memory_locked) {
                 munlockall();
                 c->memory_locked = false;

@@ -104,6 +104,7 @@ int manager_new(Config *config, Manager **ret) {
                 .providers_source = { EVENT_SOURCE_PROVIDERS },
                 .job_source = { EVENT_SOURCE_JOB },
                 .posted_lock = PTHREAD_MUTEX_INITIALIZER,
+                .loop_call_done = PTHREAD_COND_INITIALIZER,
                 .start_usec = now_monotonic_usec(),
                 .refuse_ratelimit = RATELIMIT_INIT(10 * USEC_PER_SEC, 5),
                 .deny_ratelimit = RATELIMIT_INIT(10 * USEC_PER_SEC, 10),
@@ -165,6 +166,54 @@ void manager_post_event(Manager *m, const char *type, const char *set_id, const 
         *tail = e;
         pthread_mutex_unlock(&m->posted_lock);
         job_runner_wake(m->jobs);
+}
+
+typedef struct LoopCall {
+        LoopCallFunc func;
+        void *userdata;
+        bool done;
+} LoopCall;
+
+int manager_run_on_loop(Manager *m, LoopCallFunc func, void *userdata) {
+        LoopCall call = { .func = func, .userdata = userdata };
+        int r = 0;
+
+        if (!m->jobs || pthread_equal(pthread_self(), m->loop_thread)) {
+                func(m, userdata);
+                return 0;
+        }
+        pthread_mutex_lock(&m->posted_lock);
+        if (m->loop_calls_closed || m->loop_call)   /* one job, one call at a time */
+                r = m->loop_calls_closed ? -ECANCELED : -EBUSY;
+        else {
+                m->loop_call = &call;
+                job_runner_wake(m->jobs);
+                while (!call.done && !m->loop_calls_closed)
+                        pthread_cond_wait(&m->loop_call_done, &m->posted_lock);
+                if (!call.done) {
+                        m->loop_call = NULL;
+                        r = -ECANCELED;
+                }
+        }
+        pthread_mutex_unlock(&m->posted_lock);
+        return r;
+}
+
+/* The loop: runs what the job thread waits for. */
+static void manager_run_loop_call(Manager *m) {
+        LoopCall *call;
+
+        pthread_mutex_lock(&m->posted_lock);
+        call = m->loop_call;
+        pthread_mutex_unlock(&m->posted_lock);
+        if (!call)
+                return;
+        call->func(m, call->userdata);
+        pthread_mutex_lock(&m->posted_lock);
+        m->loop_call = NULL;
+        call->done = true;
+        pthread_cond_broadcast(&m->loop_call_done);
+        pthread_mutex_unlock(&m->posted_lock);
 }
 
 /* The loop: sends what the job thread posted, in order. */
@@ -231,7 +280,12 @@ Manager *manager_free(Manager *m) {
         if (!m)
                 return NULL;
 
-        /* A job still running (a fatal loop error) is waited for: it owns the set in creation. */
+        /* A job still running (a fatal loop error) is waited for: it owns the set in creation. A
+         * job waiting for a loop call gets -ECANCELED first, or it would never end. */
+        pthread_mutex_lock(&m->posted_lock);
+        m->loop_calls_closed = true;
+        pthread_cond_broadcast(&m->loop_call_done);
+        pthread_mutex_unlock(&m->posted_lock);
         m->jobs = job_runner_free(m->jobs);
         connection_list_free(&m->connections);
         connection_list_free(&m->closed);
@@ -650,6 +704,7 @@ static void manager_handle_job(Manager *m) {
         bool ended = job_runner_dispatch(m->jobs);
 
         manager_send_posted(m);
+        manager_run_loop_call(m);
         sets_announce_phases(m);
         if (ended)
                 manager_job_ended(m);

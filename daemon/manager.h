@@ -92,7 +92,10 @@ typedef struct Manager {
         uint64_t *pending_closes;     /* connections that owned sets and closed during a job */
         size_t n_pending_closes;
         struct PostedEvent *posted;   /* events for Monitor clients from the job thread */
-        pthread_mutex_t posted_lock;
+        pthread_mutex_t posted_lock;  /* also guards the loop call below */
+        struct LoopCall *loop_call;   /* what the job thread waits for the loop to run */
+        pthread_cond_t loop_call_done;
+        bool loop_calls_closed;       /* the loop has ended: a loop call is refused */
         char *runtime_directory;      /* /run/snapset, or the socket's directory with --socket */
 
         RateLimit refuse_ratelimit;   /* "too many connections" warnings */
@@ -134,6 +137,15 @@ void manager_send_phase_event(Manager *m, const char *set_id, const char *phase,
  * which sends it. Outside the freeze window only (it allocates). */
 void manager_post_event(Manager *m, const char *type, const char *set_id, const char *snapshot_id,
                         const char *volume, const char *message);
+
+/* From the job thread, outside any freeze window: runs func(m, userdata) on the loop, between two
+ * events, and waits until it has run. For the job that needs what only the loop may touch while
+ * the job holds the creation lock (the finished sets, the set in creation itself): the job is
+ * blocked meanwhile, so the loop has the providers and the state directory to itself. On the
+ * loop, or without a job runner, func runs at once. -ECANCELED: the loop has ended, func did not
+ * run. */
+typedef void (*LoopCallFunc)(Manager *m, void *userdata);
+int manager_run_on_loop(Manager *m, LoopCallFunc func, void *userdata);
 
 /* The replies of a deferred call (methods.h), for the connection it came from if it is still
  * there: sends them, and lets the connection's next calls be read once the job has ended. */

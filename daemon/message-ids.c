@@ -29,6 +29,7 @@ static const MessageId ids[] = {
         { "recovery-failed",      "cc2a730731364d3597d650f69498ace5" },
         { "hook-failed",          "a879406ae9c74b6b91ab2a74429b881c" },
         { "sets-pruned",          "ec6334ec87c5424ca16a391f01278dc4" },
+        { "space-low",            "789025d42e9a411181fad75aa6bd9822" },
 };
 
 static const char *by_name(const char *name) {

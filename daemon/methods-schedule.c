@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 
-/* Scheduled sets (snapset-sets(5)): ListDefinitions, CreateDefinedSet, PruneSets, and the health
- * GetStatus shows. Definitions are read from the directory at every call (a few small files), so
+/* Scheduled sets (snapset-sets(5)): ListDefinitions, PruneSets, and the health GetStatus shows
+ * (CreateDefinedSet is methods-defined-set.c). Definitions are read from the directory at every call (a few small files), so
  * an edit takes effect at once, and a broken file never hides the others. */
 
 #include <inttypes.h>
@@ -20,16 +20,9 @@
 #include "schedule/hooks.h"
 #include "schedule/retention.h"
 #include "sets.h"
+#include "time-util.h"
 
-static uint64_t realtime_now(void) {
-        struct timespec ts;
-
-        clock_gettime(CLOCK_REALTIME, &ts);
-        return (uint64_t) ts.tv_sec * USEC_PER_SEC + (uint64_t) ts.tv_nsec / NSEC_PER_USEC;
-}
-
-/* The created sets taken from definition name, oldest first (the registry's order). */
-static int sets_of(const Manager *m, const char *name, SnapshotSet ***ret, size_t *ret_n) {
+int schedule_sets_of(const Manager *m, const char *name, SnapshotSet ***ret, size_t *ret_n) {
         const SetRegistry *r = m->sets;
         SnapshotSet **l = calloc(r->n_sets ?: 1, sizeof *l);
         size_t n = 0;
@@ -47,7 +40,7 @@ static int sets_of(const Manager *m, const char *name, SnapshotSet ***ret, size_
 /* ---------------------------------------------------------------- health */
 
 static int definition_health(const Manager *m, const SetDefinition *d, SnapshotSet **sets, size_t n, Health *ret) {
-        HealthInput in = { .definition = d, .sets = sets, .n_sets = n, .now_usec = realtime_now() };
+        HealthInput in = { .definition = d, .sets = sets, .n_sets = n, .now_usec = now_realtime_usec() };
         struct stat st;
 
         if (stat(d->path, &st) == 0)
@@ -55,6 +48,19 @@ static int definition_health(const Manager *m, const SetDefinition *d, SnapshotS
         if (!d->error && d->on_calendar && calendar_period_usec(d->on_calendar, &in.period_usec, &in.period_error) == -ENOMEM)
                 return -ENOMEM;
         return health_check(&in, ret);
+}
+
+int schedule_space_events(Manager *m, const SetDefinition *d, SnapshotSet *const *sets, size_t n) {
+        HealthInput in = { .definition = d, .sets = sets, .n_sets = n, .now_usec = now_realtime_usec() };
+        _cleanup_(health_done) Health h = {};
+        int r = health_check_space(&in, &h);
+
+        if (r < 0)
+                return r;
+        for (char **msg = h.messages; *msg; msg++)
+                sets_event(m, LOG_WARNING, "space-low", n > 0 ? sets[n - 1] : NULL, NULL,
+                           "Set definition '%s': %s.", d->name, *msg);
+        return 0;
 }
 
 static int health_json(const Health *h, json_object **ret) {
@@ -95,7 +101,7 @@ int schedule_health_json(const Manager *m, json_object **ret) {
                 json_object *o = NULL, *hj = NULL;
                 size_t n;
 
-                r = sets_of(m, l.items[i]->name, &sets, &n) ?:
+                r = schedule_sets_of(m, l.items[i]->name, &sets, &n) ?:
                     definition_health(m, l.items[i], sets, n, &h) ?:
                     health_json(&h, &hj);
                 if (r < 0)
@@ -179,7 +185,7 @@ static int definition_json(const Manager *m, const SetDefinition *d, json_object
 
         if (!o)
                 return -ENOMEM;
-        r = sets_of(m, d->name, &sets, &n);
+        r = schedule_sets_of(m, d->name, &sets, &n);
         if (r < 0)
                 return r;
         for (size_t i = 0; i < n; i++)
@@ -243,7 +249,7 @@ int vl_method_list_definitions(MethodCall *mc, json_object *parameters) {
 }
 
 /* The definition called name, or the refusal replied (1). */
-static int find_definition(MethodCall *mc, const char *name, SetDefinition **ret) {
+int schedule_find_definition(MethodCall *mc, const char *name, SetDefinition **ret) {
         _cleanup_(definitions_done) DefinitionList l = {};
         _cleanup_free_ char *path = NULL;
         SetDefinition *d;
@@ -268,161 +274,6 @@ static int find_definition(MethodCall *mc, const char *name, SetDefinition **ret
         }
         *ret = d;
         return 0;
-}
-
-/* ---------------------------------------------------------------- CreateDefinedSet */
-
-typedef struct DefinedJob {
-        SetDefinition *definition;
-        char *hook_directory;
-        SetCreation *c;
-        HookRun *runs;
-        size_t n_runs, n_prepare;
-        bool prepared;               /* the volumes were all added: the set ran, or was vetoed */
-        bool vetoed;
-        VssCode code;
-        SetOutcome out;
-} DefinedJob;
-
-static void defined_job_free(void *userdata) {
-        DefinedJob *j = userdata;
-
-        definition_free(j->definition);
-        free(j->hook_directory);
-        hook_runs_free(j->runs, j->n_runs);
-        free(j);
-}
-
-static bool prepare_succeeded(const DefinedJob *j) {
-        for (size_t i = 0; i < j->n_prepare; i++)
-                if (!hook_run_succeeded(&j->runs[i]))
-                        return false;
-        return true;
-}
-
-/* The job thread: volumes, prepare hooks, the set (unless vetoed), thaw and abort hooks. */
-static void defined_work(MethodCall *mc, void *userdata) {
-        DefinedJob *j = userdata;
-        const SetDefinition *d = j->definition;
-        _cleanup_(strv_freep) char **hooks = NULL;
-        HookContext ctx = { .definition = d, .set = set_creation_set(j->c) };
-        int r = 0;
-
-        for (size_t i = 0; r == 0 && i < d->n_volumes; i++)
-                r = sets_method_add(mc, j->c, d->volumes[i].path, d->volumes[i].provider, d->volumes[i].cow_size, NULL);
-        if (r != 0) {
-                (void) method_reply_errno(mc, r);
-                set_creation_abort(j->c);
-                return;
-        }
-        j->prepared = true;
-        r = hooks_list(d, j->hook_directory, &hooks) ?: hooks_run(hooks, HOOK_PHASE_PREPARE, &ctx, &j->runs, &j->n_runs);
-        j->n_prepare = j->n_runs;
-        if (r < 0 || (!prepare_succeeded(j) && d->hook_failure == HOOK_FAILURE_VETO)) {
-                const HookRun *failed = j->runs;
-
-                while (failed < j->runs + j->n_prepare && hook_run_succeeded(failed))
-                        failed++;
-                set_creation_abort(j->c);
-                j->vetoed = true;
-                j->code = E_ABORT;
-                snprintf(j->out.message, sizeof j->out.message,
-                         "The prepare hook %s of set definition '%s' %s and HookFailure=veto: the set was not taken. "
-                         "Its output is in the journal (journalctl -u snapsetd).",
-                         failed < j->runs + j->n_prepare ? failed->path : "?", d->name,
-                         r < 0 ? "could not run" : failed < j->runs + j->n_prepare && failed->timed_out ? "timed out" : "failed");
-                j->out.code = E_ABORT;
-        } else
-                j->code = set_creation_do(j->c, &j->out);
-
-        /* thaw always, abort on failure: no filesystem is frozen any more. */
-        ctx.result = j->code == S_OK ? "created" : "failed";
-        (void) hooks_run(hooks, HOOK_PHASE_THAW, &ctx, &j->runs, &j->n_runs);
-        if (j->code != S_OK) {
-                ctx.error = vss_code_name(j->code);
-                (void) hooks_run(hooks, HOOK_PHASE_ABORT, &ctx, &j->runs, &j->n_runs);
-        }
-}
-
-/* After the thaw: every run in the journal, its output with it; failures as events. */
-static void log_hook_runs(Manager *m, const DefinedJob *j, const SnapshotSet *set) {
-        for (size_t i = 0; i < j->n_runs; i++) {
-                const HookRun *h = &j->runs[i];
-                const char *phase = hook_phase_to_string(h->phase);
-                bool ok = hook_run_succeeded(h);
-                int prio = ok ? LOG_INFO : h->phase == HOOK_PHASE_PREPARE && j->vetoed ? LOG_ERR : LOG_WARNING;
-
-                char what[96];
-
-                if (h->error)
-                        snprintf(what, sizeof what, "%s", h->error);
-                else if (h->timed_out)
-                        snprintf(what, sizeof what, "timed out after %" PRIu64 " s and was killed",
-                                 j->definition->hook_timeout_usec / USEC_PER_SEC);
-                else
-                        snprintf(what, sizeof what, "failed with exit status %d", h->exit_status);
-                if (!ok)
-                        sets_event(m, prio, "hook-failed", set, NULL, "The %s hook %s of set definition '%s' %s.",
-                                   phase, h->path, j->definition->name, what);
-                log_full(prio, "Hook %s %s (set %s, definition '%s'): %s after %" PRIu64 " ms, exit status %d%s%s",
-                         h->path, phase, set->id, j->definition->name, ok ? "succeeded" : "failed",
-                         (h->finished_usec - h->started_usec) / USEC_PER_MSEC, h->exit_status,
-                         h->output && h->output[0] ? "; output:\n" : "", h->output ? h->output : "");
-        }
-}
-
-static int decorate_defined(SnapshotSet *set, void *userdata) {
-        DefinedJob *j = userdata;
-
-        if (!(set->definition = strdup(j->definition->name)))
-                return -ENOMEM;
-        set->application_consistent = j->n_prepare > 0 && prepare_succeeded(j);
-        return j->n_runs > 0 ? hook_runs_to_json(j->runs, j->n_runs, &set->hooks) : 0;
-}
-
-static void defined_finish(MethodCall *mc, void *userdata) {
-        DefinedJob *j = userdata;
-
-        if (!j->prepared) {
-                set_creation_free(sets_take_creation(mc->manager));
-                return;
-        }
-        log_hook_runs(mc->manager, j, set_creation_set(j->c));
-        (void) method_reply_errno(mc, sets_method_finish(mc, j->code, &j->out, decorate_defined, j));
-}
-
-int vl_method_create_defined_set(MethodCall *mc, json_object *parameters) {
-        struct { char *name; } p = {};
-        static const JsonDispatch table[] = {
-                { "definition", JSON_DISPATCH_STRING, 0, JSON_MANDATORY },
-                {}
-        };
-        DefinedJob *j = NULL;
-        SetDefinition *d = NULL;
-        int r;
-
-        r = method_dispatch(mc, parameters, table, &p);
-        if (r == 0)
-                r = find_definition(mc, p.name, &d);
-        json_dispatch_done(table, &p);
-        if (r != 0)
-                return r < 0 ? r : 0;
-        j = calloc(1, sizeof *j);
-        if (!j || !(j->hook_directory = strdup(mc->manager->config.hook_directory))) {
-                definition_free(d);
-                free(j);
-                return -ENOMEM;
-        }
-        j->definition = d;
-        r = sets_method_start(mc, "persistent", &j->c);
-        if (r == 0) {
-                r = method_defer(mc, defined_work, defined_finish, j, defined_job_free);
-                if (r < 0)   /* the job could not start: nothing was made yet */
-                        set_creation_free(sets_take_creation(mc->manager));
-                return r < 0 ? r : 0;
-        }
-        defined_job_free(j);
-        return r < 0 ? r : 0;
 }
 
 /* ---------------------------------------------------------------- PruneSets */
@@ -464,11 +315,11 @@ int vl_method_prune_sets(MethodCall *mc, json_object *parameters) {
 
         r = method_dispatch(mc, parameters, table, &p);
         if (r == 0)
-                r = find_definition(mc, p.name, &d);
+                r = schedule_find_definition(mc, p.name, &d);
         free(p.name);
         if (r != 0)
                 return r < 0 ? r : 0;
-        r = sets_of(m, d->name, &sets, &n);
+        r = schedule_sets_of(m, d->name, &sets, &n);
         if (r < 0)
                 return r;
         items = calloc(n ?: 1, sizeof *items);
@@ -480,7 +331,7 @@ int vl_method_prune_sets(MethodCall *mc, json_object *parameters) {
                 memcpy(ids[i], sets[i]->id, sizeof(SnapsetId));
                 items[i] = (RetentionItem) { .id = ids[i], .created_usec = sets[i]->created_usec };
         }
-        r = retention_apply(&d->retention, realtime_now(), items, n);
+        r = retention_apply(&d->retention, now_realtime_usec(), items, n);
         if (r < 0)
                 return r;
         for (size_t i = 0; i < n; i++) {

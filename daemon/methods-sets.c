@@ -237,7 +237,7 @@ static int resolve_volume(MethodCall *mc, SetCreation *c, const char *volume, co
 
 /* Adds one volume to the set in creation; replies the error itself when it fails (returns 1). */
 int sets_method_add(MethodCall *mc, SetCreation *c, const char *volume, const char *provider,
-                      uint64_t cow_size, Snapshot **ret) {
+                      uint64_t cow_size, Snapshot **ret, SetOutcome *ret_failure) {
         _cleanup_(resolved_volume_done) ResolvedVolume v = {};
         SetOutcome out = {};
         VssCode code;
@@ -247,6 +247,10 @@ int sets_method_add(MethodCall *mc, SetCreation *c, const char *volume, const ch
         if (r != 0)
                 return r;
         code = set_creation_add(c, volume, &v.device, v.provider, cow_size, ret, &out);
+        if (code != S_OK && ret_failure) {
+                *ret_failure = out;
+                return SETS_ADD_FAILED;
+        }
         if (code != S_OK)
                 return reply_outcome(mc, &out, set_creation_set(c)->id) ?: 1;
         return 0;
@@ -354,7 +358,7 @@ static void add_work(MethodCall *mc, void *userdata) {
         SetJob *j = userdata;
         int r;
 
-        r = sets_method_add(mc, j->c, j->add.volume, j->add.provider, j->add.cow_size, &j->snap);
+        r = sets_method_add(mc, j->c, j->add.volume, j->add.provider, j->add.cow_size, &j->snap, NULL);
         (void) method_reply_errno(mc, r);
 }
 
@@ -509,7 +513,7 @@ static void create_work(MethodCall *mc, void *userdata) {
                 AddParams a = {};
 
                 (void) dispatch_volume_request(json_object_array_get_idx(volumes, i), &a, &bad);
-                r = sets_method_add(mc, j->c, a.volume, a.provider, a.cow_size, NULL);
+                r = sets_method_add(mc, j->c, a.volume, a.provider, a.cow_size, NULL, NULL);
                 add_params_done(&a);
         }
         if (r != 0) {

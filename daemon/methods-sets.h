@@ -22,9 +22,12 @@ int vl_method_delete_snapshots(MethodCall *mc, json_object *parameters);
  * 0 with *ret set, 1 when it replied the refusal, or a negative errno. */
 int sets_method_start(MethodCall *mc, const char *context, SetCreation **ret);
 /* AddToSnapshotSet's part, from the job thread: resolves the volume, chooses its provider and
- * prepares its snapshot. 0, 1 when it replied the refusal, or a negative errno. */
+ * prepares its snapshot. 0, 1 when it replied the refusal, or a negative errno. With
+ * ret_failure, a volume its provider refuses (not enough space, say) is not replied but returned
+ * there, with SETS_ADD_FAILED: the caller may still do something about it. */
+#define SETS_ADD_FAILED 2
 int sets_method_add(MethodCall *mc, SetCreation *c, const char *volume, const char *provider, uint64_t cow_size,
-                    Snapshot **ret);
+                    Snapshot **ret, SetOutcome *ret_failure);
 /* On the loop, after set_creation_do(): releases the creation lock, and with code S_OK records
  * the set (decorate, if given, adds to it first) and replies it; otherwise replies out. */
 typedef int (*SetDecorator)(SnapshotSet *set, void *userdata);

@@ -26,6 +26,7 @@ static const char io_snapset_manager_idl[] =
 
 static const char org_varlink_service_idl[] =
 #include "org.varlink.service.varlink.inc"
+#include "time-util.h"
 ;
 
 static const struct {
@@ -402,13 +403,6 @@ static int vl_method_list_providers(MethodCall *mc, json_object *parameters) {
 
 static int vl_method_list_volumes(MethodCall *mc, json_object *parameters) {
         return reply_inventory(mc, parameters, "volumes", "volumes", inventory_list_volumes);
-}
-
-static uint64_t now_realtime_usec(void) {
-        struct timespec ts;
-
-        (void) clock_gettime(CLOCK_REALTIME, &ts);
-        return (uint64_t) ts.tv_sec * USEC_PER_SEC + (uint64_t) ts.tv_nsec / NSEC_PER_USEC;
 }
 
 json_object *monitor_event_new(const char *type, const char *set_id, const char *snapshot_id,

@@ -10,6 +10,7 @@
 #include <time.h>
 
 #include "macro.h"
+#include "time-util.h"
 
 typedef struct RateLimit {
         uint64_t interval_usec;
@@ -20,13 +21,6 @@ typedef struct RateLimit {
 } RateLimit;
 
 #define RATELIMIT_INIT(interval, b) ((RateLimit) { .interval_usec = (interval), .burst = (b) })
-
-static inline uint64_t now_monotonic_usec(void) {
-        struct timespec ts;
-
-        (void) clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (uint64_t) ts.tv_sec * USEC_PER_SEC + (uint64_t) ts.tv_nsec / NSEC_PER_USEC;
-}
 
 /* True if a message may be logged now. *ret_suppressed gets the number of messages suppressed
  * since the last one that was allowed (only when true is returned). */

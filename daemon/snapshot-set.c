@@ -8,6 +8,7 @@
 
 #include "json-util.h"
 #include "snapshot-set.h"
+#include "time-util.h"
 #include "varlink.h"
 
 static const char *const context_names[_SET_CONTEXT_MAX] = {
@@ -58,13 +59,6 @@ bool snapset_id_is_valid(const char *s) {
         uuid_t u;
 
         return s && strlen(s) == SNAPSET_ID_LENGTH && uuid_parse(s, u) == 0;
-}
-
-static uint64_t now_realtime_usec(void) {
-        struct timespec ts;
-
-        clock_gettime(CLOCK_REALTIME, &ts);
-        return (uint64_t) ts.tv_sec * USEC_PER_SEC + (uint64_t) ts.tv_nsec / NSEC_PER_USEC;
 }
 
 int snapshot_set_new(SetContext context, SnapshotSet **ret) {

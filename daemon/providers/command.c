@@ -11,18 +11,12 @@
 
 #include "log.h"
 #include "command.h"
+#include "time-util.h"
 
 /* Grown as needed outside the window. */
 #define DYNAMIC_BUFFER_INITIAL 4096
 /* A killed command gets this long to die before it is abandoned (reaped later). */
 #define KILL_GRACE_USEC (500 * USEC_PER_MSEC)
-
-uint64_t command_now_usec(void) {
-        struct timespec ts;
-
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (uint64_t) ts.tv_sec * USEC_PER_SEC + (uint64_t) ts.tv_nsec / NSEC_PER_USEC;
-}
 
 /* ---------------------------------------------------------------- the executable */
 
@@ -319,13 +313,13 @@ static void reap(Command *c) {
                 return;
         c->exit_status = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
         c->pid = 0;
-        c->exited_usec = command_now_usec();
+        c->exited_usec = now_monotonic_usec();
 }
 
 /* Past its output grace, a command that has exited is done with: its pipes are closed. */
 static void end_output_grace(Command *c) {
         if (c->output_grace_usec == 0 || c->pid > 0 || c->exited_usec == 0 ||
-            command_now_usec() < c->exited_usec + c->output_grace_usec)
+            now_monotonic_usec() < c->exited_usec + c->output_grace_usec)
                 return;
         c->out_fd = safe_close(c->out_fd);
         c->err_fd = safe_close(c->err_fd);
@@ -367,7 +361,7 @@ static void poll_round(Command *const *cmds, size_t n, int timeout_ms) {
 }
 
 static int remaining_ms(uint64_t deadline_usec, int cap_ms) {
-        uint64_t now = command_now_usec();
+        uint64_t now = now_monotonic_usec();
         uint64_t ms;
 
         if (now >= deadline_usec)
@@ -386,8 +380,8 @@ static void kill_running(Command *const *cmds, size_t n) {
                         kill_command(cmds[i]);
                         cmds[i]->timed_out = true;
                 }
-        grace_end = command_now_usec() + KILL_GRACE_USEC;
-        while (command_now_usec() < grace_end) {
+        grace_end = now_monotonic_usec() + KILL_GRACE_USEC;
+        while (now_monotonic_usec() < grace_end) {
                 all_dead = true;
                 poll_round(cmds, n, remaining_ms(grace_end, 20));
                 for (size_t i = 0; i < n; i++)
@@ -427,7 +421,7 @@ static int wait_commands(Command *const *cmds, size_t n, uint64_t deadline_usec,
                 }
                 if (all || (any && one))
                         return 0;
-                if (command_now_usec() >= deadline_usec)
+                if (now_monotonic_usec() >= deadline_usec)
                         break;
                 /* With the pipes closed, poll() returns at once: a short cap, so that the exit
                  * is noticed soon after. */
@@ -464,5 +458,5 @@ int command_run(Command *c, uint64_t timeout_usec) {
         r = command_start(c);
         if (r < 0)
                 return r;
-        return commands_wait(&c, 1, command_now_usec() + timeout_usec);
+        return commands_wait(&c, 1, now_monotonic_usec() + timeout_usec);
 }

@@ -25,6 +25,7 @@
 #include <sys/types.h>
 
 #include "macro.h"
+#include "time-util.h"
 
 typedef struct Command {
         char **argv;                 /* NULL-terminated; argv[0] is the executable's path */
@@ -94,6 +95,3 @@ int command_run(Command *c, uint64_t timeout_usec);
 
 /* Reaps commands abandoned earlier (they never outlive the daemon as zombies for long). */
 void command_reap_abandoned(void);
-
-/* CLOCK_MONOTONIC now, microseconds. */
-uint64_t command_now_usec(void);

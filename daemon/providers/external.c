@@ -28,6 +28,7 @@
 #include "log.h"
 #include "set-events.h"
 #include "snapshot-set.h"
+#include "time-util.h"
 #include "varlink.h"
 
 static const char provider_idl[] =
@@ -36,13 +37,6 @@ static const char provider_idl[] =
 
 const char *external_interface_description(void) {
         return provider_idl;
-}
-
-static uint64_t now_usec(void) {
-        struct timespec ts;
-
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (uint64_t) ts.tv_sec * USEC_PER_SEC + (uint64_t) ts.tv_nsec / NSEC_PER_USEC;
 }
 
 /* ---------------------------------------------------------------- provider files */
@@ -845,7 +839,7 @@ static VssCode exchange(ExternalProvider *ep, ExternalMethod m, json_object *par
                         ProviderResult *res) {
         _cleanup_(json_object_putp) json_object *call = NULL, *reply = NULL, *extra = NULL;
         char method[128], how[256];
-        uint64_t deadline = now_usec() + timeout_usec;
+        uint64_t deadline = now_monotonic_usec() + timeout_usec;
         VssCode code;
         int r;
 
@@ -895,7 +889,7 @@ static VssCode exchange(ExternalProvider *ep, ExternalMethod m, json_object *par
                 if (r > 0)
                         break;
 
-                now = now_usec();
+                now = now_monotonic_usec();
                 if (now >= deadline) {
                         stop_child(ep, false, NULL, 0);
                         return transport_failure(ep, res, ETIMEDOUT, "did not answer within %" PRIu64 " s (killed)",

@@ -137,7 +137,7 @@ static bool lock_busy(const Command *c) {
 
 VssCode lvm_run(Command *c, const char *what, size_t index, ProviderResult *res) {
         _cleanup_free_ char *line = NULL;
-        uint64_t give_up = command_now_usec() + LVM_LOCK_RETRY_USEC;
+        uint64_t give_up = now_monotonic_usec() + LVM_LOCK_RETRY_USEC;
         int r;
 
         if (command_line(c, &line) >= 0)
@@ -151,7 +151,7 @@ VssCode lvm_run(Command *c, const char *what, size_t index, ProviderResult *res)
                         return S_OK;
                 /* A lock held by another lvm command (an administrator's, lvmdbusd's) is usually
                  * released in a moment: try again, for a while. */
-                if (!lock_busy(c) || command_now_usec() >= give_up)
+                if (!lock_busy(c) || now_monotonic_usec() >= give_up)
                         return lvm_fail(c, what, index, res);
                 (void) usleep(250 * 1000);
         }

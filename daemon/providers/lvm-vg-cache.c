@@ -88,7 +88,7 @@ static VssCode ask(const char *vg, size_t index, ProviderResult *res) {
 
 VssCode lvm_vg_cache_lookup(const char *set_id, const char *vg, const char *lv, const LvmVg **ret_vg,
                             const LvmLv **ret_lv, size_t index, ProviderResult *res) {
-        uint64_t now = command_now_usec();
+        uint64_t now = now_monotonic_usec();
         CachedVg *g;
         VssCode code;
 

@@ -74,7 +74,7 @@ VssCode lvm_hold_writes(ProviderSet *ps, ProviderResult *res) {
                 return provider_fail(res, SIZE_MAX, EINVAL, VSS_E_BAD_STATE, "end_prepare_snapshots was not called");
         /* A little before the coordinator's own timeout, so that a command killed at its end
          * still leaves time to resume and thaw within it. */
-        s->deadline_usec = command_now_usec() + hold - hold / 10;
+        s->deadline_usec = now_monotonic_usec() + hold - hold / 10;
         r = dm_held_suspend(s->crew, ps, n, held_of, &failed);
         if (r < 0) {
                 LvmSnapState *st = ps->snapshots[failed]->state;
@@ -196,7 +196,7 @@ VssCode lvm_commit(ProviderSet *ps, ProviderResult *res) {
                         return provider_fail(res, SIZE_MAX, r, VSS_E_PROVIDER_VETO, "Cannot start lvm");
         }
         while (any_running(s)) {
-                uint64_t now = command_now_usec();
+                uint64_t now = now_monotonic_usec();
 
                 if (now >= s->deadline_usec) {
                         /* Past the hold: kill, and report each as timed out below. */

@@ -423,7 +423,9 @@ static VssCode lvm_end_prepare(ProviderSet *ps, ProviderResult *res) {
                     snapshot_set_field(&model->kind, lvm_method_kind(st->rec.method)) < 0 ||
                     snapshot_set_field(&model->note, lvm_method_note(st->rec.method)) < 0)
                         return lvm_oom(res, i);
-                if (st->rec.pool && st->rec.method == LVM_METHOD_THIN_NESTED) {
+                /* Every thin snapshot names the pool it lives in (both thin methods): health and
+                 * listings tell how full it is. */
+                if (st->rec.pool && streq(lvm_method_kind(st->rec.method), "thin")) {
                         _cleanup_free_ char *pool = NULL;
 
                         if (lvm_lv_path(st->rec.vg, st->rec.pool, &pool) < 0 || snapshot_set_field(&model->pool, pool) < 0)

@@ -172,6 +172,21 @@ int health_check(const HealthInput *in, Health *ret) {
         return 0;
 }
 
+int health_check_space(const HealthInput *in, Health *ret) {
+        Health h = { .status = HEALTH_OK, .messages = calloc(1, sizeof(char *)) };
+        int r;
+
+        if (!h.messages)
+                return -ENOMEM;
+        r = check_space(in, &h);
+        if (r < 0) {
+                health_done(&h);
+                return r;
+        }
+        *ret = h;
+        return 0;
+}
+
 void health_done(Health *h) {
         strv_free(h->messages);
         *h = (Health) {};

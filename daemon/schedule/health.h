@@ -47,6 +47,9 @@ typedef struct HealthInput {
 #define HEALTH_PRUNE_GRACE_USEC (10 * 60 * USEC_PER_SEC)
 
 int health_check(const HealthInput *in, Health *ret);
+/* Only the space findings of health_check() (stores and pools at WarnUsedPercent=, invalid
+ * snapshots), for the event after a scheduled set. */
+int health_check_space(const HealthInput *in, Health *ret);
 void health_done(Health *h);
 
 /* "3h 5min", "12min", "40s": a duration for messages. */

@@ -159,3 +159,25 @@ int retention_apply(const Retention *policy, uint64_t now_usec, RetentionItem *i
                 order[i]->keep = marks[i] == MARK_KEEP;
         return 0;
 }
+
+long retention_pick_for_space(const Retention *policy, uint64_t now_usec, const RetentionItem *items, size_t n) {
+        const RetentionItem *newest = NULL;
+        long pick = -1;
+
+        for (size_t i = 0; i < n; i++)
+                if (!newest || newest_first(&(const RetentionItem *) { &items[i] }, &newest) < 0)
+                        newest = &items[i];
+        for (size_t i = 0; i < n; i++) {
+                const RetentionItem *it = &items[i];
+                uint64_t age = now_usec > it->created_usec ? now_usec - it->created_usec : 0;
+
+                if (it == newest || age < policy->min_age_usec)
+                        continue;
+                /* A set the policy deletes beats one it keeps; then the older one. */
+                if (pick < 0 || (!it->keep && items[pick].keep) ||
+                    (it->keep == items[pick].keep &&
+                     newest_first(&(const RetentionItem *) { &items[pick] }, &(const RetentionItem *) { it }) < 0))
+                        pick = (long) i;
+        }
+        return pick;
+}

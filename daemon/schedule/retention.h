@@ -38,6 +38,12 @@ typedef struct RetentionItem {
  * the realtime the ages are counted from. Returns 0 or -ENOMEM. */
 int retention_apply(const Retention *policy, uint64_t now_usec, RetentionItem *items, size_t n);
 
+/* PruneOnLowSpace=: the index of the set to delete next to make room for a new one, or -1 when
+ * none may go. items as retention_apply() decided them. The oldest set the policy deletes anyway
+ * goes first, then the oldest one it keeps; never one younger than MinAge=, and never the newest
+ * set, so that a set that still does not fit has not cost the last point to go back to. */
+long retention_pick_for_space(const Retention *policy, uint64_t now_usec, const RetentionItem *items, size_t n);
+
 /* The period key of t in a class ("hourly", "daily", "weekly", "monthly", "yearly"), local
  * time: "2026-12-01 10h", "2026-12-01", "2026-W49", "2026-12", "2026". Exposed for the tests. */
 int retention_period_key(const char *class, uint64_t usec, char *buf, size_t n);

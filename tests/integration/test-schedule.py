@@ -22,6 +22,7 @@ SNAPSETD = os.path.join(TOP, BUILDDIR, "snapsetd") if not os.path.isabs(BUILDDIR
 TEST_PROVIDER = os.path.join(TOP, "tests", "provider", "snapset-test-provider")
 E_ABORT = 0x80004004
 VSS_E_OBJECT_NOT_FOUND = 0x80042308
+VSS_E_INSUFFICIENT_STORAGE = 0x8004231F
 HOUR = 3600 * 1000000
 
 # A hook that records its phase, its environment and the time (microseconds) to a log.
@@ -96,14 +97,17 @@ class Schedule(unittest.TestCase):
             os.unlink(self.hook_log)
         self.addCleanup(self.delete_all)
 
-    def delete_all(self):
+    def set_ids(self):
         with Connection(self.sock) as c:
             r = c.call("ListSnapshotSets", more=True)
             ids = [r["parameters"]["set"]["id"]] if "set" in r.get("parameters", {}) else []
             while r.get("continues"):
                 r = c.recv()
                 ids.append(r["parameters"]["set"]["id"])
-        for i in ids:
+        return ids
+
+    def delete_all(self):
+        for i in self.set_ids():
             self.call("DeleteSnapshots", {"setId": i})
 
     def call(self, method, params=None):
@@ -337,6 +341,59 @@ class Schedule(unittest.TestCase):
         out = self.snapsetctl("check", "--json")
         self.assertEqual(out.returncode, 2)
         self.assertEqual(json.loads(out.stdout)["status"], "critical")
+
+
+    # ------------------------------------------------------------ space
+
+    def no_room(self, times):
+        """The test provider refuses the next `times` volumes for want of space, as a full thin
+        pool would, saying how much is missing."""
+        with open(self.dir + "/control.json", "w") as f:
+            json.dump({"volumes": self.loops, "methods": {"BeginPrepareSnapshot": {
+                "hresult": VSS_E_INSUFFICIENT_STORAGE, "times": times,
+                "message": "Thin pool vg0/pool is 97% full; the snapshot needs 1.5 GiB more"}}}, f)
+        self.addCleanup(lambda: json.dump({"volumes": self.loops}, open(self.dir + "/control.json", "w")))
+
+    def test_a_set_that_does_not_fit_fails_with_the_amount_or_prunes_the_oldest_first(self):
+        self.define("strict", "[Retention]\nKeepLast=10\n", volumes=[self.mounts[0]])
+        self.hook("hooks.d/10-global")
+        self.no_room(1)
+        r = self.take("strict")
+        self.assertEqual(r["parameters"]["hresult"], VSS_E_INSUFFICIENT_STORAGE, r)
+        self.assertIn("the snapshot needs 1.5 GiB more", r["parameters"]["message"])
+        self.assertIn("set PruneOnLowSpace=yes in %s/sets.d/strict.conf" % self.dir, r["parameters"]["message"])
+        # Nothing is left, and no hook ran: space is judged before the prepare hooks.
+        self.assertEqual(self.set_ids(), [])
+        self.assertFalse(os.path.exists(self.hook_log))
+
+        self.define("tight", "[Retention]\nKeepLast=10\nPruneOnLowSpace=yes\n", volumes=[self.mounts[0]])
+        for _ in range(3):
+            self.assertNotIn("error", self.take("tight"))
+        now = int(time.time() * 1000000)
+        ids = self.age_sets([now - 3 * HOUR, now - 2 * HOUR, now - HOUR])
+        os.unlink(self.hook_log)
+        manual = self.call("CreateSnapshotSet", {"volumes": [{"volume": self.mounts[0], "provider": "test"}],
+                                                 "context": "persistent"})["parameters"]["set"]["id"]
+        # Two refusals: the two oldest sets go, one at a time, and the third try fits.
+        self.no_room(2)
+        r = self.take("tight")
+        self.assertNotIn("error", r, r)
+        new = r["parameters"]["set"]["id"]
+        self.assertEqual(sorted(self.set_ids()), sorted([ids[2], manual, new]))
+        # The hooks ran once, for the set that was taken.
+        self.assertEqual([(l[0], l[3]) for l in self.hook_lines()], [("prepare", new), ("thaw", new)])
+        with open(self.dir + "/log") as f:
+            log = f.read()
+        for i in ids[:2]:
+            self.assertIn("Set definition 'tight': set %s deleted to make room for a new set (PruneOnLowSpace=yes)." % i, log)
+
+        # No room however much goes: the newest set is never deleted for room, nor the manual one.
+        self.no_room(10)
+        r = self.take("tight")
+        self.assertEqual(r["parameters"]["hresult"], VSS_E_INSUFFICIENT_STORAGE, r)
+        self.assertIn("PruneOnLowSpace=yes deleted 1 set(s) of 'tight' (the first %s) and it still does not fit: "
+                      "no set of it is left that may go" % ids[2], r["parameters"]["message"])
+        self.assertEqual(sorted(self.set_ids()), sorted([manual, new]))
 
 
 if __name__ == "__main__":

@@ -194,6 +194,37 @@ START_TEST(test_no_rule_keeps_everything_and_empty_history_is_fine) {
 }
 END_TEST
 
+START_TEST(test_low_space_picks_what_goes_anyway_then_the_oldest_never_the_newest_nor_young) {
+        Retention p = { .keep_daily = 3, .min_age_usec = 3600 * USEC_PER_SEC };
+        uint64_t now = utc("2026-12-03 12:00");
+        History h = {};
+
+        use_zone("UTC");
+        history_add(&h, "2026-12-03 11:30");   /* the newest, and young */
+        history_add(&h, "2026-12-03 09:00");   /* daily (1/3) */
+        history_add(&h, "2026-12-02 10:00");   /* daily (2/3) */
+        history_add(&h, "2026-12-02 08:00");   /* not the latest of its day: deleted anyway */
+        history_add(&h, "2026-12-01 10:00");   /* daily (3/3), the oldest */
+        ck_assert_int_eq(retention_apply(&p, now, h.items, h.n), 0);
+        ck_assert_int_eq(retention_pick_for_space(&p, now, h.items, h.n), 3);
+        h.n--;  /* gone: the oldest kept one is next, not a younger kept one */
+        memmove(&h.items[3], &h.items[4], sizeof h.items[0]);
+        ck_assert_int_eq(retention_apply(&p, now, h.items, h.n), 0);
+        ck_assert_int_eq(retention_pick_for_space(&p, now, h.items, h.n), 3);
+
+        /* Only the newest and young sets: nothing may go. */
+        History young = {};
+        history_add(&young, "2026-12-03 11:30");
+        history_add(&young, "2026-12-03 11:40");
+        ck_assert_int_eq(retention_apply(&p, now, young.items, young.n), 0);
+        ck_assert_int_eq(retention_pick_for_space(&p, now, young.items, young.n), -1);
+        History one = {};
+        history_add(&one, "2026-11-01 00:00");
+        ck_assert_int_eq(retention_apply(&p, now, one.items, one.n), 0);
+        ck_assert_int_eq(retention_pick_for_space(&p, now, one.items, one.n), -1);
+}
+END_TEST
+
 START_TEST(test_equal_times_are_ordered_by_id) {
         Retention p = { .keep_last = 1 };
         RetentionItem items[2] = {
@@ -220,6 +251,7 @@ Suite *suite_retention(void) {
         tcase_add_test(tc, test_min_age_protects_young_sets_without_using_a_rule);
         tcase_add_test(tc, test_no_rule_keeps_everything_and_empty_history_is_fine);
         tcase_add_test(tc, test_equal_times_are_ordered_by_id);
+        tcase_add_test(tc, test_low_space_picks_what_goes_anyway_then_the_oldest_never_the_newest_nor_young);
         suite_add_tcase(s, tc);
         return s;
 }

@@ -288,6 +288,10 @@ vm_reboot() {
 #                               file in COWDIR, and each dm device NAME active (not suspended)
 #                               with the table it had at snapset_remember_tables
 #   snapset_remember_tables NAME...
+#   snapset_log_hook NAME LOG   a global hook /etc/snapset/hooks.d/NAME that appends a line per
+#                               run to LOG: "PHASE USEC SET_ID CGROUP" (removed at exit)
+#   snapset_definition NAME     /etc/snapset/sets.d/NAME.conf := stdin; at exit the file and the
+#                               definition's sets are removed
 #   snapset_journal SINCE_USEC [MATCH...]   snapsetd's journal entries since SINCE_USEC, JSON lines
 #                               (journalctl --sync first: what snapsetd sent is in)
 #   snapset_py [ARGS...] <<'PY' ... PY     python3 with a raw varlink client defined:
@@ -331,6 +335,27 @@ snapset_hooks() {
 	defer "rm -f $SNAPSET_HOOKS_FILE; systemctl unset-environment SNAPSETD_TEST_HOOKS_FILE && systemctl restart snapsetd.service"
 	systemctl set-environment "SNAPSETD_TEST_HOOKS_FILE=$SNAPSET_HOOKS_FILE"
 	snapset_restart
+}
+
+snapset_log_hook() {
+	local hook=/etc/snapset/hooks.d/$1 log=$2
+	mkdir -p /etc/snapset/hooks.d
+	: >"$log"
+	defer "rm -f $hook $log"
+	# shellcheck disable=SC2016 # the hook expands these when it runs
+	printf '#!/bin/sh\necho "$%s $(date +%%s%%6N) $%s $(cut -d: -f3 /proc/self/cgroup)" >>%s\n' \
+		SNAPSET_HOOK_PHASE SNAPSET_SET_ID "$log" >"$hook"
+	chmod 0755 "$hook"
+}
+
+snapset_definition() {
+	local name=$1
+	mkdir -p /etc/snapset/sets.d
+	if [[ ! -e /etc/snapset/sets.d/$name.conf ]]; then
+		defer "snapsetctl --json list --sets | jq -r 'select(.definition == \"$name\") | .id' | xargs -r -n 1 snapsetctl delete"
+		defer "rm -f /etc/snapset/sets.d/$name.conf"
+	fi
+	cat >"/etc/snapset/sets.d/$name.conf"
 }
 
 snapset_cow_dir() {

@@ -28,18 +28,12 @@ snapset_volume_pair t72
 snapset_create manual "${devs[0]}"
 
 hooklog=/run/t72-hooks.log
-: >"$hooklog"
-mkdir -p /etc/snapset/hooks.d /etc/snapset/sets.d
-cat >/etc/snapset/hooks.d/10-t72-log <<EOF
-#!/bin/sh
-echo "\$SNAPSET_HOOK_PHASE \$(date +%s%6N) \$SNAPSET_SET_ID \$(cut -d: -f3 /proc/self/cgroup)" >>$hooklog
-EOF
-chmod 0755 /etc/snapset/hooks.d/10-t72-log
-defer "rm -f /etc/snapset/hooks.d/10-t72-log $hooklog"
+snapset_log_hook 10-t72-log "$hooklog"
 
 # The volumes by their mount points (a set records them as named). Every 15 s: two runs within
 # half a minute, with room for a slow create under TCG.
-cat >/etc/snapset/sets.d/t72.conf <<EOF
+defer "systemctl daemon-reload"   # after the definition is gone: its timer's schedule goes too
+snapset_definition t72 <<EOF
 [Set]
 Description=the t72 test volumes
 OnCalendar=*:*:0/15
@@ -53,8 +47,6 @@ Path=${mnts[1]}
 [Retention]
 KeepLast=1
 EOF
-defer "snapsetctl --json list --sets | jq -r 'select(.definition == \"t72\") | .id' | xargs -r -n 1 snapsetctl delete"
-defer "rm -f /etc/snapset/sets.d/t72.conf; systemctl daemon-reload"
 defer "systemctl stop snapset-create@t72.timer snapset-create@t72.service"
 systemctl daemon-reload
 dropin=/run/systemd/generator/snapset-create@t72.timer.d/50-schedule.conf
