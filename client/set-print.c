@@ -151,6 +151,25 @@ static int snapshots_print_table(json_object *snapshots, size_t indent) {
         return table_print(t, stdout);
 }
 
+/* One line per hook run: "prepare 10-db-flush: succeeded (exit status 0, 120 ms)". */
+static void print_hook_runs(json_object *hooks) {
+        size_t n = hooks ? json_object_array_length(hooks) : 0;
+
+        for (size_t i = 0; i < n; i++) {
+                json_object *h = json_object_array_get_idx(hooks, i);
+                const char *path = strna(reply_get_string(h, "hook")), *base = strrchr(path, '/');
+                int64_t status = 0, started = 0, finished = 0;
+
+                (void) reply_get_int(h, "exitStatus", &status);
+                (void) reply_get_int(h, "startedUsec", &started);
+                (void) reply_get_int(h, "finishedUsec", &finished);
+                output_field(0, i == 0 ? "Hooks:" : "", "%s %s: %s (exit status %lld, %lld ms)",
+                             strna(reply_get_string(h, "phase")), base ? base + 1 : path,
+                             strna(reply_get_string(h, "result")), (long long) status,
+                             (long long) (finished > started ? (finished - started) / 1000 : 0));
+        }
+}
+
 int print_set(json_object *set) {
         _cleanup_free_ char *window = set_freeze_window_text(set);
         json_object *snapshots = reply_get_array(set, "snapshots");
@@ -161,6 +180,10 @@ int print_set(json_object *set) {
         output_field(0, "State:", "%s", strna(reply_get_string(set, "state")));
         print_time_field("Created:", set, "createdUsec");
         output_field(0, "Freeze window:", "%s", window ?: "n/a");
+        output_field(0, "Consistency:", "%s", strna(reply_get_string(set, "consistency")));
+        if (reply_get_string(set, "definition"))
+                output_field(0, "Definition:", "%s", reply_get_string(set, "definition"));
+        print_hook_runs(reply_get_array(set, "hooks"));
         output_field(0, "Snapshots:", "%zu", n);
         if (n == 0)
                 return 0;

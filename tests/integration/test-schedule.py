@@ -64,9 +64,13 @@ class Schedule(unittest.TestCase):
     @classmethod
     def start(cls):
         cls.log = open(cls.dir + "/log", "a")
+        # The daemon's test hooks (SNAPSETD_TEST_HOOKS syntax), re-read at every set: empty, none.
+        cls.test_hooks = cls.dir + "/test-hooks"
+        open(cls.test_hooks, "a").close()
         cls.daemon = subprocess.Popen([SNAPSETD, "--config", cls.dir + "/snapsetd.conf", "--socket", cls.sock,
                                        "--state-dir", cls.dir + "/state", "--log-level", "debug"],
-                                      stdout=cls.log, stderr=cls.log)
+                                      stdout=cls.log, stderr=cls.log,
+                                      env=dict(os.environ, SNAPSETD_TEST_HOOKS_FILE=cls.test_hooks))
         for _ in range(100):
             if os.path.exists(cls.sock):
                 return
@@ -198,6 +202,13 @@ class Schedule(unittest.TestCase):
         # The hooks' own output went to the log after the thaw.
         with open(self.dir + "/log") as f:
             self.assertIn("hook says hello from prepare", f.read())
+        # show says it too, a line per hook run.
+        out = self.snapsetctl("show", s["id"])
+        self.assertEqual(out.returncode, 0, out.stderr)
+        self.assertRegex(out.stdout, r"(?m)^Consistency: +application-consistent$")
+        self.assertRegex(out.stdout, r"(?m)^Definition: +db$")
+        self.assertRegex(out.stdout, r"(?m)^Hooks: +prepare 10-global: succeeded \(exit status 0, \d+ ms\)$")
+        self.assertRegex(out.stdout, r"(?m)^ +thaw 10-global: succeeded ")
         # A manual set has no definition and no hooks ran for it.
         r = self.call("CreateSnapshotSet", {"volumes": [{"volume": self.mounts[0], "provider": "test"}],
                                             "context": "persistent"})
@@ -242,6 +253,25 @@ class Schedule(unittest.TestCase):
         # The whole process group is gone: no "sleep 600" is left over.
         left = subprocess.run(["pgrep", "-f", "^sleep 600$"], capture_output=True, text=True)
         self.assertEqual(left.stdout, "")
+
+    def test_thaw_and_abort_hooks_run_after_a_failed_freeze(self):
+        self.hook("hooks.d/10-global")
+        self.define("frail")
+        with open(self.test_hooks, "w") as f:
+            f.write("fail=flushing:1\n")   # the second volume's freeze fails, the first is frozen
+        self.addCleanup(lambda: open(self.test_hooks, "w").close())
+        r = self.take("frail")
+        self.assertIn("error", r, r)
+        vss = r["parameters"]["vssName"]
+        lines = self.hook_lines()
+        self.assertEqual([l[0] for l in lines], ["prepare", "thaw", "abort"])
+        self.assertEqual(lines[1][7], "failed")
+        self.assertEqual(lines[2][7:9], ["failed", vss])
+        # Both filesystems take writes again (a write to a frozen one would block).
+        for m in self.mounts:
+            out = subprocess.run(["timeout", "10", "sh", "-c", "echo x > %s/probe && rm %s/probe" % (m, m)])
+            self.assertEqual(out.returncode, 0, "%s is still frozen" % m)
+        self.assertEqual(self.set_ids(), [])
 
     # ------------------------------------------------------------ retention and health
 
