@@ -11,6 +11,7 @@ import shutil
 import signal
 import subprocess
 import tempfile
+import threading
 import time
 import unittest
 
@@ -23,6 +24,8 @@ TEST_PROVIDER = os.path.join(TOP, "tests", "provider", "snapset-test-provider")
 E_ABORT = 0x80004004
 VSS_E_OBJECT_NOT_FOUND = 0x80042308
 VSS_E_INSUFFICIENT_STORAGE = 0x8004231F
+VSS_E_BAD_STATE = 0x80042301
+VSS_E_PROVIDER_VETO = 0x80042306
 HOUR = 3600 * 1000000
 
 # A hook that records its phase, its environment and the time (microseconds) to a log.
@@ -253,6 +256,48 @@ class Schedule(unittest.TestCase):
         # The whole process group is gone: no "sleep 600" is left over.
         left = subprocess.run(["pgrep", "-f", "^sleep 600$"], capture_output=True, text=True)
         self.assertEqual(left.stdout, "")
+
+    def test_prune_waits_for_the_set_in_creation_and_then_counts_it(self):
+        slow = self.hook("slow", body='#!/bin/sh\n[ "$SNAPSET_HOOK_PHASE" = prepare ] && sleep 2\nexit 0\n')
+        self.define("busy", "[Retention]\nKeepLast=1\n[Hooks]\nHook=%s\nGlobalHooks=no\n" % slow,
+                    volumes=[self.mounts[0]])
+        first = self.take("busy")["parameters"]["set"]["id"]
+        done = {}
+
+        def create():
+            done["set"] = self.take("busy")["parameters"]["set"]["id"]
+        t = threading.Thread(target=create)
+        t0 = time.monotonic()
+        t.start()
+        time.sleep(0.5)   # the create is in its prepare hook, holding the creation lock
+        pruned = self.call("PruneSets", {"definition": "busy"})
+        pruned_at = time.monotonic()
+        t.join(30)
+        self.assertIn("set", done, "the create did not finish")
+        # The prune waited for the create (its hook sleeps 2 s) and saw its set: the newer one is kept.
+        self.assertGreaterEqual(pruned_at - t0, 1.5)
+        verdict = {d["setId"]: d["keep"] for d in pruned["parameters"]["decisions"]}
+        self.assertEqual(verdict, {first: False, done["set"]: True})
+        self.assertEqual(self.set_ids(), [done["set"]])
+
+    def test_check_is_critical_while_a_set_that_could_not_be_undone_waits(self):
+        self.define("fine", "[Set]\nOnCalendar=hourly\n", volumes=[self.mounts[0]])
+        self.assertNotIn("error", self.take("fine"))
+        self.assertEqual(self.check("fine")[0], 0)
+        with open(self.dir + "/control.json", "w") as f:
+            json.dump({"volumes": self.loops, "methods": {
+                "CommitSnapshots": {"hresult": VSS_E_PROVIDER_VETO, "message": "no"},
+                "AbortSnapshots": {"hresult": VSS_E_BAD_STATE, "message": "held open by pid 4242"}}}, f)
+        r = self.call("CreateSnapshotSet", {"volumes": [{"volume": self.mounts[1], "provider": "test"}],
+                                            "context": "persistent"})
+        self.assertIn("error", r, r)
+        code, out = self.check("fine")
+        self.assertEqual(code, 2, out)
+        self.assertIn("SNAPSET CRITICAL - snapsetd: 1 interrupted set(s) could not be undone", out)
+        with open(self.dir + "/control.json", "w") as f:
+            json.dump({"volumes": self.loops}, f)
+        self.assertEqual(self.call("Cleanup")["parameters"]["undone"], 1)
+        self.assertEqual(self.check("fine")[0], 0)
 
     def test_thaw_and_abort_hooks_run_after_a_failed_freeze(self):
         self.hook("hooks.d/10-global")
