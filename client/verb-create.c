@@ -126,6 +126,29 @@ int create_parameters(const Verb *verb, int argc, char *argv[], const char *cont
         return 0;
 }
 
+/* A timer's set waits for a set that another client is making (StartSnapshotSet and its
+ * AddToSnapshotSet calls hold the creation lock between calls): it asks again every few seconds,
+ * for as long as the lock may legitimately be held, instead of losing its run. */
+#define DEFINED_RETRY_USEC (5 * USEC_PER_SEC)
+#define DEFINED_RETRY_FOR_USEC (15 * 60 * USEC_PER_SEC)
+
+static int create_defined(json_object *parameters, json_object **reply) {
+        int in_progress = vss_code_info(VSS_E_SNAPSHOT_SET_IN_PROGRESS)->exit_status;
+        uint64_t give_up = now_monotonic_usec() + DEFINED_RETRY_FOR_USEC;
+        int status;
+
+        for (;;) {
+                status = connection_call_once(SNAPSET_METHOD("CreateDefinedSet"), parameters, reply);
+                if (status != in_progress || now_monotonic_usec() >= give_up)
+                        return status;
+                log_info("Another snapshot set is being created; asking again in %llu s.",
+                         (unsigned long long) (DEFINED_RETRY_USEC / USEC_PER_SEC));
+                json_object_put(*reply);
+                *reply = NULL;
+                (void) usleep(DEFINED_RETRY_USEC);
+        }
+}
+
 static int create_run(int argc, char *argv[]) {
         _cleanup_(json_object_putp) json_object *parameters = NULL, *reply = NULL;
         json_object *set;
@@ -149,8 +172,8 @@ static int create_run(int argc, char *argv[]) {
         }
 
         connection_expect_volumes((size_t) argc);
-        status = connection_call_once(arg_definition ? SNAPSET_METHOD("CreateDefinedSet") : SNAPSET_METHOD("CreateSnapshotSet"),
-                                      parameters, &reply);
+        status = arg_definition ? create_defined(parameters, &reply) :
+                 connection_call_once(SNAPSET_METHOD("CreateSnapshotSet"), parameters, &reply);
         if (status != 0)
                 return status;
 

@@ -44,7 +44,7 @@ static const char *decision_of(json_object *d) {
         return deleted ? "deleted" : "NOT DELETED";
 }
 
-static int print_decisions(const char *name, json_object *decisions, bool *failed) {
+static int print_decisions(const char *name, json_object *decisions) {
         _cleanup_(table_freep) Table *t = table_new(4, "SET", "CREATED", "DECISION", "REASON");
 
         if (!t)
@@ -60,8 +60,6 @@ static int print_decisions(const char *name, json_object *decisions, bool *faile
 
                 if (reply_get_int(d, "createdUsec", &usec))
                         format_timestamp(created, sizeof created, (uint64_t) usec);
-                if (error)
-                        *failed = true;
                 if (asprintf(&reason, "%s%s%s", reply_get_string(d, "reason") ?: "", error ? ": " : "", error ?: "") < 0 ||
                     table_add_row(t, reply_get_string(d, "setId"), created, decision_of(d), reason) < 0)
                         return -ENOMEM;
@@ -88,6 +86,9 @@ static int prune_one(const char *name, json_object *all_json, bool *failed) {
                 log_error("snapsetd's reply to PruneSets has no decisions.");
                 return SNAPSET_EXIT_PROTOCOL;
         }
+        for (size_t i = 0; i < json_object_array_length(decisions); i++)
+                if (reply_get_string(json_object_array_get_idx(decisions, i), "error"))
+                        *failed = true;   /* a set that should have gone is still there */
         if (arg_json != JSON_OFF) {
                 _cleanup_(json_object_putp) json_object *o = json_object_new_object();
 
@@ -97,7 +98,7 @@ static int prune_one(const char *name, json_object *all_json, bool *failed) {
                         return log_oom(), SNAPSET_EXIT_FAILURE;
                 return 0;
         }
-        return print_decisions(name, decisions, failed) < 0 ? (log_oom(), SNAPSET_EXIT_FAILURE) : 0;
+        return print_decisions(name, decisions) < 0 ? (log_oom(), SNAPSET_EXIT_FAILURE) : 0;
 }
 
 /* --all: every definition that can be used (a broken one is reported, and the rest pruned). */

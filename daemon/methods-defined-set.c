@@ -6,6 +6,7 @@
  * touch (the finished sets, the set in creation) it asks the loop for (manager_run_on_loop()). */
 
 #include <inttypes.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <syslog.h>
 
@@ -28,8 +29,11 @@ typedef struct DefinedJob {
         bool prepared;               /* the volumes were all added: the set ran, or was vetoed */
         bool vetoed;
         bool failed_to_add;          /* a provider refused a volume: j->out is the reply */
+        char hook_error[256];        /* the hooks could not be listed: why */
         size_t n_pruned;             /* sets deleted to make room (PruneOnLowSpace=yes) */
         char first_pruned[SNAPSET_ID_LENGTH + 1];
+        SnapsetId skipped[16];       /* sets that could not be deleted for room: not tried again */
+        size_t n_skipped;
         VssCode code;
         SetOutcome out;
 } DefinedJob;
@@ -43,11 +47,35 @@ static void defined_job_free(void *userdata) {
         free(j);
 }
 
-static bool prepare_succeeded(const DefinedJob *j) {
+static const HookRun *first_failed(const DefinedJob *j) {
         for (size_t i = 0; i < j->n_prepare; i++)
                 if (!hook_run_succeeded(&j->runs[i]))
-                        return false;
-        return true;
+                        return &j->runs[i];
+        return NULL;
+}
+
+static bool still_running(const DefinedJob *j) {
+        for (size_t i = 0; i < j->n_prepare; i++)
+                if (j->runs[i].still_running)
+                        return true;
+        return false;
+}
+
+/* The set is not taken: aborted before anything was frozen, with why. */
+_printf_(3, 4) static void veto(DefinedJob *j, VssCode code, const char *format, ...) {
+        va_list ap;
+
+        set_creation_abort(j->c);
+        j->vetoed = true;
+        j->code = code;
+        j->out = (SetOutcome) { .code = code };
+        va_start(ap, format);
+        vsnprintf(j->out.message, sizeof j->out.message, format, ap);
+        va_end(ap);
+}
+
+static bool prepare_succeeded(const DefinedJob *j) {
+        return !first_failed(j);
 }
 
 /* ---------------------------------------------------------------- PruneOnLowSpace= */
@@ -59,8 +87,26 @@ typedef struct RoomRequest {
         char why_not[256];           /* else why not */
 } RoomRequest;
 
-/* The definition's set to delete for room, or NULL (retention_pick_for_space()). */
-static SnapshotSet *set_to_prune(Manager *m, const SetDefinition *d, int *ret_error) {
+/* Whether set holds a snapshot of volume (as the definition names it): the sets that do are the
+ * ones whose deletion can make room for it. */
+static bool holds_volume(const SnapshotSet *set, const char *volume) {
+        for (size_t i = 0; i < set->n_snapshots; i++)
+                if (streq_ptr(set->snapshots[i]->volume, volume))
+                        return true;
+        return false;
+}
+
+static bool skipped(const DefinedJob *j, const char *id) {
+        for (size_t i = 0; i < j->n_skipped; i++)
+                if (streq(j->skipped[i], id))
+                        return true;
+        return false;
+}
+
+/* The definition's set to delete for room, or NULL (retention_pick_for_space()): one that holds
+ * a snapshot of the volume that does not fit, and that could not be deleted before. */
+static SnapshotSet *set_to_prune(Manager *m, const DefinedJob *j, int *ret_error) {
+        const SetDefinition *d = j->definition;
         _cleanup_free_ SnapshotSet **sets = NULL;
         _cleanup_free_ RetentionItem *items = NULL;
         uint64_t now = now_realtime_usec();
@@ -76,7 +122,12 @@ static SnapshotSet *set_to_prune(Manager *m, const SetDefinition *d, int *ret_er
                 return NULL;
         }
         for (size_t i = 0; i < n; i++)
-                items[i] = (RetentionItem) { .id = sets[i]->id, .created_usec = sets[i]->created_usec };
+                items[i] = (RetentionItem) {
+                        .id = sets[i]->id,
+                        .created_usec = sets[i]->created_usec,
+                        .not_for_space = skipped(j, sets[i]->id) ||
+                                         (j->out.volume[0] && !holds_volume(sets[i], j->out.volume)),
+                };
         *ret_error = retention_apply(&d->retention, now, items, n);
         if (*ret_error < 0)
                 return NULL;
@@ -84,31 +135,41 @@ static SnapshotSet *set_to_prune(Manager *m, const SetDefinition *d, int *ret_er
         return pick < 0 ? NULL : sets[pick];
 }
 
-/* On the loop: deletes the set to prune, and gives the job a new creation to try again with. */
+/* On the loop: deletes the oldest set that may go (one that cannot be deleted is passed over,
+ * and the next one tried), and gives the job a new creation to try again with. */
 static void make_room(Manager *m, void *userdata) {
         RoomRequest *q = userdata;
         DefinedJob *j = q->job;
         const SetDefinition *d = j->definition;
+        char failure[sizeof q->why_not] = "";
         SnapsetId id;
         SetOutcome out;
         SnapshotSet *set;
         SetCreation *spent;
         int r;
 
-        set = set_to_prune(m, d, &r);
-        if (!set) {
-                snprintf(q->why_not, sizeof q->why_not, r < 0 ? "out of memory choosing a set to prune" :
-                         "no set of it is left that may go (the newest is always kept, and none younger "
-                         "than MinAge=)");
-                return;
-        }
-        memcpy(id, set->id, sizeof id);
-        log_notice("Snapshot set %s of definition '%s' does not fit (%s); PruneOnLowSpace=yes: deleting set %s, "
-                   "the oldest it may prune, and trying again.", set_creation_set(j->c)->id, d->name,
-                   j->out.message, id);
-        if (sets_delete_whole(m, set, NULL, &out) != S_OK) {
-                snprintf(q->why_not, sizeof q->why_not, "set %s could not be deleted: %s", id, out.message);
-                return;
+        for (;;) {
+                set = set_to_prune(m, j, &r);
+                if (!set) {
+                        snprintf(q->why_not, sizeof q->why_not, r < 0 ? "out of memory choosing a set to prune" :
+                                 "no other set of it that holds a snapshot of %s may go (the newest is always kept, "
+                                 "and none younger than MinAge=)%s%s", j->out.volume[0] ? j->out.volume : "the volume",
+                                 failure[0] ? "; " : "", failure);
+                        return;
+                }
+                memcpy(id, set->id, sizeof id);
+                log_notice("Snapshot set %s of definition '%s' does not fit (%s); PruneOnLowSpace=yes: deleting set %s, "
+                           "the oldest it may prune, and trying again.", set_creation_set(j->c)->id, d->name,
+                           j->out.message, id);
+                if (sets_delete_whole(m, set, NULL, &out) == S_OK)
+                        break;
+                snprintf(failure, sizeof failure, "set %s could not be deleted: %s", id, out.message);
+                log_warning("Set %s of definition '%s' could not be deleted to make room: %s", id, d->name, out.message);
+                if (j->n_skipped == ELEMENTSOF(j->skipped)) {
+                        snprintf(q->why_not, sizeof q->why_not, "%s", failure);
+                        return;
+                }
+                memcpy(j->skipped[j->n_skipped++], id, sizeof id);
         }
         if (j->n_pruned++ == 0)
                 memcpy(j->first_pruned, id, sizeof id);
@@ -212,22 +273,35 @@ static void defined_work(MethodCall *mc, void *userdata) {
         }
         j->prepared = true;
         ctx.set = set_creation_set(j->c);   /* after take_volumes(): a new one if room was made */
-        r = hooks_list(d, j->hook_directory, &hooks) ?: hooks_run(hooks, HOOK_PHASE_PREPARE, &ctx, &j->runs, &j->n_runs);
+        j->out = (SetOutcome) {};
+        r = hooks_list(d, j->hook_directory, &hooks);
+        if (r < 0 && r != -ENOMEM) {
+                /* No hook can be known to have run: crash-consistent at best. */
+                log_warning_errno(r, "Cannot list the hooks of set definition '%s' in %s: %m.", d->name, j->hook_directory);
+                snprintf(j->hook_error, sizeof j->hook_error, "the hook directory %s cannot be read (%s)",
+                         j->hook_directory, strerror(-r));
+                r = 0;
+        }
+        if (r == 0)
+                r = hooks_run(hooks, HOOK_PHASE_PREPARE, &ctx, &j->runs, &j->n_runs);
         j->n_prepare = j->n_runs;
-        if (r < 0 || (!prepare_succeeded(j) && d->hook_failure == HOOK_FAILURE_VETO)) {
-                const HookRun *failed = j->runs;
+        if (r < 0) {
+                veto(j, E_OUTOFMEMORY, "Out of memory running the prepare hooks of set definition '%s': the set was "
+                     "not taken.", d->name);
+        } else if (still_running(j)) {
+                veto(j, E_ABORT, "The prepare hook %s of set definition '%s' timed out and could not be confirmed "
+                     "gone: no filesystem is frozen while a hook may run, so the set was not taken.",
+                     first_failed(j)->path, d->name);
+        } else if ((!prepare_succeeded(j) || j->hook_error[0]) && d->hook_failure == HOOK_FAILURE_VETO) {
+                const HookRun *failed = first_failed(j);
 
-                while (failed < j->runs + j->n_prepare && hook_run_succeeded(failed))
-                        failed++;
-                set_creation_abort(j->c);
-                j->vetoed = true;
-                j->code = E_ABORT;
-                snprintf(j->out.message, sizeof j->out.message,
-                         "The prepare hook %s of set definition '%s' %s and HookFailure=veto: the set was not taken. "
-                         "Its output is in the journal (journalctl -u snapsetd).",
-                         failed < j->runs + j->n_prepare ? failed->path : "?", d->name,
-                         r < 0 ? "could not run" : failed < j->runs + j->n_prepare && failed->timed_out ? "timed out" : "failed");
-                j->out.code = E_ABORT;
+                if (failed)
+                        veto(j, E_ABORT, "The prepare hook %s of set definition '%s' %s and HookFailure=veto: the set was "
+                             "not taken. Its output is in the journal (journalctl -u snapsetd).", failed->path, d->name,
+                             failed->error ? "could not run" : failed->timed_out ? "timed out" : "failed");
+                else
+                        veto(j, E_ABORT, "Set definition '%s': %s, and HookFailure=veto: the set was not taken.", d->name,
+                             j->hook_error);
         } else
                 j->code = set_creation_do(j->c, &j->out);
 
@@ -272,7 +346,7 @@ static int decorate_defined(SnapshotSet *set, void *userdata) {
 
         if (!(set->definition = strdup(j->definition->name)))
                 return -ENOMEM;
-        set->application_consistent = j->n_prepare > 0 && prepare_succeeded(j);
+        set->application_consistent = j->n_prepare > 0 && prepare_succeeded(j) && !j->hook_error[0];
         return j->n_runs > 0 ? hook_runs_to_json(j->runs, j->n_runs, &set->hooks) : 0;
 }
 

@@ -22,6 +22,15 @@
 #include "sets.h"
 #include "time-util.h"
 
+static int oldest_first(const void *a, const void *b) {
+        const SnapshotSet *x = *(SnapshotSet *const *) a, *y = *(SnapshotSet *const *) b;
+
+        if (x->created_usec != y->created_usec)
+                return x->created_usec < y->created_usec ? -1 : 1;
+        return strcmp(x->id, y->id);
+}
+
+/* Sorted: the registry is in the order the records were read from disk after a restart. */
 int schedule_sets_of(const Manager *m, const char *name, SnapshotSet ***ret, size_t *ret_n) {
         const SetRegistry *r = m->sets;
         SnapshotSet **l = calloc(r->n_sets ?: 1, sizeof *l);
@@ -32,6 +41,7 @@ int schedule_sets_of(const Manager *m, const char *name, SnapshotSet ***ret, siz
         for (size_t i = 0; i < r->n_sets; i++)
                 if (r->sets[i]->state == SET_STATE_CREATED && streq_ptr(r->sets[i]->definition, name))
                         l[n++] = r->sets[i];
+        qsort(l, n, sizeof *l, oldest_first);
         *ret = l;
         *ret_n = n;
         return 0;
@@ -107,9 +117,19 @@ int schedule_health_json(const Manager *m, json_object **ret) {
                 if (r < 0)
                         return r;
                 o = json_object_new_object();
-                if (!o || json_add_string(o, "name", l.items[i]->name) < 0 || json_add(o, "health", hj) < 0 ||
-                    json_append(a, o) < 0)
+                if (!o) {
+                        json_object_put(hj);
                         return -ENOMEM;
+                }
+                /* json_add() and json_append() take their value, also when they fail. */
+                r = json_add(o, "health", hj) ?: json_add_string(o, "name", l.items[i]->name);
+                if (r < 0) {
+                        json_object_put(o);
+                        return r;
+                }
+                r = json_append(a, o);
+                if (r < 0)
+                        return r;
         }
         *ret = TAKE_PTR(a);
         return 0;
@@ -193,11 +213,11 @@ static int definition_json(const Manager *m, const SetDefinition *d, json_object
         r = definition_health(m, d, sets, n, &h) ?: health_json(&h, &health);
         if (r < 0)
                 return r;
-        r = json_add_string(o, "name", d->name) ?:
+        r = json_add(o, "health", health) ?:   /* first: it takes health, also when it fails */
+            json_add_string(o, "name", d->name) ?:
             json_add_string(o, "file", d->path) ?:
             json_add_int(o, "sets", (int64_t) n) ?:
-            (n > 0 ? json_add_int(o, "newestSetUsec", (int64_t) sets[n - 1]->created_usec) : 0) ?:
-            json_add(o, "health", health);
+            (n > 0 ? json_add_int(o, "newestSetUsec", (int64_t) sets[n - 1]->created_usec) : 0);
         if (r < 0)
                 return r;
         if (d->error) {

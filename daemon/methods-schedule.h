@@ -15,8 +15,8 @@ int vl_method_prune_sets(MethodCall *mc, json_object *parameters);
 /* [{name, health}] of every set definition, for GetStatus. */
 int schedule_health_json(const Manager *m, json_object **ret);
 
-/* Shared by the two files. The created sets taken from definition name, oldest first (the
- * registry's order); the array is the caller's, the sets the registry's. */
+/* Shared by the two files. The created sets taken from definition name, oldest first (by
+ * creation time); the array is the caller's, the sets the registry's. */
 int schedule_sets_of(const Manager *m, const char *name, SnapshotSet ***ret, size_t *ret_n);
 
 /* The usable definition name, or a refusal sent: 0 and *ret, 1 (refused), or -errno. */

@@ -411,10 +411,13 @@ int sets_method_finish(MethodCall *mc, VssCode code, const SetOutcome *out, SetD
         }
 
         set = set_creation_take_set(c);
+        /* The snapshots exist: a set that cannot be decorated is recorded all the same (without
+         * its definition's name, retention never prunes it), never lost with them on disk. */
         if (decorate) {
                 k = decorate(set, userdata);
                 if (k < 0)
-                        return k;
+                        log_error_errno(k, "Cannot record the definition and hooks of set %s: %m; it is kept "
+                                        "as a set of its own.", set->id);
         }
         k = sets_add(m, set, mc->peer->connection_id);
         if (k < 0)   /* sets_add deleted its snapshots again; the set object is freed here */

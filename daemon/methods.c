@@ -17,6 +17,7 @@
 #include "methods-use.h"
 #include "methods-sets.h"
 #include "sets.h"
+#include "time-util.h"
 
 #define SNAPSET_URL "https://github.com/snapset/snapset"
 
@@ -26,7 +27,6 @@ static const char io_snapset_manager_idl[] =
 
 static const char org_varlink_service_idl[] =
 #include "org.varlink.service.varlink.inc"
-#include "time-util.h"
 ;
 
 static const struct {
@@ -79,10 +79,12 @@ static const Method method_table_entries[] = {
         { MGR, "UnexposeSnapshot",        vl_method_unexpose_snapshot,         0 },
         { MGR, "RevertToSnapshot",        vl_method_revert_to_snapshot,        0 },
         { MGR, "BreakSnapshotSet",        vl_method_break_snapshot_set,        0 },
-        /* Scheduled sets: ListDefinitions asks the providers for fresh status; CreateDefinedSet
-         * is a set's job like CreateSnapshotSet; PruneSets deletes. */
-        { MGR, "ListDefinitions",         vl_method_list_definitions,          METHOD_READ_ONLY },
-        { MGR, "CreateDefinedSet",        vl_method_create_defined_set,        METHOD_CONCURRENT },
+        /* Scheduled sets: ListDefinitions reads the definitions and the registry (fresh status
+         * from the providers only when no job runs), so monitoring is answered during a set;
+         * CreateDefinedSet waits for a running set instead of being refused (two timers firing
+         * at once both get their set); PruneSets deletes, after the set in creation. */
+        { MGR, "ListDefinitions",         vl_method_list_definitions,          METHOD_READ_ONLY | METHOD_CONCURRENT },
+        { MGR, "CreateDefinedSet",        vl_method_create_defined_set,        0 },
         { MGR, "PruneSets",               vl_method_prune_sets,                0 },
 };
 

@@ -384,9 +384,11 @@ VssCode sets_outcome(SetOutcome *out, VssCode code, int error, const Snapshot *s
         va_list ap;
 
         *out = (SetOutcome) { .code = code, .error = error < 0 ? -error : error };
-        snprintf(out->volume, sizeof out->volume, "%s", snap->volume);
-        snprintf(out->snapshot_id, sizeof out->snapshot_id, "%s", snap->id);
-        snprintf(out->provider, sizeof out->provider, "%s", strempty(snap->provider));
+        if (snap) {   /* NULL: the failure concerns no one snapshot (out of memory, say) */
+                snprintf(out->volume, sizeof out->volume, "%s", snap->volume);
+                snprintf(out->snapshot_id, sizeof out->snapshot_id, "%s", snap->id);
+                snprintf(out->provider, sizeof out->provider, "%s", strempty(snap->provider));
+        }
         va_start(ap, format);
         vsnprintf(out->message, sizeof out->message, format, ap);
         va_end(ap);

@@ -98,8 +98,8 @@ VssCode sets_delete_snapshot(Manager *m, SnapshotSet *set, Snapshot *snap, SetOu
  * snapshots of the set at once (prepare_delete). The deletions that follow still decide. */
 void sets_prepare_delete(Manager *m, const SnapshotSet *set);
 
-/* Fills out with code, the error and a message about snap (its volume, id and provider), for an
- * operation on a finished snapshot; returns code. */
+/* Fills out with code, the error and a message about snap (its volume, id and provider; snap may
+ * be NULL), for an operation on a finished snapshot; returns code. */
 VssCode sets_outcome(SetOutcome *out, VssCode code, int error, const Snapshot *snap, const char *format, ...)
         _printf_(5, 6);
 

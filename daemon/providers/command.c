@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <spawn.h>
 #include <stdarg.h>
@@ -174,11 +175,16 @@ static char **command_environment(void) {
 
 /* ---------------------------------------------------------------- running */
 
-/* Commands killed that did not die in time; reaped by command_reap_abandoned(). */
+/* Commands killed that did not die in time; reaped by command_reap_abandoned(). Commands run on
+ * the job thread and on the loop at once (lvm or a hook's, and systemd-analyze for GetStatus): the
+ * list is shared, under its lock. It is held only to scan or append to the list (no allocation, no
+ * system call but waitpid(WNOHANG)), so taking it inside the window never waits long. */
 static pid_t abandoned[64];
 static size_t n_abandoned;
+static pthread_mutex_t abandoned_lock = PTHREAD_MUTEX_INITIALIZER;
 
 void command_reap_abandoned(void) {
+        pthread_mutex_lock(&abandoned_lock);
         for (size_t i = 0; i < n_abandoned;) {
                 if (waitpid(abandoned[i], NULL, WNOHANG) != 0) {
                         abandoned[i] = abandoned[--n_abandoned];
@@ -186,6 +192,7 @@ void command_reap_abandoned(void) {
                 }
                 i++;
         }
+        pthread_mutex_unlock(&abandoned_lock);
 }
 
 /* SIGKILL to the command, or to its whole process group when it has one. */
@@ -196,8 +203,10 @@ static void kill_command(const Command *c) {
 }
 
 static void abandon(Command *c) {
+        pthread_mutex_lock(&abandoned_lock);
         if (n_abandoned < ELEMENTSOF(abandoned))
                 abandoned[n_abandoned++] = c->pid;
+        pthread_mutex_unlock(&abandoned_lock);
         c->abandoned = true;
         c->pid = 0;
 }

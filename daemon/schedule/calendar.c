@@ -5,6 +5,7 @@
 
 #include "providers/command.h"
 #include "schedule/calendar.h"
+#include "time-util.h"
 
 #define CALENDAR_TIMEOUT_USEC (5 * USEC_PER_SEC)
 #define CALENDAR_CACHE_SIZE 32
@@ -66,7 +67,17 @@ typedef struct CacheEntry {
         uint64_t period;
         char *error;
         int code;
+        uint64_t asked_usec;     /* monotonic */
 } CacheEntry;
+
+/* A period, a bad expression and one that does not repeat are answers for good; anything else
+ * (systemd-analyze missing, timed out, killed) is asked again after a minute. */
+#define CALENDAR_RETRY_USEC (60 * USEC_PER_SEC)
+
+static bool stale(const CacheEntry *e) {
+        return e->code != 0 && e->code != -EINVAL && e->code != -EDOM &&
+               now_monotonic_usec() - e->asked_usec >= CALENDAR_RETRY_USEC;
+}
 
 static CacheEntry cache[CALENDAR_CACHE_SIZE];
 static size_t cache_next;
@@ -77,6 +88,12 @@ int calendar_period_usec(const char *expr, uint64_t *ret, const char **ret_error
         for (size_t i = 0; i < CALENDAR_CACHE_SIZE; i++)
                 if (cache[i].expr && streq(cache[i].expr, expr))
                         e = &cache[i];
+        if (e && stale(e)) {
+                free(e->error);
+                e->error = NULL;
+                e->code = analyze(expr, &e->period, &e->error);
+                e->asked_usec = now_monotonic_usec();
+        }
         if (!e) {
                 e = &cache[cache_next];
                 cache_next = (cache_next + 1) % CALENDAR_CACHE_SIZE;
@@ -86,6 +103,7 @@ int calendar_period_usec(const char *expr, uint64_t *ret, const char **ret_error
                 if (!e->expr)
                         return -ENOMEM;
                 e->code = analyze(expr, &e->period, &e->error);
+                e->asked_usec = now_monotonic_usec();
                 if (e->code == -ENOMEM) {
                         free(e->expr);
                         *e = (CacheEntry) {};

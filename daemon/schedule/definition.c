@@ -209,8 +209,8 @@ static int parse_hooks_key(SetDefinition *d, const char *key, const char *value,
                 return blockdev_strv_push(&d->hooks, value);
         }
         if (streq(key, "HookTimeoutSec")) {
-                if (parse_count(value, &sec) < 0 || sec < 1 || sec > 3600)
-                        return ini_error(err, "HookTimeoutSec=%s: not a number of seconds between 1 and 3600", value);
+                if (parse_count(value, &sec) < 0 || sec < 1 || sec > 600)
+                        return ini_error(err, "HookTimeoutSec=%s: not a number of seconds between 1 and 600", value);
                 d->hook_timeout_usec = sec * USEC_PER_SEC;
                 return 0;
         }

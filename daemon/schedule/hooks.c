@@ -8,17 +8,24 @@
 #include <sys/sysmacros.h>
 #include <systemd/sd-daemon.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "blockdev.h"
 #include "json-util.h"
 #include "providers/command.h"
 #include "schedule/hooks.h"
+#include "time-util.h"
 
 DEFINE_TRIVIAL_CLEANUP_FUNC(struct libmnt_table *, mnt_unref_table);
 
 /* systemd-run gets this much longer than the hook: the unit's RuntimeMaxSec= ends the hook, and
  * systemd-run reports it. */
 #define HOOK_SYSTEMD_RUN_GRACE_USEC (10 * USEC_PER_SEC)
+/* A hook's unit gets this long from SIGTERM to SIGKILL (TimeoutStopSec=): a hook that ignores
+ * SIGTERM must still be gone long before the grace above ends. */
+#define HOOK_STOP_TIMEOUT "1s"
+/* How long a hook's unit is waited for after snapsetd killed it itself. */
+#define HOOK_UNIT_GONE_USEC (5 * USEC_PER_SEC)
 /* A hook that left a process running that holds its output is done with this long after it
  * exited (the process is the hook's business, e.g. one holding a database lock until thaw). */
 #define HOOK_OUTPUT_GRACE_USEC (1 * USEC_PER_SEC)
@@ -182,23 +189,35 @@ static int hook_environment(HookPhase phase, const HookContext *ctx, char ***ret
 /* ---------------------------------------------------------------- running one */
 
 /* The command for one hook: systemd-run around it when systemd runs the machine. */
+/* The command for one hook: systemd-run around it when systemd runs the machine, as the unit
+ * *ret_unit (NULL when the hook runs directly). On the unit's RuntimeMaxSec= systemd stops it:
+ * SIGTERM, and SIGKILL for the whole unit 1 s later. */
 static int hook_command(const char *hook, HookPhase phase, char **env, const HookContext *ctx, size_t index,
-                        Command **ret, uint64_t *ret_timeout) {
+                        Command **ret, uint64_t *ret_timeout, char **ret_unit) {
         _cleanup_free_ char *systemd_run = sd_booted() > 0 ? command_find_executable("systemd-run") : NULL;
+        _cleanup_(strv_freep) char **owned_env = env;
         _cleanup_(command_freep) Command *c = NULL;
+        _cleanup_free_ char *unit = NULL;
         uint64_t timeout = ctx->definition->hook_timeout_usec;
         int r;
 
-        r = command_new(systemd_run ?: hook, false, 4096, &c);
+        /* Output is kept up to HOOK_OUTPUT_MAX a stream; the rest is read and dropped. */
+        r = command_new(systemd_run ?: hook, true, HOOK_OUTPUT_MAX, &c);
         if (r < 0)
                 return r;
         if (systemd_run) {
-                r = command_addf(c, "--unit=snapset-hook-%.8s-%s-%zu", ctx->set->id, hook_phase_to_string(phase), index + 1) ?:
+                if (asprintf(&unit, "snapset-hook-%.8s-%s-%zu.service", ctx->set->id, hook_phase_to_string(phase),
+                             index + 1) < 0)
+                        return -ENOMEM;
+                r = command_addf(c, "--unit=%s", unit) ?:
                     command_add(c, "--wait") ?:
                     command_add(c, "--pipe") ?:
                     command_add(c, "--collect") ?:
                     command_add(c, "--service-type=exec") ?:
                     command_addf(c, "--property=RuntimeMaxSec=%" PRIu64 "ms", timeout / USEC_PER_MSEC) ?:
+                    command_add(c, "--property=TimeoutStopSec=" HOOK_STOP_TIMEOUT) ?:
+                    command_add(c, "--property=KillMode=control-group") ?:
+                    command_add(c, "--property=SendSIGKILL=yes") ?:
                     command_addf(c, "--description=snapset %s hook %s of set %s", hook_phase_to_string(phase), hook,
                                  ctx->set->id);
                 for (char **e = env; r == 0 && *e; e++)
@@ -212,12 +231,47 @@ static int hook_command(const char *hook, HookPhase phase, char **env, const Hoo
                 r = command_add(c, hook_phase_to_string(phase));
         if (r < 0)
                 return r;
-        c->envp = TAKE_PTR(env);
+        c->envp = TAKE_PTR(owned_env);
         c->process_group = true;
         c->output_grace_usec = HOOK_OUTPUT_GRACE_USEC;
         *ret_timeout = timeout;
+        *ret_unit = TAKE_PTR(unit);
         *ret = TAKE_PTR(c);
         return 0;
+}
+
+/* systemctl ARGS... UNIT, at most a second; its exit status, or -errno. stdout in *ret_out. */
+static int systemctl(const char *verb, const char *option, const char *unit, char **ret_out) {
+        _cleanup_(command_freep) Command *c = NULL;
+        int r;
+
+        r = command_new("systemctl", true, 256, &c);
+        if (r >= 0)
+                r = command_add(c, verb) ?: (option ? command_add(c, option) : 0) ?: command_add(c, unit);
+        if (r >= 0)
+                r = command_run(c, USEC_PER_SEC);
+        if (r < 0)
+                return r;
+        if (ret_out)
+                *ret_out = strndup(c->out ?: "", c->out_len);
+        return c->exit_status;
+}
+
+/* After snapsetd killed systemd-run at its own deadline: the hook's unit may live on. It is
+ * killed, and waited for until systemd says it is gone (inactive, failed, or unknown). */
+static bool hook_unit_gone(const char *unit) {
+        uint64_t end = now_monotonic_usec() + HOOK_UNIT_GONE_USEC;
+
+        (void) systemctl("kill", "--signal=SIGKILL", unit, NULL);
+        do {
+                _cleanup_free_ char *state = NULL;
+
+                if (systemctl("show", "--property=ActiveState", unit, &state) >= 0 && state &&
+                    (strstr(state, "=inactive") || strstr(state, "=failed") || streq(state, "")))
+                        return true;
+                (void) usleep(100 * 1000);
+        } while (now_monotonic_usec() < end);
+        return false;
 }
 
 static int output_of(const Command *c, char **ret) {
@@ -233,24 +287,35 @@ static int output_of(const Command *c, char **ret) {
 
 static int run_one(const char *hook, HookPhase phase, const HookContext *ctx, size_t index, HookRun *run) {
         _cleanup_(command_freep) Command *c = NULL;
-        _cleanup_(strv_freep) char **env = NULL;
-        uint64_t timeout;
+        _cleanup_free_ char *unit = NULL;
+        char **env = NULL;
+        uint64_t timeout, started;
         int r;
 
         *run = (HookRun) { .phase = phase, .exit_status = -1, .path = strdup(hook) };
         if (!run->path)
                 return -ENOMEM;
-        r = hook_environment(phase, ctx, &env) ?: hook_command(hook, phase, TAKE_PTR(env), ctx, index, &c, &timeout);
+        r = hook_environment(phase, ctx, &env);
+        if (r >= 0)
+                r = hook_command(hook, phase, env, ctx, index, &c, &timeout, &unit);
         if (r < 0)
                 return r;
         run->started_usec = realtime_usec();
+        started = now_monotonic_usec();
         r = command_run(c, timeout);
         run->finished_usec = realtime_usec();
         if (r < 0 && r != -ETIMEDOUT)
                 return asprintf(&run->error, "could not be started: %s", strerror(-r)) < 0 ? -ENOMEM : 0;
         run->exit_status = c->exit_status;
-        /* Under systemd-run, the unit's RuntimeMaxSec= is the timeout. */
-        run->timed_out = c->timed_out || (c->err && strstr(c->err, "Finished with result: timeout"));
+        /* Under systemd-run the unit's RuntimeMaxSec= ends it: a failure that took the whole
+         * timeout is the timeout, whatever systemd-run printed (its output may be cut short). */
+        run->timed_out = c->timed_out || (c->exit_status != 0 &&
+                                          now_monotonic_usec() - started >= ctx->definition->hook_timeout_usec);
+        if (c->timed_out && unit && !hook_unit_gone(unit)) {
+                run->still_running = true;
+                if (asprintf(&run->error, "was killed at its timeout, but its unit %s is still there", unit) < 0)
+                        return -ENOMEM;
+        }
         return output_of(c, &run->output);
 }
 

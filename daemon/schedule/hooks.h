@@ -46,6 +46,9 @@ typedef struct HookRun {
         uint64_t started_usec, finished_usec;   /* realtime */
         int exit_status;         /* 0-255, 128+signal, -1: did not run */
         bool timed_out;
+        /* Its unit could not be confirmed gone after it was killed: something of it may still
+         * run, so no filesystem may be frozen after this prepare hook (the set is vetoed). */
+        bool still_running;
         char *error;             /* why it could not be started, or NULL */
         char *output;            /* stdout and stderr, as captured (at most HOOK_OUTPUT_MAX) */
 } HookRun;

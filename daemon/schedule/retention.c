@@ -171,7 +171,7 @@ long retention_pick_for_space(const Retention *policy, uint64_t now_usec, const 
                 const RetentionItem *it = &items[i];
                 uint64_t age = now_usec > it->created_usec ? now_usec - it->created_usec : 0;
 
-                if (it == newest || age < policy->min_age_usec)
+                if (it == newest || it->not_for_space || age < policy->min_age_usec)
                         continue;
                 /* A set the policy deletes beats one it keeps; then the older one. */
                 if (pick < 0 || (!it->keep && items[pick].keep) ||

@@ -28,6 +28,7 @@
 typedef struct RetentionItem {
         const char *id;          /* the caller's: set id */
         uint64_t created_usec;   /* realtime */
+        bool not_for_space;      /* retention_pick_for_space() passes it over */
         /* Filled in by retention_apply(): */
         bool keep;
         char reason[96];         /* "keep-last 1/3", "daily 2026-12-01 (2/7)", "younger than MinAge (2h)",
@@ -40,8 +41,9 @@ int retention_apply(const Retention *policy, uint64_t now_usec, RetentionItem *i
 
 /* PruneOnLowSpace=: the index of the set to delete next to make room for a new one, or -1 when
  * none may go. items as retention_apply() decided them. The oldest set the policy deletes anyway
- * goes first, then the oldest one it keeps; never one younger than MinAge=, and never the newest
- * set, so that a set that still does not fit has not cost the last point to go back to. */
+ * goes first, then the oldest one it keeps; never one younger than MinAge=, one marked
+ * not_for_space, or the newest set, so that a set that still does not fit has not cost the last
+ * point to go back to. */
 long retention_pick_for_space(const Retention *policy, uint64_t now_usec, const RetentionItem *items, size_t n);
 
 /* The period key of t in a class ("hourly", "daily", "weekly", "monthly", "yearly"), local

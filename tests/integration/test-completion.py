@@ -36,6 +36,7 @@ printf '%%s\\n' "${COMPREPLY[@]}"
 
 
 @unittest.skipUnless(os.path.exists(BASH_COMPLETION), "needs bash-completion")
+@unittest.skipUnless(TEST_DIR and os.geteuid() == 0, "needs root and tests/integration/run")
 class Completion(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
@@ -44,6 +45,7 @@ class Completion(unittest.TestCase):
             f.truncate(16 << 20)
         cls.loop = subprocess.run(["losetup", "-f", "--show", img], capture_output=True, text=True,
                                   check=True).stdout.strip()
+        os.unlink(img)   # the loop device keeps it until it is detached
         with open(CONTROL, "w") as f:
             json.dump({"volumes": [cls.loop]}, f)
         r = call("CreateSnapshotSet", {"volumes": [{"volume": cls.loop, "provider": "test"}], "context": "persistent"})

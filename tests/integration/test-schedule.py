@@ -241,6 +241,24 @@ class Schedule(unittest.TestCase):
             log = f.read()
         self.assertIn("The prepare hook %s of set definition 'vetoed' failed with exit status 3." % bad, log)
 
+    def test_a_prepare_hook_that_ignores_sigterm_is_gone_before_the_freeze(self):
+        ticks = self.dir + "/ticks"
+        stubborn = self.hook("stubborn", body='#!/bin/sh\ntrap "" TERM\n[ "$SNAPSET_HOOK_PHASE" = prepare ] || exit 0\n'
+                             'while :; do date +%s%6N >> ' + ticks + '; sleep 0.05; done\n')
+        self.define("stubborn", "[Hooks]\nHook=%s\nHookTimeoutSec=1\nGlobalHooks=no\n" % stubborn)
+        r = self.take("stubborn")
+        self.assertNotIn("error", r, r)
+        s = r["parameters"]["set"]
+        self.assertEqual(s["hooks"][0]["result"], "timed-out")
+        with open(ticks) as f:
+            seen = [int(t) for t in f.read().split()]
+        self.assertGreater(len(seen), 5)
+        # Every write of the hook came before the first freeze, and none comes after.
+        self.assertLess(max(seen), s["frozenUsec"])
+        time.sleep(0.5)
+        with open(ticks) as f:
+            self.assertEqual(len(f.read().split()), len(seen), "the hook still runs after the set")
+
     def test_hanging_hook_is_killed_at_its_timeout(self):
         hang = self.hook("hang", body="#!/bin/sh\nsleep 600 &\nsleep 600\n")
         self.define("slow", "[Hooks]\nHook=%s\nHookTimeoutSec=1\n" % hang)
@@ -467,7 +485,7 @@ class Schedule(unittest.TestCase):
         r = self.take("tight")
         self.assertEqual(r["parameters"]["hresult"], VSS_E_INSUFFICIENT_STORAGE, r)
         self.assertIn("PruneOnLowSpace=yes deleted 1 set(s) of 'tight' (the first %s) and it still does not fit: "
-                      "no set of it is left that may go" % ids[2], r["parameters"]["message"])
+                      "no other set of it that holds a snapshot of %s may go" % (ids[2], self.mounts[0]), r["parameters"]["message"])
         self.assertEqual(sorted(self.set_ids()), sorted([manual, new]))
 
 

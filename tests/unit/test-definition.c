@@ -134,7 +134,7 @@ START_TEST(test_errors_name_file_line_and_key) {
         assert_error("[Volume]\nPath=/srv\n[Hooks]\nHook=pg-hook\n",
                      ":4: Hook=pg-hook: not an absolute path to an executable");
         assert_error("[Volume]\nPath=/srv\n[Hooks]\nHookTimeoutSec=0\n",
-                     ":4: HookTimeoutSec=0: not a number of seconds between 1 and 3600");
+                     ":4: HookTimeoutSec=0: not a number of seconds between 1 and 600");
         assert_error("[Volume]\nPath=/srv\n[Health]\nWarnUsedPercent=101\n",
                      ":4: WarnUsedPercent=101: not a percentage between 1 and 100");
         assert_error("[Schedule]\n", ":1: unknown section [Schedule] (known: [Set], [Volume], [Retention], [Hooks], [Health])");

@@ -212,6 +212,10 @@ START_TEST(test_low_space_picks_what_goes_anyway_then_the_oldest_never_the_newes
         ck_assert_int_eq(retention_apply(&p, now, h.items, h.n), 0);
         ck_assert_int_eq(retention_pick_for_space(&p, now, h.items, h.n), 3);
 
+        /* One passed over (it holds nothing of the volume short of space): the next oldest goes. */
+        h.items[3].not_for_space = true;
+        ck_assert_int_eq(retention_pick_for_space(&p, now, h.items, h.n), 2);
+
         /* Only the newest and young sets: nothing may go. */
         History young = {};
         history_add(&young, "2026-12-03 11:30");

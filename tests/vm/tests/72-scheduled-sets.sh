@@ -9,7 +9,8 @@
 #     the first freeze and thaw after the window, by the set's own timestamps;
 #   - KeepLast=1: after two runs one set of the definition is left, and the manual set taken
 #     before is untouched;
-#   - snapsetctl check says OK for the definition; the timer has a next elapse.
+#   - snapsetctl check says OK for the definition; the timer has a next elapse;
+#   - a prepare hook that ignores SIGTERM is gone, its unit killed, before the first freeze.
 # x_out, x_err and x_rc are set by snapset_capture:
 # shellcheck disable=SC2154
 # shellcheck source-path=SCRIPTDIR/.. source=lib.sh
@@ -129,3 +130,38 @@ snapset_capture x snapsetctl check t72
 assert_eq "$x_rc" 0 "snapsetctl check t72 (stdout: $x_out; stderr: $x_err)"
 assert_contains "$x_out" "SNAPSET OK - t72" "snapsetctl check t72"
 step "ok: $x_out"
+
+# --- a prepare hook that ignores SIGTERM, as a unit of its own --------------------------------------
+
+# At HookTimeoutSec= systemd stops its unit, SIGKILL for all of it a second after SIGTERM: it is
+# gone before the freeze. Its own timestamps say so.
+ticks=/run/t72-ticks
+defer "rm -f $ticks"
+cat >/etc/snapset/t72-stubborn <<EOF
+#!/bin/sh
+trap "" TERM
+[ "\$SNAPSET_HOOK_PHASE" = prepare ] || exit 0
+while :; do date +%s%6N >>$ticks; sleep 0.05; done
+EOF
+chmod 0755 /etc/snapset/t72-stubborn
+defer "rm -f /etc/snapset/t72-stubborn"
+snapset_definition t72trap <<EOF
+[Volume]
+Path=${mnts[0]}
+
+[Hooks]
+Hook=/etc/snapset/t72-stubborn
+HookTimeoutSec=1
+GlobalHooks=no
+EOF
+snapset_capture x snapsetctl --json create --definition=t72trap
+((x_rc == 0)) || fail "a set with a hook that ignores SIGTERM: exit status $x_rc: $x_err"
+assert_eq "$(jq -r '.hooks[0].result' <<<"$x_out")" timed-out "the stubborn hook's result"
+frozen=$(jq -r .frozenUsec <<<"$x_out")
+last=$(sort -n "$ticks" | tail -n 1)
+[[ -n $last ]] || fail "the stubborn hook never ran"
+((last < frozen)) || fail "the stubborn hook wrote at $last, after the first freeze at $frozen"
+n=$(wc -l <"$ticks")
+sleep 1
+assert_eq "$(wc -l <"$ticks")" "$n" "lines the stubborn hook wrote after the set"
+step "ok: the hook that ignores SIGTERM wrote last $((frozen - last)) us before the first freeze, and is gone"
