@@ -24,7 +24,7 @@ static VssCode check(const SnapshotSet *set, SetOutcome *out) {
 
                 if (!p || !p->ops->break_snapshot)
                         return sets_outcome(out, VSS_E_NOT_SUPPORTED, 0, snap, "Provider '%s' cannot break snapshot %s "
-                                            "off into a volume of its own (yet): only LVM snapshots can be broken "
+                                            "off into a volume of its own (yet): only LVM and dm-thin snapshots can be broken "
                                             "by now; nothing was changed", snap->provider, snap->id);
                 if (snap->revert)
                         return sets_outcome(out, VSS_E_REVERT_IN_PROGRESS, 0, snap, "Snapshot %s is being merged into "

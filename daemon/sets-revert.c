@@ -100,7 +100,7 @@ VssCode sets_revert(Manager *m, SnapshotSet *set, Snapshot *snap, bool force_dis
                             "overflowed): reverting to it would destroy '%s'", snap->id, snap->volume);
         if (!p || !p->ops->revert_start || !p->ops->revert_progress)
                 return sets_outcome(out, VSS_E_NOT_SUPPORTED, 0, snap, "Provider '%s' cannot revert a volume to a snapshot "
-                            "(yet): only LVM volumes can be reverted by snapset now", snap->provider);
+                            "(yet): only LVM and dm-thin volumes can be reverted by snapset now", snap->provider);
         /* The snapshot's own mount goes first: it is about to disappear. */
         code = sets_unexpose(m, set, snap, /* lazy= */ false, out);
         if (code != S_OK)

@@ -149,7 +149,7 @@ fail:
 /* ---------------------------------------------------------------- devices */
 
 /* A device by its dm UUID if it has one (stable across reboots), else by name. */
-static int find_by_uuid_or_name(const char *uuid, const char *name, DmInfo *ret) {
+int dm_thin_find_device(const char *uuid, const char *name, DmInfo *ret) {
         int r = -ENXIO;
 
         if (uuid)
@@ -160,7 +160,7 @@ static int find_by_uuid_or_name(const char *uuid, const char *name, DmInfo *ret)
 }
 
 /* The one thin target of a device's live table. -EMEDIUMTYPE if the table is anything else. */
-static int read_thin_table(DmRef ref, uint64_t *ret_length, unsigned *ret_pool_major, unsigned *ret_pool_minor,
+int dm_thin_read_table(DmRef ref, uint64_t *ret_length, unsigned *ret_pool_major, unsigned *ret_pool_minor,
                            uint32_t *ret_id, char **ret_external) {
         _cleanup_free_ char *table = NULL, *type = NULL, *params = NULL;
         uint64_t start;
@@ -210,7 +210,7 @@ static int read_pool(unsigned major, unsigned minor, ThinPoolStatus *ret_status,
         return 0;
 }
 
-static int thin_table(uint64_t length, unsigned pool_major, unsigned pool_minor, uint32_t id, char **ret) {
+int dm_thin_table(uint64_t length, unsigned pool_major, unsigned pool_minor, uint32_t id, char **ret) {
         char params[64];
 
         *ret = NULL;
@@ -234,7 +234,7 @@ static int pool_ids_in_use(unsigned pool_major, unsigned pool_minor, uint32_t **
                 uint64_t length;
                 uint32_t id, *grown;
 
-                if (read_thin_table(DM_REF_NAME(*i), &length, &ma, &mi, &id, &external) < 0 ||
+                if (dm_thin_read_table(DM_REF_NAME(*i), &length, &ma, &mi, &id, &external) < 0 ||
                     ma != pool_major || mi != pool_minor)
                         continue;
                 grown = reallocarray(ids, n + 1, sizeof(uint32_t));
@@ -258,7 +258,7 @@ static int pool_id_exists(DmRef probe, uint64_t length, unsigned pool_major, uns
         _cleanup_free_ char *table = NULL;
         int r;
 
-        r = thin_table(length, pool_major, pool_minor, id, &table);
+        r = dm_thin_table(length, pool_major, pool_minor, id, &table);
         if (r < 0)
                 return r;
         r = dm_device_load(probe, table);
@@ -346,7 +346,7 @@ static int teardown(const DmThinRecord *rec, bool resume_origin, uint32_t *cooki
         int r;
 
         msg[0] = 0;
-        if (resume_origin && find_by_uuid_or_name(rec->origin_uuid, rec->origin_name, &origin) >= 0 &&
+        if (resume_origin && dm_thin_find_device(rec->origin_uuid, rec->origin_name, &origin) >= 0 &&
             origin.suspended) {
                 r = dm_device_resume(DM_REF_DEVNUM(origin.major, origin.minor), DM_RULES_ALL, cookie);
                 if (r < 0)
@@ -370,7 +370,7 @@ static int teardown(const DmThinRecord *rec, bool resume_origin, uint32_t *cooki
         }
         if (!rec->id_picked)
                 return 0;   /* no id was ever chosen: nothing in the pool is ours */
-        r = find_by_uuid_or_name(rec->pool_uuid, rec->pool_name, &pool);
+        r = dm_thin_find_device(rec->pool_uuid, rec->pool_name, &pool);
         if (r < 0) {
                 /* Without its pool there is no id to delete; the pool's owner decides. */
                 if (rec->created)
@@ -407,7 +407,7 @@ static VssCode origin_check(const DmInfo *origin, size_t index, uint64_t *ret_le
                 return provider_fail(res, index, EBUSY, VSS_E_BAD_STATE, "%s has an inactive table loaded "
                                      "(another device-mapper tool is changing it): retry when that is done, "
                                      "or drop it with 'dmsetup clear %s'", origin->name, origin->name);
-        r = read_thin_table(DM_REF_DEVNUM(origin->major, origin->minor), ret_length, ret_pool_major, ret_pool_minor,
+        r = dm_thin_read_table(DM_REF_DEVNUM(origin->major, origin->minor), ret_length, ret_pool_major, ret_pool_minor,
                             ret_id, &external);
         if (r == -EMEDIUMTYPE || r == -EBADMSG)
                 return provider_fail(res, index, 0, VSS_E_VOLUME_NOT_SUPPORTED_BY_PROVIDER,
@@ -733,12 +733,12 @@ static void query_into(Snapshot *model, unsigned pool_major, unsigned pool_minor
 }
 
 /* Gives the snapshot device its table and activates it. */
-static int activate_device(const char *name, uint64_t length, unsigned pool_major, unsigned pool_minor,
+int dm_thin_activate_device(const char *name, uint64_t length, unsigned pool_major, unsigned pool_minor,
                            uint32_t id, uint32_t *cookie) {
         _cleanup_free_ char *table = NULL;
         int r;
 
-        r = thin_table(length, pool_major, pool_minor, id, &table);
+        r = dm_thin_table(length, pool_major, pool_minor, id, &table);
         if (r >= 0)
                 r = dm_device_load(DM_REF_NAME(name), table);
         if (r >= 0)
@@ -762,7 +762,7 @@ static VssCode dm_thin_post_commit(ProviderSet *ps, ProviderResult *res) {
                         code = provider_fail(res, i, EINVAL, VSS_E_BAD_STATE, "A snapshot was not committed");
                         break;
                 }
-                r = activate_device(st->rec.snapshot_name, st->rec.length_sectors, st->pool_major, st->pool_minor,
+                r = dm_thin_activate_device(st->rec.snapshot_name, st->rec.length_sectors, st->pool_major, st->pool_minor,
                                     st->rec.snapshot_id, &cookie);
                 if (r < 0) {
                         code = provider_fail(res, i, r, provider_code_from_errno(r, VSS_E_PROVIDER_VETO),
@@ -828,13 +828,26 @@ static VssCode dm_thin_abort(ProviderSet *ps, ProviderResult *res) {
 
 /* ---------------------------------------------------------------- finished snapshots */
 
-static VssCode record_of(const Snapshot *snap, DmThinRecord *ret, ProviderResult *res) {
+VssCode dm_thin_record_of(const Snapshot *snap, DmThinRecord *ret, ProviderResult *res) {
         int r;
 
         r = dm_thin_record_from_json(snap->provider_data, ret);
         if (r < 0)
                 return provider_fail(res, 0, r, provider_code_from_errno(r, E_INVALIDARG), "Snapshot %s has no "
                                      "valid dm-thin record (provider data)", snap->id);
+        return S_OK;
+}
+
+VssCode dm_thin_record_and_pool(const Snapshot *snap, DmThinRecord *rec, DmInfo *pool, ProviderResult *res) {
+        VssCode code = dm_thin_record_of(snap, rec, res);
+        int r;
+
+        if (code != S_OK)
+                return code;
+        r = dm_thin_find_device(rec->pool_uuid, rec->pool_name, pool);
+        if (r < 0)
+                return provider_fail(res, 0, r, provider_code_from_errno(r, VSS_E_OBJECT_NOT_FOUND), "Thin pool %s "
+                                     "of snapshot %s is not there (is it set up yet?)", rec->pool_name, snap->id);
         return S_OK;
 }
 
@@ -845,7 +858,7 @@ static VssCode undo_from_record(Snapshot *snap, bool recovering, uint32_t *cooki
         VssCode code;
         int r;
 
-        code = record_of(snap, &rec, res);
+        code = dm_thin_record_of(snap, &rec, res);
         if (code != S_OK)
                 return code;
         r = teardown(&rec, recovering, cookie, msg, sizeof msg);
@@ -883,13 +896,9 @@ static VssCode dm_thin_activate(Snapshot *snap, const ProviderSettings *settings
         VssCode code;
         int r;
 
-        code = record_of(snap, &rec, res);
+        code = dm_thin_record_and_pool(snap, &rec, &pool, res);
         if (code != S_OK)
                 return code;
-        r = find_by_uuid_or_name(rec.pool_uuid, rec.pool_name, &pool);
-        if (r < 0)
-                return provider_fail(res, 0, r, provider_code_from_errno(r, VSS_E_OBJECT_NOT_FOUND), "Thin pool %s "
-                                     "of snapshot %s is not there (is it set up yet?)", rec.pool_name, snap->id);
         if (dm_device_info(DM_REF_NAME(rec.snapshot_name), &s) >= 0 && s.live_table)
                 return model_set_device(snap, rec.snapshot_name) < 0 ?
                         provider_fail(res, 0, ENOMEM, E_OUTOFMEMORY, "Out of memory") : S_OK;
@@ -899,7 +908,7 @@ static VssCode dm_thin_activate(Snapshot *snap, const ProviderSettings *settings
         if (dm_device_info(DM_REF_NAME(rec.snapshot_name), &s) < 0)
                 r = dm_device_create(rec.snapshot_name, rec.snapshot_uuid, NULL, DM_RULES_LOW_PRIORITY, NULL, &s);
         if (r >= 0)
-                r = activate_device(rec.snapshot_name, rec.length_sectors, pool.major, pool.minor, rec.snapshot_id,
+                r = dm_thin_activate_device(rec.snapshot_name, rec.length_sectors, pool.major, pool.minor, rec.snapshot_id,
                                     &cookie);
         (void) dm_udev_cookie_wait(&cookie);
         if (r == -ENODATA) {
@@ -927,10 +936,10 @@ static VssCode dm_thin_query(Snapshot *snap, ProviderResult *res) {
         DmInfo pool;
         VssCode code;
 
-        code = record_of(snap, &rec, res);
+        code = dm_thin_record_of(snap, &rec, res);
         if (code != S_OK)
                 return code;
-        if (find_by_uuid_or_name(rec.pool_uuid, rec.pool_name, &pool) < 0) {
+        if (dm_thin_find_device(rec.pool_uuid, rec.pool_name, &pool) < 0) {
                 snap->invalid = true;
                 return S_OK;
         }
@@ -984,6 +993,9 @@ static const ProviderOps dm_thin_ops = {
         .activate_snapshot = dm_thin_activate,
         .recover = dm_thin_recover,
         .query = dm_thin_query,
+        .revert_start = dm_thin_revert_start,
+        .revert_progress = dm_thin_revert_progress,
+        .break_snapshot = dm_thin_break,
 };
 
 const Provider provider_dm_thin = {

@@ -44,3 +44,29 @@ void dm_thin_record_done(DmThinRecord *r);
 int dm_thin_record_to_json(const DmThinRecord *r, json_object **ret);
 /* -EBADMSG if j is not a record of this provider. */
 int dm_thin_record_from_json(json_object *j, DmThinRecord *ret);
+
+/* ---- shared by dm-thin.c and dm-thin-use.c (revert and break), not for others ---- */
+
+#include "dm.h"
+#include "provider.h"
+
+/* A device by its dm UUID if it has one (stable across reboots), else by name. */
+int dm_thin_find_device(const char *uuid, const char *name, DmInfo *ret);
+/* The one thin target of a device's live table. -EMEDIUMTYPE if the table is anything else. */
+int dm_thin_read_table(DmRef ref, uint64_t *ret_length, unsigned *ret_pool_major, unsigned *ret_pool_minor,
+                       uint32_t *ret_id, char **ret_external);
+/* "0 LENGTH thin MAJ:MIN ID". */
+int dm_thin_table(uint64_t length, unsigned pool_major, unsigned pool_minor, uint32_t id, char **ret);
+/* Gives device name the thin table of id and resumes it; its udev events join *cookie. */
+int dm_thin_activate_device(const char *name, uint64_t length, unsigned pool_major, unsigned pool_minor,
+                            uint32_t id, uint32_t *cookie);
+VssCode dm_thin_record_of(const Snapshot *snap, DmThinRecord *ret, ProviderResult *res);
+/* The record and the pool it names, which must be there. */
+VssCode dm_thin_record_and_pool(const Snapshot *snap, DmThinRecord *rec, DmInfo *pool, ProviderResult *res);
+
+/* dm-thin-use.c */
+VssCode dm_thin_revert_start(Snapshot *snap, const ProviderSettings *settings, ProviderRevert *ret,
+                             ProviderResult *res);
+VssCode dm_thin_revert_progress(Snapshot *snap, const ProviderSettings *settings, ProviderRevert *ret,
+                                ProviderResult *res);
+VssCode dm_thin_break(Snapshot *snap, const ProviderSettings *settings, char **ret_device, ProviderResult *res);
