@@ -375,27 +375,6 @@ static int real_has_other_users(unsigned real_major, unsigned real_minor, const 
         return 0;
 }
 
-/* Puts table back on origin: load, suspend, resume. skip-lockfs: the data the filesystem sees
- * does not change (the table maps the same blocks), so there is nothing to make consistent,
- * and the filesystem may even still be frozen. */
-static int origin_swap_table(DmRef origin, const char *table, uint32_t *cookie) {
-        int r;
-
-        r = dm_device_load(origin, table);
-        if (r < 0)
-                return r;
-        r = dm_device_suspend(origin, true);
-        if (r < 0) {
-                (void) dm_device_clear(origin);
-                return r;
-        }
-        r = dm_device_resume(origin, DM_RULES_ALL, cookie);
-        if (r < 0)
-                /* Never leave it suspended: once more, without udev. */
-                r = dm_device_resume(origin, DM_RULES_ALL, NULL);
-        return r;
-}
-
 static void keep_first(int *first, char *msg, size_t n, int r, const char *what, const char *dev) {
         if (r >= 0 || *first < 0)
                 return;
@@ -456,7 +435,7 @@ static int teardown(const DmSnapshotRecord *rec, bool resume_suspended_origin, u
                         r = real_table ? 0 : -ENOMEM;
                 }
                 if (r >= 0)
-                        r = origin_swap_table(o, real_table, cookie);
+                        r = dm_device_swap_table(o, real_table, cookie);   /* skip-lockfs: the same blocks */
                 keep_first(&first, msg, msg_size, r, "restoring the original table of", origin.name);
                 if (r >= 0)
                         origin_uses_real = false;

@@ -43,18 +43,7 @@ _printf_(2, 3) static int pool_message(const DmInfo *pool, const char *format, .
 
 /* X's live table becomes table (X is closed: nothing to freeze, nothing in flight). */
 static int swap_table(const DmInfo *x, const char *table, uint32_t *cookie) {
-        DmRef ref = DM_REF_DEVNUM(x->major, x->minor);
-        int r;
-
-        r = dm_device_load(ref, table);
-        if (r < 0)
-                return r;
-        r = dm_device_suspend(ref, true);
-        if (r < 0) {
-                (void) dm_device_clear(ref);
-                return r;
-        }
-        return dm_device_resume(ref, DM_RULES_ALL, cookie);
+        return dm_device_swap_table(DM_REF_DEVNUM(x->major, x->minor), table, cookie);
 }
 
 /* snapset-S again, as it was (after a failure that removed it). */

@@ -503,6 +503,24 @@ int dm_device_info(DmRef ref, DmInfo *ret) {
         return 0;
 }
 
+int dm_device_swap_table(DmRef ref, const char *table, uint32_t *cookie) {
+        int r;
+
+        r = dm_device_load(ref, table);
+        if (r < 0)
+                return r;
+        r = dm_device_suspend(ref, true);
+        if (r < 0) {
+                (void) dm_device_clear(ref);
+                return r;
+        }
+        r = dm_device_resume(ref, DM_RULES_ALL, cookie);
+        if (r < 0)
+                /* Never leave it suspended: once more, without udev. */
+                r = dm_device_resume(ref, DM_RULES_ALL, NULL);
+        return r;
+}
+
 int dm_table_append(char **table, uint64_t start, uint64_t length, const char *type, const char *params) {
         char *s;
 

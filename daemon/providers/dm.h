@@ -119,6 +119,10 @@ int dm_device_suspend(DmRef ref, bool skip_lockfs);
 /* Resumes the device, swapping in its inactive table if it has one. cookie may be NULL: then no
  * udev synchronisation at all for this resume (udev still sees the uevent). */
 int dm_device_resume(DmRef ref, DmUdevRules rules, uint32_t *cookie);
+/* Makes table the device's live table: load, suspend with skip-lockfs, resume (once more without
+ * udev if that fails: never left suspended). For a table that maps the same data, or a device
+ * nothing has open: there is nothing for a filesystem freeze to make consistent. */
+int dm_device_swap_table(DmRef ref, const char *table, uint32_t *cookie);
 /* Removes the device (retrying while udev's blkid holds it open for a moment). */
 int dm_device_remove(DmRef ref, uint32_t *cookie);
 /* Sends a target message (DM_DEVICE_TARGET_MSG) to the target of ref's live table that starts at
