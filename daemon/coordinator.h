@@ -81,6 +81,8 @@ typedef struct CoordinatorTestHooks {
                                          guardian too), not only to the daemon */
         bool kill_after_first_freeze; /* raise(SIGKILL) once one filesystem of the set is frozen */
         bool kill_after_first_thaw;   /* ... once one is thawed again (the others still frozen) */
+        bool kill_after_revert_commit; /* raise(SIGKILL) once a revert is recorded, before the
+                                          provider's step that cannot be undone (sets-revert.c) */
 } CoordinatorTestHooks;
 
 typedef struct CoordinatorOptions {

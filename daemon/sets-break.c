@@ -24,8 +24,8 @@ static VssCode check(const SnapshotSet *set, SetOutcome *out) {
 
                 if (!p || !p->ops->break_snapshot)
                         return sets_outcome(out, VSS_E_NOT_SUPPORTED, 0, snap, "Provider '%s' cannot break snapshot %s "
-                                            "off into a volume of its own (yet): only LVM and dm-thin snapshots can be broken "
-                                            "by now; nothing was changed", snap->provider, snap->id);
+                                            "off into a volume of its own (it does not implement BreakSnapshot); "
+                                            "nothing was changed", snap->provider, snap->id);
                 if (snap->revert)
                         return sets_outcome(out, VSS_E_REVERT_IN_PROGRESS, 0, snap, "Snapshot %s is being merged into "
                                             "'%s'; nothing was changed", snap->id, snap->volume);
@@ -33,6 +33,18 @@ static VssCode check(const SnapshotSet *set, SetOutcome *out) {
                         return sets_outcome(out, VSS_E_BAD_STATE, 0, snap, "Snapshot %s has no device", snap->id);
         }
         return S_OK;
+}
+
+/* The snapshot to break next: an external provider's first, since only its answer tells whether
+ * it can (a provider without BreakSnapshot then refuses before any other snapshot is let go). */
+static size_t next_to_break(const SnapshotSet *set) {
+        for (size_t i = 0; i < set->n_snapshots; i++) {
+                const Provider *p = provider_by_name(set->snapshots[i]->provider);
+
+                if (p && streq(p->kind, "external"))
+                        return i;
+        }
+        return 0;
 }
 
 VssCode sets_break(Manager *m, SnapshotSet *set, bool revert_identity, char ***ret_devices, SetOutcome *out) {
@@ -63,7 +75,7 @@ VssCode sets_break(Manager *m, SnapshotSet *set, bool revert_identity, char ***r
                 return sets_outcome(out, E_OUTOFMEMORY, ENOMEM, set->snapshots[0], "Out of memory");
         /* From here on each snapshot goes as soon as it is broken off; the set with the last. */
         for (size_t i = 0; i < n; i++) {
-                Snapshot *snap = set->snapshots[0];
+                Snapshot *snap = set->snapshots[next_to_break(set)];
                 const Provider *p = provider_by_name(snap->provider);
                 ProviderResult res = { .failed = SIZE_MAX };
 

@@ -7,6 +7,7 @@
  * itself is the provider's (LVM keeps it in its own metadata). */
 
 #include <libmount.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <sys/mount.h>
@@ -79,11 +80,41 @@ static void finish(Manager *m, SnapshotSet *set, Snapshot *snap) {
         sets_forget_snapshot(m, set, snap);
 }
 
+typedef struct RevertCommit {
+        Manager *m;
+        SnapshotSet *set;
+        Snapshot *snap;
+} RevertCommit;
+
+/* ProviderRevert.save_record: the revert is recorded before the provider's first step that
+ * cannot be undone, so that the poll finishes it after a restart. */
+static int revert_commit(void *userdata) {
+        RevertCommit *c = userdata;
+        char *state = strdup("merging");
+        int r;
+
+        if (!state)
+                return -ENOMEM;
+        free(c->snap->revert);
+        c->snap->revert = state;
+        c->snap->merge_percent = -1;
+        r = store_save_set(c->m->state_directory, c->set);
+        if (r >= 0 && sets_test_hooks(c->m)->kill_after_revert_commit)
+                (void) raise(SIGKILL);
+        if (r < 0) {
+                free(c->snap->revert);
+                c->snap->revert = NULL;
+                log_warning_errno(r, "Failed to record the revert of '%s' in set %s: %m", c->snap->volume, c->set->id);
+        }
+        return r;
+}
+
 VssCode sets_revert(Manager *m, SnapshotSet *set, Snapshot *snap, bool force_dismount, const char **ret_state,
                     SetOutcome *out) {
         const Provider *p = provider_by_name(snap->provider);
         ProviderResult res = { .failed = SIZE_MAX };
-        ProviderRevert st = { .percent = -1 };
+        RevertCommit commit = { m, set, snap };
+        ProviderRevert st = { .percent = -1, .save_record = revert_commit, .save_record_userdata = &commit };
         Snapshot *other;
         VssCode code;
 
@@ -100,7 +131,7 @@ VssCode sets_revert(Manager *m, SnapshotSet *set, Snapshot *snap, bool force_dis
                             "overflowed): reverting to it would destroy '%s'", snap->id, snap->volume);
         if (!p || !p->ops->revert_start || !p->ops->revert_progress)
                 return sets_outcome(out, VSS_E_NOT_SUPPORTED, 0, snap, "Provider '%s' cannot revert a volume to a snapshot "
-                            "(yet): only LVM and dm-thin volumes can be reverted by snapset now", snap->provider);
+                            "(it does not implement RevertSnapshot)", snap->provider);
         /* The snapshot's own mount goes first: it is about to disappear. */
         code = sets_unexpose(m, set, snap, /* lazy= */ false, out);
         if (code != S_OK)
@@ -112,6 +143,13 @@ VssCode sets_revert(Manager *m, SnapshotSet *set, Snapshot *snap, bool force_dis
         }
 
         code = p->ops->revert_start(snap, &m->sets->settings, &st, &res);
+        if (code != S_OK && st.committed) {
+                /* Past the point of no return: recorded as merging, and the poll finishes it. */
+                sets_revert_schedule(m, now_monotonic_usec());
+                return sets_outcome(out, code, res.error, snap, "%s; the revert is recorded, and snapsetd tries to "
+                                    "finish it every few seconds ('snapsetctl show %s' follows it)",
+                                    res.message[0] ? res.message : vss_code_message(code), snap->id);
+        }
         if (code != S_OK)
                 return sets_outcome(out, code, res.error, snap, "%s", res.message[0] ? res.message : vss_code_message(code));
         if (st.done) {

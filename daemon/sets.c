@@ -56,10 +56,11 @@ void sets_event(Manager *m, int priority, const char *type, const SnapshotSet *s
 /* ---------------------------------------------------------------- configuration */
 
 /* SNAPSETD_TEST_HOOKS="fail=PHASE:INDEX", "fail-inside=holding|committing:INDEX",
- * "kill=PHASE", "kill-all=PHASE", "kill=first-freeze" or "kill=half-thawed": lets the test
- * suites make a phase fail on the nth volume (before its provider is called, or inside the
- * provider, after it did the volumes before), or kill the daemon inside the window (kill-all:
- * with its thaw guardian, as "systemctl kill --signal=KILL" would). Ignored (with a warning) when
+ * "kill=PHASE", "kill-all=PHASE", "kill=first-freeze", "kill=half-thawed" or
+ * "kill=revert-committed": lets the test suites make a phase fail on the nth volume (before its
+ * provider is called, or inside the provider, after it did the volumes before), kill the daemon
+ * inside the window (kill-all: with its thaw guardian, as "systemctl kill --signal=KILL" would),
+ * or in the middle of a revert. Ignored (with a warning) when
  * malformed; never set in production units. */
 static void parse_test_hooks_text(CoordinatorTestHooks *h, const char *e) {
         char phase[32];
@@ -92,8 +93,9 @@ static void parse_test_hooks_text(CoordinatorTestHooks *h, const char *e) {
         }
         h->kill_after_first_freeze = streq(e, "kill=first-freeze");
         h->kill_after_first_thaw = streq(e, "kill=half-thawed");
+        h->kill_after_revert_commit = streq(e, "kill=revert-committed");
         if (h->fail_phase < 0 && h->kill_phase < 0 && h->fail_inside_phase < 0 &&
-            !h->kill_after_first_freeze && !h->kill_after_first_thaw)
+            !h->kill_after_first_freeze && !h->kill_after_first_thaw && !h->kill_after_revert_commit)
                 log_warning("SNAPSETD_TEST_HOOKS=%s not understood; ignoring it.", e);
         else
                 log_warning("SNAPSETD_TEST_HOOKS=%s is set: snapshot sets will fail on purpose. "
@@ -144,11 +146,16 @@ static void phase_changed(void *userdata) {
         job_runner_wake(userdata);
 }
 
+const CoordinatorTestHooks *sets_test_hooks(const Manager *m) {
+        if (getenv("SNAPSETD_TEST_HOOKS_FILE"))
+                parse_test_hooks(&m->sets->hooks);
+        return &m->sets->hooks;
+}
+
 void sets_coordinator_options(const Manager *m, CoordinatorOptions *ret) {
         SetRegistry *r = m->sets;
 
-        if (getenv("SNAPSETD_TEST_HOOKS_FILE"))
-                parse_test_hooks(&r->hooks);
+        (void) sets_test_hooks(m);
 
         *ret = (CoordinatorOptions) {
                 .flush_timeout_usec = (uint64_t) m->config.flush_timeout_sec * USEC_PER_SEC,

@@ -109,3 +109,5 @@ void sets_forget_snapshot(Manager *m, SnapshotSet *set, Snapshot *snap);
 
 /* Coordinator options for a new set in creation, from the configuration. */
 void sets_coordinator_options(const Manager *m, CoordinatorOptions *ret);
+/* SNAPSETD_TEST_HOOKS as they are now (the file is read again). */
+const CoordinatorTestHooks *sets_test_hooks(const Manager *m);

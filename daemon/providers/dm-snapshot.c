@@ -102,6 +102,10 @@ int dm_snapshot_record_to_json(const DmSnapshotRecord *r, json_object **ret) {
         k = k ?: json_add_string_or_null(o, "loopDevice", r->loop_device);
         k = k ?: json_add(o, "createdReal", json_object_new_boolean(r->created_real));
         k = k ?: json_add(o, "loadedOriginTable", json_object_new_boolean(r->loaded_origin_table));
+        if (!k && r->merging) {
+                k = json_add(o, "merging", json_object_new_boolean(true));
+                k = k ?: json_add(o, "mergeStartSectors", json_object_new_int64((int64_t) r->merge_start_sectors));
+        }
         if (!k && r->cow_total_sectors > 0) {
                 k = json_add(o, "cowUsedSectors", json_object_new_int64((int64_t) r->cow_used_sectors));
                 k = k ?: json_add(o, "cowTotalSectors", json_object_new_int64((int64_t) r->cow_total_sectors));
@@ -139,6 +143,8 @@ static const JsonDispatch record_table[] = {
         { "loadedOriginTable", JSON_DISPATCH_BOOL,   R(loaded_origin_table), 0 },
         { "cowUsedSectors",    JSON_DISPATCH_UINT64, R(cow_used_sectors),    0 },
         { "cowTotalSectors",   JSON_DISPATCH_UINT64, R(cow_total_sectors),   0 },
+        { "merging",           JSON_DISPATCH_BOOL,   R(merging),             0 },
+        { "mergeStartSectors", JSON_DISPATCH_UINT64, R(merge_start_sectors), 0 },
         {}
 };
 #undef R
@@ -253,8 +259,14 @@ int dm_snapshot_snapshot_table(uint64_t length, unsigned real_major, unsigned re
                         cow_major, cow_minor, chunk_sectors) < 0 ? -ENOMEM : 0;
 }
 
-int dm_snapshot_origin_table_parse(const char *table, unsigned *ret_major, unsigned *ret_minor) {
-        _cleanup_free_ char *type = NULL, *params = NULL;
+int dm_snapshot_merge_table(uint64_t length, unsigned real_major, unsigned real_minor,
+                            unsigned cow_major, unsigned cow_minor, unsigned chunk_sectors, char **ret) {
+        return asprintf(ret, "0 %" PRIu64 " snapshot-merge %u:%u %u:%u P %u\n", length, real_major, real_minor,
+                        cow_major, cow_minor, chunk_sectors) < 0 ? -ENOMEM : 0;
+}
+
+int dm_snapshot_table_parse(const char *table, const char *type, unsigned *ret_major, unsigned *ret_minor) {
+        _cleanup_free_ char *t = NULL, *params = NULL;
         size_t len = strcspn(table, "\n");
         uint64_t start, length;
         unsigned ma, mi;
@@ -262,19 +274,25 @@ int dm_snapshot_origin_table_parse(const char *table, unsigned *ret_major, unsig
 
         if (len == 0)
                 return 0;
-        r = dm_table_line_parse(table, len, &start, &length, &type, &params);
+        r = dm_table_line_parse(table, len, &start, &length, &t, &params);
         if (r < 0)
                 return r == -ENOMEM ? r : 0;
-        if (!streq(type, "snapshot-origin"))
+        if (!streq(t, type))
                 return 0;
         /* Exactly one target. */
         if (table[len] == '\n' && table[len + 1 + strspn(table + len + 1, " \t\r\n")] != 0)
                 return 0;
-        if (sscanf(params, "%u:%u%n", &ma, &mi, &n) != 2 || params[n] != 0)
+        /* snapshot-origin has only its origin; the others go on after it. */
+        if (sscanf(params, "%u:%u%n", &ma, &mi, &n) != 2 ||
+            (streq(type, "snapshot-origin") ? params[n] != 0 : params[n] != ' '))
                 return -EINVAL;
         *ret_major = ma;
         *ret_minor = mi;
         return 1;
+}
+
+int dm_snapshot_origin_table_parse(const char *table, unsigned *ret_major, unsigned *ret_minor) {
+        return dm_snapshot_table_parse(table, "snapshot-origin", ret_major, ret_minor);
 }
 
 bool dm_snapshot_table_uses_real(const char *table, unsigned major, unsigned minor) {
@@ -340,7 +358,7 @@ static void set_state_free(ProviderSet *ps) {
 
 /* ---------------------------------------------------------------- teardown */
 
-static int origin_find(const DmSnapshotRecord *rec, DmInfo *ret) {
+int dm_snapshot_origin_find(const DmSnapshotRecord *rec, DmInfo *ret) {
         int r = -ENXIO;
 
         if (rec->origin_uuid)
@@ -386,8 +404,8 @@ static void keep_first(int *first, char *msg, size_t n, int r, const char *what,
  * the origin's last snapset snapshot. Idempotent; goes on after a failure and returns the first
  * one (message in msg). resume_suspended_origin: the origin may have been left suspended by us
  * (a crash or a failure inside the window): resume it. */
-static int teardown(const DmSnapshotRecord *rec, bool resume_suspended_origin, uint32_t *cookie,
-                    char *msg, size_t msg_size) {
+int dm_snapshot_teardown(const DmSnapshotRecord *rec, bool resume_suspended_origin, uint32_t *cookie,
+                         char *msg, size_t msg_size) {
         _cleanup_free_ char *live = NULL, *inactive = NULL, *real_table = NULL;
         DmInfo origin = {}, real = {}, snap = {};
         bool have_origin, have_real, have_snap, snap_gone, origin_uses_real = false, others = false;
@@ -395,7 +413,7 @@ static int teardown(const DmSnapshotRecord *rec, bool resume_suspended_origin, u
         int first = 0, r;
 
         msg[0] = 0;
-        have_origin = rec->origin_name && origin_find(rec, &origin) >= 0;
+        have_origin = rec->origin_name && dm_snapshot_origin_find(rec, &origin) >= 0;
         have_real = rec->real_name && dm_device_info(DM_REF_NAME(rec->real_name), &real) >= 0;
         have_snap = rec->snapshot_name && dm_device_info(DM_REF_NAME(rec->snapshot_name), &snap) >= 0;
         DmRef o = DM_REF_DEVNUM(origin.major, origin.minor);
@@ -728,7 +746,7 @@ static VssCode dm_snapshot_begin_prepare(ProviderSet *ps, ProviderSnapshot *snap
         rec->cow_size = cow_size;
 
         /* Every name is known before anything is made: recorded now, so that a crash from here
-         * on is undone by recover() (teardown() removes what exists of it). */
+         * on is undone by recover() (dm_snapshot_teardown() removes what exists of it). */
         r = dm_snapshot_record_to_json(rec, &j);
         if (r >= 0)
                 r = provider_record_intent(ps, model, TAKE_PTR(j));
@@ -865,7 +883,7 @@ fail:
                 char msg[256];
 
                 loop_fd = safe_close(loop_fd);
-                r = teardown(rec, false, &cookie, msg, sizeof(msg));
+                r = dm_snapshot_teardown(rec, false, &cookie, msg, sizeof(msg));
                 if (r < 0)
                         log_warning("dm-snapshot: cleaning up after the failed preparation of %s: %s",
                                     origin.name, msg);
@@ -1227,7 +1245,7 @@ static VssCode dm_snapshot_abort(ProviderSet *ps, ProviderResult *res) {
                 else
                         continue;   /* never prepared, or its begin_prepare cleaned up itself */
 
-                r = teardown(rec, st && st->origin_suspended, &cookie, msg, sizeof(msg));
+                r = dm_snapshot_teardown(rec, st && st->origin_suspended, &cookie, msg, sizeof(msg));
                 if (r < 0 && code == S_OK)
                         code = provider_fail(res, i, r, VSS_E_PROVIDER_VETO, "Could not remove everything of "
                                              "snapshot %s: %s. Once the cause is fixed (a process holding it: "
@@ -1243,7 +1261,7 @@ static VssCode dm_snapshot_abort(ProviderSet *ps, ProviderResult *res) {
 
 /* ---------------------------------------------------------------- finished snapshots */
 
-static VssCode record_of(const Snapshot *snap, DmSnapshotRecord *ret, ProviderResult *res) {
+VssCode dm_snapshot_record_of(const Snapshot *snap, DmSnapshotRecord *ret, ProviderResult *res) {
         int r;
 
         r = dm_snapshot_record_from_json(snap->provider_data, ret);
@@ -1253,7 +1271,7 @@ static VssCode record_of(const Snapshot *snap, DmSnapshotRecord *ret, ProviderRe
         return S_OK;
 }
 
-static VssCode record_store(Snapshot *snap, const DmSnapshotRecord *rec, ProviderResult *res) {
+VssCode dm_snapshot_record_store(Snapshot *snap, const DmSnapshotRecord *rec, ProviderResult *res) {
         json_object *j;
         int r;
 
@@ -1271,10 +1289,10 @@ static VssCode undo_from_record(Snapshot *snap, bool recovering, uint32_t *cooki
         VssCode code;
         int r;
 
-        code = record_of(snap, &rec, res);
+        code = dm_snapshot_record_of(snap, &rec, res);
         if (code != S_OK)
                 return code;
-        r = teardown(&rec, recovering, cookie, msg, sizeof(msg));
+        r = dm_snapshot_teardown(&rec, recovering, cookie, msg, sizeof(msg));
         if (r < 0)
                 return provider_fail(res, 0, r, r == -EBUSY ? VSS_E_BAD_STATE : provider_code_from_errno(r, VSS_E_PROVIDER_VETO),
                                      "Removing snapshot %s failed, %s%s", rec.snapshot_name, msg,
@@ -1343,10 +1361,12 @@ static VssCode dm_snapshot_activate(Snapshot *snap, const ProviderSettings *sett
         VssCode code;
         int r;
 
-        code = record_of(snap, &rec, res);
+        code = dm_snapshot_record_of(snap, &rec, res);
         if (code != S_OK)
                 return code;
-        r = origin_find(&rec, &origin);
+        if (rec.merging)
+                return dm_snapshot_merge_activate(snap, &rec, res);
+        r = dm_snapshot_origin_find(&rec, &origin);
         if (r < 0)
                 return provider_fail(res, 0, r, provider_code_from_errno(r, VSS_E_OBJECT_NOT_FOUND), "The origin %s of "
                                      "snapshot %s is not there (is its device-mapper table set up yet?)",
@@ -1355,7 +1375,9 @@ static VssCode dm_snapshot_activate(Snapshot *snap, const ProviderSettings *sett
         if (r < 0 || !live[0])
                 return provider_fail(res, 0, r < 0 ? r : ENODATA, VSS_E_BAD_STATE, "Cannot read the table of %s",
                                      origin.name);
-        is_origin = dm_snapshot_origin_table_parse(live, &ma, &mi) > 0;
+        /* Through the real device already: for another snapshot, or merging one of them. */
+        is_origin = dm_snapshot_origin_table_parse(live, &ma, &mi) > 0 ||
+                    dm_snapshot_table_parse(live, "snapshot-merge", &ma, &mi) > 0;
 
         if (dm_device_info(DM_REF_NAME(rec.snapshot_name), &s) >= 0 && s.live_table) {
                 /* Active already; fine if its origin copies into it. */
@@ -1486,7 +1508,7 @@ static VssCode dm_snapshot_activate(Snapshot *snap, const ProviderSettings *sett
         rec.origin_minor = origin.minor;
         code = snapshot_check_status(rec.snapshot_name, 0, &rec, snap, res);
         if (code == S_OK)
-                code = record_store(snap, &rec, res);
+                code = dm_snapshot_record_store(snap, &rec, res);
         if (code == S_OK && model_set_device(snap, rec.snapshot_name) < 0)
                 code = provider_fail(res, 0, ENOMEM, E_OUTOFMEMORY, "Out of memory");
         return code;
@@ -1522,16 +1544,19 @@ static VssCode dm_snapshot_query(Snapshot *snap, ProviderResult *res) {
         _cleanup_(dm_snapshot_record_done) DmSnapshotRecord rec = {};
         VssCode code;
 
-        code = record_of(snap, &rec, res);
+        code = dm_snapshot_record_of(snap, &rec, res);
         if (code != S_OK)
                 return code;
+        /* Being merged: its device is gone, revert_progress follows the merge. */
+        if (rec.merging)
+                return S_OK;
         code = snapshot_check_status(rec.snapshot_name, 0, &rec, snap, res);
         /* An invalid snapshot is a valid answer: snap->invalid says it. */
         if (snap->invalid)
                 return S_OK;
         if (code != S_OK)
                 return code;
-        return record_store(snap, &rec, res);
+        return dm_snapshot_record_store(snap, &rec, res);
 }
 
 /* ---------------------------------------------------------------- probe, support */
@@ -1594,6 +1619,9 @@ static const ProviderOps dm_snapshot_ops = {
         .activate_before_mounts = true,
         .recover = dm_snapshot_recover,
         .query = dm_snapshot_query,
+        .revert_start = dm_snapshot_revert_start,
+        .revert_progress = dm_snapshot_revert_progress,
+        .break_snapshot = dm_snapshot_break,
 };
 
 const Provider provider_dm_snapshot = {

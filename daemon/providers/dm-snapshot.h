@@ -46,6 +46,11 @@ typedef struct DmSnapshotRecord {
         bool loaded_origin_table;     /* this snapshot switched the origin to snapshot-origin */
         /* From the last query: COW use in sectors ("used/total" of the status); 0 if unknown. */
         uint64_t cow_used_sectors, cow_total_sectors;
+        /* RevertToSnapshot: the snapshot is being merged into its origin (dm-snapshot-use.c), from
+         * the moment before the first step that cannot be undone; the merge is set up again
+         * after a reboot. merge_start_sectors: the store's use when the merge began (progress). */
+        bool merging;
+        uint64_t merge_start_sectors;
 } DmSnapshotRecord;
 
 void dm_snapshot_record_done(DmSnapshotRecord *r);
@@ -73,5 +78,36 @@ int dm_snapshot_snapshot_table(uint64_t length, unsigned real_major, unsigned re
 /* If table is exactly one snapshot-origin target, returns 1 and the device it maps (MAJ:MIN);
  * 0 if it is something else; -EINVAL if it is a snapshot-origin with unparsable parameters. */
 int dm_snapshot_origin_table_parse(const char *table, unsigned *ret_major, unsigned *ret_minor);
+/* "0 LEN snapshot-merge MAJ:MIN MAJ:MIN P CHUNK\n": the origin's table while a snapshot merges. */
+int dm_snapshot_merge_table(uint64_t length, unsigned real_major, unsigned real_minor,
+                            unsigned cow_major, unsigned cow_minor, unsigned chunk_sectors, char **ret);
+/* If table is exactly one target of type ("snapshot-origin", "snapshot-merge", "snapshot"), returns 1
+ * and the origin it maps (the first MAJ:MIN); 0 if it is something else; -EINVAL if unparsable. */
+int dm_snapshot_table_parse(const char *table, const char *type, unsigned *ret_major, unsigned *ret_minor);
 /* Whether table has a "snapshot" target whose origin is major:minor. */
 bool dm_snapshot_table_uses_real(const char *table, unsigned major, unsigned minor);
+
+/* ---- shared by dm-snapshot.c and dm-snapshot-use.c (revert and break), not for others ---- */
+
+#include "dm.h"
+#include "provider.h"
+
+VssCode dm_snapshot_record_of(const Snapshot *snap, DmSnapshotRecord *ret, ProviderResult *res);
+VssCode dm_snapshot_record_store(Snapshot *snap, const DmSnapshotRecord *rec, ProviderResult *res);
+/* The origin, by its dm UUID if it has one, else by name. */
+int dm_snapshot_origin_find(const DmSnapshotRecord *rec, DmInfo *ret);
+/* Removes whatever exists of the snapshot rec describes (its device, the real device if it was
+ * the origin's last snapshot, the loop device and the store), and gives the origin its own table
+ * back when no snapshot is left on it. Idempotent; the first failure is returned, described in
+ * msg. */
+int dm_snapshot_teardown(const DmSnapshotRecord *rec, bool resume_suspended_origin, uint32_t *cookie,
+                         char *msg, size_t msg_size);
+
+/* dm-snapshot-use.c */
+VssCode dm_snapshot_revert_start(Snapshot *snap, const ProviderSettings *settings, ProviderRevert *ret,
+                                 ProviderResult *res);
+VssCode dm_snapshot_revert_progress(Snapshot *snap, const ProviderSettings *settings, ProviderRevert *ret,
+                                    ProviderResult *res);
+/* Sets up the merge of a snapshot whose record says merging, at activation (after a reboot). */
+VssCode dm_snapshot_merge_activate(Snapshot *snap, DmSnapshotRecord *rec, ProviderResult *res);
+VssCode dm_snapshot_break(Snapshot *snap, const ProviderSettings *settings, char **ret_device, ProviderResult *res);

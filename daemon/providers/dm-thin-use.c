@@ -127,6 +127,7 @@ VssCode dm_thin_revert_start(Snapshot *snap, const ProviderSettings *settings, P
         _cleanup_(dm_thin_record_done) DmThinRecord rec = {};
         _cleanup_free_ char *own = NULL, *error = NULL;
         DmInfo pool, x;
+        json_object *j;
         uint32_t cookie = 0;
         VssCode code;
         int r;
@@ -147,6 +148,18 @@ VssCode dm_thin_revert_start(Snapshot *snap, const ProviderSettings *settings, P
                 snapshot_device_again(&rec, &pool);
                 return provider_fail(res, 0, r, provider_code_from_errno(r, VSS_E_PROVIDER_VETO), "Cannot take '%s' "
                                      "off thin device %" PRIu32 ": nothing was reverted", x.name, rec.origin_id);
+        }
+        /* From "delete ID" on there is no way back: recorded first, so that a crash from here on is
+         * finished by revert_progress rather than leaving X on the error table. */
+        rec.reverting = true;
+        r = dm_thin_record_to_json(&rec, &j);
+        if (r >= 0)
+                r = provider_revert_commit(ret, snap, j);
+        if (r < 0) {
+                (void) swap_table(&x, own, NULL);
+                snapshot_device_again(&rec, &pool);
+                return provider_fail(res, 0, r, provider_code_from_errno(r, VSS_E_UNEXPECTED), "Cannot record that "
+                                     "'%s' is being reverted: nothing was reverted", x.name);
         }
         r = pool_message(&pool, "delete %" PRIu32, rec.origin_id);
         if (r < 0) {
@@ -174,9 +187,101 @@ VssCode dm_thin_revert_start(Snapshot *snap, const ProviderSettings *settings, P
         return S_OK;
 }
 
-/* A revert is done when revert_start returns; a record that says otherwise has nothing to wait for. */
+/* Whether the pool has thin device id: a table for it loads only if it does (ENODATA otherwise).
+ * Tried on a device of its own, made without a table and removed at once. */
+static int thin_id_exists(const DmInfo *pool, uint32_t id, uint64_t length) {
+        _cleanup_free_ char *name = NULL, *table = NULL;
+        int r;
+
+        if (asprintf(&name, SNAPSET_DM_NAME_PREFIX "probe-%u-%" PRIu32, pool->minor, id) < 0 ||
+            dm_thin_table(length, pool->major, pool->minor, id, &table) < 0)
+                return -ENOMEM;
+        r = dm_device_create(name, NULL, NULL, DM_RULES_HIDDEN, NULL, NULL);
+        if (r < 0)
+                return r;
+        r = dm_device_load(DM_REF_NAME(name), table);
+        (void) dm_device_remove(DM_REF_NAME(name), NULL);
+        if (r == -ENODATA)
+                return 0;
+        return r < 0 ? r : 1;
+}
+
+/* A revert that got past "delete ID" and was cut short (a crash, a reboot, a failure), finished:
+ * while N exists, X is taken off ID and "delete ID" (gone already is fine), "create_snap ID N",
+ * "delete N" are sent again; once N is gone, ID holds the snapshot's data and X only needs its
+ * own table. Idempotent. Pending while the pool is not set up, or X is open. */
+static VssCode revert_finish(const Snapshot *snap, const DmThinRecord *rec, ProviderRevert *ret,
+                             ProviderResult *res) {
+        _cleanup_free_ char *own = NULL, *error = NULL;
+        uint32_t cookie = 0;
+        DmInfo pool, x;
+        bool have_x;
+        int exists, r;
+
+        if (dm_thin_find_device(rec->pool_uuid, rec->pool_name, &pool) < 0) {
+                ret->pending = true;
+                return S_OK;
+        }
+        have_x = dm_thin_find_device(rec->origin_uuid, rec->origin_name, &x) >= 0;
+        if (dm_thin_table(rec->length_sectors, pool.major, pool.minor, rec->origin_id, &own) < 0 ||
+            dm_table_append(&error, 0, rec->length_sectors, "error", NULL) < 0)
+                return provider_fail(res, 0, ENOMEM, E_OUTOFMEMORY, "Out of memory");
+        exists = thin_id_exists(&pool, rec->snapshot_id, rec->length_sectors);
+        if (exists < 0)
+                return provider_fail(res, 0, exists, VSS_E_UNEXPECTED, "Cannot tell whether thin device %" PRIu32
+                                     " of pool %s (snapshot %s) exists", rec->snapshot_id, pool.name, snap->id);
+        if (exists) {
+                if (have_x && x.open_count > 0) {
+                        ret->pending = true;
+                        return S_OK;
+                }
+                (void) dm_device_remove(DM_REF_NAME(rec->snapshot_name), NULL);
+                r = have_x ? swap_table(&x, error, NULL) : 0;
+                if (r >= 0) {
+                        r = pool_message(&pool, "delete %" PRIu32, rec->origin_id);
+                        if (r == -ENODATA)
+                                r = 0;
+                }
+                if (r >= 0)
+                        r = pool_message(&pool, "create_snap %" PRIu32 " %" PRIu32, rec->origin_id, rec->snapshot_id);
+                if (r < 0)
+                        return provider_fail(res, 0, r, VSS_E_UNEXPECTED, "Cannot finish reverting '%s' to snapshot "
+                                             "%s (thin device %" PRIu32 " of pool %s as %" PRIu32 "; see the kernel "
+                                             "log)", rec->origin_name, snap->id, rec->snapshot_id, pool.name,
+                                             rec->origin_id);
+                r = pool_message(&pool, "delete %" PRIu32, rec->snapshot_id);
+                if (r < 0)
+                        log_warning_errno(r, "Thin device %" PRIu32 " of pool %s (snapshot %s) could not be deleted "
+                                          "after the revert: %m", rec->snapshot_id, pool.name, snap->id);
+        }
+        if (have_x) {
+                r = swap_table(&x, own, &cookie);
+                (void) dm_udev_cookie_wait(&cookie);
+                if (r < 0)
+                        return provider_fail(res, 0, r, VSS_E_UNEXPECTED, "'%s' was reverted, but its own table could "
+                                             "not be loaded back: load \"%s\" into it (dmsetup load, dmsetup "
+                                             "resume)", x.name, own);
+        } else
+                log_notice("Thin device %" PRIu32 " of pool %s holds the data of snapshot %s now; '%s' is not set up: "
+                           "set it up as before.", rec->origin_id, pool.name, snap->id, rec->origin_name);
+        log_info("The interrupted revert of '%s' to snapshot %s is finished.", rec->origin_name, snap->id);
+        ret->done = true;
+        ret->percent = 100;
+        return S_OK;
+}
+
+/* A revert is done when revert_start returns, unless it was cut short past its point of no
+ * return (the record says reverting): then it is finished here. */
 VssCode dm_thin_revert_progress(Snapshot *snap, const ProviderSettings *settings, ProviderRevert *ret,
                                 ProviderResult *res) {
+        _cleanup_(dm_thin_record_done) DmThinRecord rec = {};
+        VssCode code;
+
+        code = dm_thin_record_of(snap, &rec, res);
+        if (code != S_OK)
+                return code;
+        if (rec.reverting)
+                return revert_finish(snap, &rec, ret, res);
         ret->done = true;
         ret->percent = 100;
         return S_OK;

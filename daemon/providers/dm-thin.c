@@ -74,7 +74,8 @@ int dm_thin_record_to_json(const DmThinRecord *r, json_object **ret) {
             json_add_int(o, "lengthSectors", (int64_t) r->length_sectors) ?:
             json_add_string(o, "snapshotName", strempty(r->snapshot_name)) ?:
             json_add_string(o, "snapshotUuid", strempty(r->snapshot_uuid)) ?:
-            json_add(o, "created", json_object_new_boolean(r->created));
+            json_add(o, "created", json_object_new_boolean(r->created)) ?:
+            (r->reverting ? json_add(o, "reverting", json_object_new_boolean(true)) : 0);
         if (k < 0)
                 return k;
         *ret = TAKE_PTR(o);
@@ -112,6 +113,7 @@ static const JsonDispatch record_table[] = {
         { "snapshotName",   JSON_DISPATCH_STRING, R(snapshot_name),                  JSON_MANDATORY },
         { "snapshotUuid",   JSON_DISPATCH_STRING, R(snapshot_uuid),                  JSON_MANDATORY },
         { "created",        JSON_DISPATCH_BOOL,   R(created),                        JSON_MANDATORY },
+        { "reverting",      JSON_DISPATCH_BOOL,   R(reverting),                      0 },
         {}
 };
 #undef R
@@ -899,6 +901,9 @@ static VssCode dm_thin_activate(Snapshot *snap, const ProviderSettings *settings
         code = dm_thin_record_and_pool(snap, &rec, &pool, res);
         if (code != S_OK)
                 return code;
+        /* Half reverted: revert_progress finishes it; N is not to be opened meanwhile. */
+        if (rec.reverting)
+                return S_OK;
         if (dm_device_info(DM_REF_NAME(rec.snapshot_name), &s) >= 0 && s.live_table)
                 return model_set_device(snap, rec.snapshot_name) < 0 ?
                         provider_fail(res, 0, ENOMEM, E_OUTOFMEMORY, "Out of memory") : S_OK;
@@ -937,7 +942,7 @@ static VssCode dm_thin_query(Snapshot *snap, ProviderResult *res) {
         VssCode code;
 
         code = dm_thin_record_of(snap, &rec, res);
-        if (code != S_OK)
+        if (code != S_OK || rec.reverting)
                 return code;
         if (dm_thin_find_device(rec.pool_uuid, rec.pool_name, &pool) < 0) {
                 snap->invalid = true;

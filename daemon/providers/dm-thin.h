@@ -38,6 +38,9 @@ typedef struct DmThinRecord {
          * the record written before it (for crash recovery) has false, and recovery then
          * deletes N only if it exists and nothing has it open. */
         bool created;
+        /* RevertToSnapshot got past its first step that cannot be undone ("delete ID"):
+         * revert_progress finishes it, after a crash or a reboot (dm-thin-use.c). */
+        bool reverting;
 } DmThinRecord;
 
 void dm_thin_record_done(DmThinRecord *r);

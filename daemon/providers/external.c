@@ -236,7 +236,16 @@ static const char *const method_names[_EXTERNAL_METHOD_MAX] = {
         [EXTERNAL_RECOVER] = "Recover",
         [EXTERNAL_QUERY] = "Query",
         [EXTERNAL_QUERY_SNAPSHOTS] = "QuerySnapshots",
+        [EXTERNAL_REVERT_SNAPSHOT] = "RevertSnapshot",
+        [EXTERNAL_REVERT_PROGRESS] = "RevertProgress",
+        [EXTERNAL_BREAK_SNAPSHOT] = "BreakSnapshot",
 };
+
+/* The methods a provider may leave out: it answers MethodNotFound or MethodNotImplemented. */
+static bool method_is_optional(ExternalMethod m) {
+        return m == EXTERNAL_QUERY_SNAPSHOTS || m == EXTERNAL_REVERT_SNAPSHOT || m == EXTERNAL_REVERT_PROGRESS ||
+               m == EXTERNAL_BREAK_SNAPSHOT;
+}
 
 const char *external_method_to_string(ExternalMethod m) {
         return m >= 0 && m < _EXTERNAL_METHOD_MAX ? method_names[m] : NULL;
@@ -386,6 +395,43 @@ static VssCode check_parameters(ExternalMethod m, json_object *p, ProviderSnapsh
                 free(status);
                 break;
         }
+        case EXTERNAL_REVERT_SNAPSHOT:
+        case EXTERNAL_REVERT_PROGRESS: {
+                struct { char *state; double percent; } v = { .percent = -1 };
+                static const JsonDispatch t[] = {
+                        { "state",   JSON_DISPATCH_STRING, offsetof(typeof(v), state),   JSON_MANDATORY },
+                        { "percent", JSON_DISPATCH_DOUBLE, offsetof(typeof(v), percent), JSON_NULLABLE },
+                        {}
+                };
+                VssCode code = S_OK;
+
+                r = json_dispatch(p, t, &v, &bad);
+                if (r >= 0 && !streq(v.state, "done") && !streq(v.state, "merging") && !streq(v.state, "pending"))
+                        code = malformed(res, "state '%s' is none of 'done', 'merging', 'pending'", v.state);
+                else if (r >= 0 && (v.percent > 100 || (v.percent < 0 && json_object_object_get(p, "percent") &&
+                                                        !json_object_is_type(json_object_object_get(p, "percent"),
+                                                                             json_type_null))))
+                        code = malformed(res, "percent %g is not between 0 and 100", v.percent);
+                json_dispatch_done(t, &v);
+                if (code != S_OK)
+                        return code;
+                break;
+        }
+        case EXTERNAL_BREAK_SNAPSHOT: {
+                char *device = NULL;
+                static const JsonDispatch t[] = {
+                        { "device", JSON_DISPATCH_STRING, 0, JSON_MANDATORY },
+                        {}
+                };
+                r = json_dispatch(p, t, &device, &bad);
+                if (r >= 0 && device[0] != '/') {
+                        VssCode code = malformed(res, "device '%s' is not an absolute path", device);
+                        free(device);
+                        return code;
+                }
+                free(device);
+                break;
+        }
         case EXTERNAL_QUERY_SNAPSHOTS: {
                 json_object *a = NULL;
                 static const JsonDispatch t[] = {
@@ -470,10 +516,11 @@ VssCode external_reply_check(ExternalMethod m, json_object *msg, ProviderSnapsho
                                  json_object_to_json_string_ext(msg, JSON_C_TO_STRING_PLAIN));
         if (reply.continues)
                 code = malformed(res, "'continues' in the reply to a call that did not ask for more");
-        else if (m == EXTERNAL_QUERY_SNAPSHOTS && (streq_ptr(reply.error, "org.varlink.service.MethodNotFound") ||
-                                                   streq_ptr(reply.error, "org.varlink.service.MethodNotImplemented")))
-                /* The one optional method: a provider without it (older, or declaring it without
-                 * an implementation) is asked with Query instead. */
+        else if (method_is_optional(m) && (streq_ptr(reply.error, "org.varlink.service.MethodNotFound") ||
+                                           streq_ptr(reply.error, "org.varlink.service.MethodNotImplemented")))
+                /* A provider without it (older, or declaring it without an implementation): no
+                 * parameters, and the caller does without (Query instead of QuerySnapshots,
+                 * VSS_E_NOT_SUPPORTED for a revert or a break). */
                 code = S_OK;
         else if (reply.error && !streq(reply.error, EXTERNAL_INTERFACE ".Failed"))
                 code = malformed(res, "the error %s, where only " EXTERNAL_INTERFACE ".Failed is allowed",
@@ -1423,6 +1470,59 @@ static VssCode external_query_snapshots(Snapshot *const *snaps, size_t n, bool *
         return S_OK;
 }
 
+/* RevertSnapshot's and RevertProgress's answer. Without the method: VSS_E_NOT_SUPPORTED. */
+static VssCode revert_call(Snapshot *snap, ExternalMethod m, ProviderRevert *ret, ProviderResult *res) {
+        _cleanup_(json_object_putp) json_object *reply = NULL;
+        const char *state;
+        json_object *v;
+        VssCode code;
+
+        code = snapshot_call(snap, m, &reply, res);
+        if (code != S_OK)
+                return code;
+        if (!reply) {
+                snprintf(res->message, sizeof res->message, "Provider '%s' cannot revert a volume to a snapshot (it "
+                         "does not implement %s)", snap->provider, external_method_to_string(m));
+                return VSS_E_NOT_SUPPORTED;
+        }
+        state = json_object_get_string(json_object_object_get(reply, "state"));
+        v = json_object_object_get(reply, "percent");
+        ret->done = streq(state, "done");
+        ret->pending = streq(state, "pending");
+        ret->percent = ret->done ? 100 : v && !json_object_is_type(v, json_type_null) ? json_object_get_double(v) : -1;
+        return S_OK;
+}
+
+/* The provider keeps its own revert across a crash of snapsetd's; snapsetd records it once the
+ * provider has answered (snapset-provider(7)). */
+static VssCode external_revert_start(Snapshot *snap, const ProviderSettings *settings, ProviderRevert *ret,
+                                     ProviderResult *res) {
+        return revert_call(snap, EXTERNAL_REVERT_SNAPSHOT, ret, res);
+}
+
+static VssCode external_revert_progress(Snapshot *snap, const ProviderSettings *settings, ProviderRevert *ret,
+                                        ProviderResult *res) {
+        return revert_call(snap, EXTERNAL_REVERT_PROGRESS, ret, res);
+}
+
+static VssCode external_break(Snapshot *snap, const ProviderSettings *settings, char **ret_device,
+                              ProviderResult *res) {
+        _cleanup_(json_object_putp) json_object *reply = NULL;
+        VssCode code;
+
+        code = snapshot_call(snap, EXTERNAL_BREAK_SNAPSHOT, &reply, res);
+        if (code != S_OK)
+                return code;
+        if (!reply) {
+                snprintf(res->message, sizeof res->message, "Provider '%s' cannot break snapshot %s off into a "
+                         "volume of its own (it does not implement BreakSnapshot); nothing was changed",
+                         snap->provider, snap->id);
+                return VSS_E_NOT_SUPPORTED;
+        }
+        *ret_device = strdup(json_object_get_string(json_object_object_get(reply, "device")));
+        return *ret_device ? S_OK : out_of_memory(res);
+}
+
 static const ProviderOps external_ops = {
         .probe_instance = external_probe,
         .is_volume_supported_instance = external_is_volume_supported,
@@ -1439,6 +1539,9 @@ static const ProviderOps external_ops = {
         .recover = external_recover,
         .query = external_query,
         .query_snapshots = external_query_snapshots,
+        .revert_start = external_revert_start,
+        .revert_progress = external_revert_progress,
+        .break_snapshot = external_break,
 };
 
 /* ---------------------------------------------------------------- loading */

@@ -97,6 +97,17 @@ int loop_attach(const char *path, int *ret_fd, char **ret_devpath, dev_t *ret_de
         return log_debug_errno(r, "No free loop device for %s after %d attempts: %m", path, LOOP_ATTACH_TRIES);
 }
 
+int loop_keep(int fd) {
+        struct loop_info64 info;
+
+        if (ioctl(fd, LOOP_GET_STATUS64, &info) < 0)
+                return -errno;
+        info.lo_flags &= ~(uint32_t) LO_FLAGS_AUTOCLEAR;
+        if (ioctl(fd, LOOP_SET_STATUS64, &info) < 0)
+                return -errno;
+        return 0;
+}
+
 /* Whether the loop device at fd is backed by the file st describes. */
 static bool loop_fd_backed_by(int fd, const struct stat *st) {
         struct loop_info64 info;

@@ -26,6 +26,10 @@
  * of the device (O_RDWR|O_CLOEXEC; see AUTOCLEAR above), its path (/dev/loopN) and number. */
 int loop_attach(const char *path, int *ret_fd, char **ret_devpath, dev_t *ret_devnum);
 
+/* Clears LO_FLAGS_AUTOCLEAR on the loop device at fd: it stays attached when its users are gone,
+ * for a volume of its own (a broken-off snapshot's image) rather than a COW store. */
+int loop_keep(int fd);
+
 /* Finds a loop device whose backing file is the file at path (same device and inode). Returns 1
  * and its path and number, 0 if there is none, negative errno on failure. */
 int loop_find_by_backing(const char *path, char **ret_devpath, dev_t *ret_devnum);

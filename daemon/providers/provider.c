@@ -243,3 +243,19 @@ int provider_record_intent(ProviderSet *ps, Snapshot *model, json_object *j) {
         provider_data_replace(model, j);
         return ps->save_record ? ps->save_record(ps->save_record_userdata) : 0;
 }
+
+int provider_revert_commit(ProviderRevert *rv, Snapshot *model, json_object *j) {
+        json_object *old = model->provider_data;
+        int r;
+
+        model->provider_data = j;
+        r = rv->save_record ? rv->save_record(rv->save_record_userdata) : 0;
+        if (r < 0) {
+                model->provider_data = old;
+                json_object_put(j);
+                return r;
+        }
+        json_object_put(old);
+        rv->committed = true;
+        return 0;
+}

@@ -96,6 +96,16 @@ typedef struct ProviderRevert {
         bool pending;            /* waits for the origin's next activation (it is in use) */
         bool done;               /* merged: the snapshot is gone */
         double percent;          /* merged so far; negative when unknown */
+        /* Set by the caller of revert_start: writes the snapshot's record now, with its
+         * provider_data as it is, as being reverted. A provider whose revert cannot be undone
+         * from some step on calls it (through provider_revert_commit()) right before that step,
+         * and stops if it fails: a crash past it is then finished by revert_progress after the
+         * restart (or the reboot) instead of being forgotten half done. NULL: no record (tests). */
+        int (*save_record)(void *userdata);
+        void *save_record_userdata;
+        /* Set by provider_revert_commit(): a failure from here on leaves the revert recorded, and
+         * revert_progress is asked to finish it. */
+        bool committed;
 } ProviderRevert;
 
 /* Settings the coordinator passes to providers (from snapsetd.conf). */
@@ -321,5 +331,9 @@ void provider_data_replace(Snapshot *model, json_object *j);
 /* Makes j (owned) the snapshot's provider_data and has the in-flight record written
  * (ProviderSet.save_record), before the provider makes what j names. */
 int provider_record_intent(ProviderSet *ps, Snapshot *model, json_object *j);
+/* Makes j (owned) the snapshot's provider_data and has the snapshot recorded as being reverted
+ * (ProviderRevert.save_record), before the first step of a revert that cannot be undone. On
+ * failure the provider_data is what it was, and the revert must not go on. */
+int provider_revert_commit(ProviderRevert *rv, Snapshot *model, json_object *j);
 /* Sets *ret_reason to the formatted reason and returns VOLUME_NOT_SUPPORTED, or -ENOMEM. */
 int provider_not_supported(char **ret_reason, const char *format, ...) _printf_(2, 3);

@@ -541,6 +541,65 @@ class OutsideCreation(Base):
         self.delete_all()
 
 
+class UsingSnapshots(Base):
+    """RevertToSnapshot and BreakSnapshotSet through RevertSnapshot, RevertProgress and
+    BreakSnapshot, which a provider may leave out."""
+
+    NOT_SUPPORTED = 0x8004232F
+    REVERT_IN_PROGRESS = 0x80042325
+
+    def one_snapshot(self):
+        r = self.create(self.loop)
+        self.assertNotIn("error", r, r)
+        return r["parameters"]["set"]["id"], r["parameters"]["set"]["snapshots"][0]["id"]
+
+    def test_a_revert_is_followed_until_the_provider_says_done(self):
+        self.control(revert=["merging", "merging", "done"])
+        set_id, snap = self.one_snapshot()
+        r = call("RevertToSnapshot", {"snapshotId": snap})
+        self.assertEqual(r.get("parameters"), {"revert": "merging"}, r)
+        again = call("RevertToSnapshot", {"snapshotId": snap})
+        self.assertEqual(again["parameters"]["hresult"], self.REVERT_IN_PROGRESS, again)
+        for _ in range(150):   # polled every 2 s: done at the second RevertProgress
+            if "error" in call("GetSnapshot", {"snapshotId": snap}):
+                break
+            time.sleep(0.1)
+        self.assertIn("error", call("GetSnapshot", {"snapshotId": snap}), "still there after 15 s")
+        methods = [e["method"] for e in read_state() if e["method"].startswith("Revert")]
+        self.assertEqual(methods, ["RevertSnapshot", "RevertProgress", "RevertProgress"], methods)
+        self.assertRegex(log_since(self.offset), "Snapshot %s was merged into" % snap)
+        no_sets_left(self)
+
+    def test_without_the_methods_revert_and_break_are_not_supported_and_change_nothing(self):
+        self.control({"RevertSnapshot": {"action": "missing"}, "BreakSnapshot": {"action": "missing"}})
+        set_id, snap = self.one_snapshot()
+        r = call("RevertToSnapshot", {"snapshotId": snap})
+        self.assertEqual(r["parameters"]["hresult"], self.NOT_SUPPORTED, r)
+        self.assertIn("does not implement RevertSnapshot", r["parameters"]["message"], r)
+        r = call("BreakSnapshotSet", {"setId": set_id, "revertIdentity": True})
+        self.assertEqual(r["parameters"]["hresult"], self.NOT_SUPPORTED, r)
+        self.assertIn("does not implement BreakSnapshot", r["parameters"]["message"], r)
+        self.assertNotIn("error", call("GetSnapshot", {"snapshotId": snap}))
+        self.assertIsNone(call("GetSnapshot", {"snapshotId": snap})["parameters"]["snapshot"].get("revert"))
+        self.delete_all()
+
+    def test_a_malformed_revert_answer_is_an_unexpected_provider_error(self):
+        self.control(revert=["finished"])
+        set_id, snap = self.one_snapshot()
+        r = call("RevertToSnapshot", {"snapshotId": snap})
+        self.assertEqual(r["parameters"]["hresult"], UNEXPECTED, r)
+        self.assertIn("state 'finished' is none of", r["parameters"]["message"], r)
+        self.delete_all()
+
+    def test_break_returns_the_providers_device_and_forgets_the_set(self):
+        self.control()
+        set_id, snap = self.one_snapshot()
+        r = call("BreakSnapshotSet", {"setId": set_id, "revertIdentity": True})
+        self.assertEqual(r.get("parameters"), {"volumes": [self.loop]}, r)
+        self.assertIn("BreakSnapshot", [e["method"] for e in read_state()])
+        no_sets_left(self)
+
+
 class SnapsetctlDelete(Base):
     """snapsetctl delete looks an id up before it deletes (GetSnapshot, then the sets): a set's id
     deletes the set without a refused DeleteSnapshots of a snapshot by that id in the log, and an

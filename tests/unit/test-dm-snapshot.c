@@ -352,6 +352,41 @@ START_TEST(test_snapshot_tables_are_what_the_kernel_expects) {
 }
 END_TEST
 
+START_TEST(test_merge_tables_and_the_merging_record) {
+        DmSnapshotRecord a = sample_record(), b = {};
+        json_object *j;
+        unsigned ma, mi;
+        char *t;
+
+        /* The origin's table while a snapshot merges: the snapshot's arguments, another target. */
+        ck_assert_int_eq(dm_snapshot_merge_table(1228800, 253, 7, 7, 3, 8, &t), 0);
+        ck_assert_str_eq(t, "0 1228800 snapshot-merge 253:7 7:3 P 8\n");
+        ck_assert_int_eq(dm_snapshot_table_parse(t, "snapshot-merge", &ma, &mi), 1);
+        ck_assert_uint_eq(ma, 253);
+        ck_assert_uint_eq(mi, 7);
+        ck_assert_int_eq(dm_snapshot_origin_table_parse(t, &ma, &mi), 0);
+        ck_assert(dm_snapshot_table_uses_real(t, 253, 7));
+        free(t);
+        ck_assert_int_eq(dm_snapshot_table_parse("0 8 snapshot-merge 253:7\n", "snapshot-merge", &ma, &mi), -EINVAL);
+        ck_assert_int_eq(dm_snapshot_table_parse("0 8 snapshot-origin 253:7 7:3 P 8\n", "snapshot-origin", &ma, &mi),
+                         -EINVAL);
+
+        /* "merging" and where it began survive the record's round trip; absent means not merging. */
+        ck_assert_int_eq(dm_snapshot_record_to_json(&a, &j), 0);
+        ck_assert_ptr_null(json_object_object_get(j, "merging"));
+        json_object_put(j);
+        a.merging = true;
+        a.merge_start_sectors = 4096;
+        ck_assert_int_eq(dm_snapshot_record_to_json(&a, &j), 0);
+        ck_assert_int_eq(dm_snapshot_record_from_json(j, &b), 0);
+        ck_assert(b.merging);
+        ck_assert_uint_eq(b.merge_start_sectors, 4096);
+        json_object_put(j);
+        dm_snapshot_record_done(&a);
+        dm_snapshot_record_done(&b);
+}
+END_TEST
+
 START_TEST(test_snapshot_status_gives_use_or_the_reason_it_is_unusable) {
         uint64_t used, total, meta;
         const char *state;
@@ -380,6 +415,7 @@ Suite *suite_dm_snapshot(void) {
         TCase *files = tcase_create("files");
 
         tcase_add_test(tc, test_record_survives_a_json_round_trip);
+        tcase_add_test(tc, test_merge_tables_and_the_merging_record);
         tcase_add_test(tc, test_record_without_uuid_or_loop_device_uses_nulls);
         tcase_add_test(tc, test_record_from_json_rejects_other_versions_missing_and_unknown_keys);
         tcase_add_test(tc, test_real_names_use_the_uuid_else_the_name_verbatim_when_clean);

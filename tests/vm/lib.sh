@@ -40,7 +40,8 @@
 #                               the harness's config (BUILD=, or SRC=/build)
 #
 # Tests share the VM's scratch disks one after another: leave them as you found
-# them (wiped). Disk use so far: 30-lvm vda+vdb, 62-set-contexts vdd, 69-dm-snapshot-reboot vdc.
+# them (wiped). Disk use so far: 30-lvm vda+vdb, 62-set-contexts vdd, 69-dm-snapshot-reboot vdc,
+# 75-dm-snapshot-revert-break vdc.
 
 set -Eeuo pipefail
 

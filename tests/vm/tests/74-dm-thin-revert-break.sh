@@ -6,7 +6,9 @@
 #     (thin id 7: what sets it up at boot still finds it); the snapshot and its device are gone;
 #   - break: the snapshot is /dev/mapper/VOLUME_snap_XXXXXXXX, without snapset's dm UUID, with a
 #     new filesystem UUID, mounted beside its origin with the data of the point in time; snapset
-#     no longer lists it.
+#     no longer lists it;
+#   - a revert whose snapsetd is killed past its point of no return (kill=revert-committed) is
+#     finished by the snapsetd systemd starts again.
 # x_out, x_err and x_rc are set by snapset_capture:
 # shellcheck disable=SC2154
 # shellcheck source-path=SCRIPTDIR/.. source=lib.sh
@@ -47,6 +49,31 @@ left=$(dmsetup ls | awk '$1 ~ /^snapset-/ { print $1 }')
 [[ -z $left ]] || fail "snapshot devices left after the revert: $left"
 mnt=$(mount_tmp "$vol")
 assert_eq "$(sha "$mnt/data")" "$sum0" "the volume's data after the revert"
+
+# --- a revert cut short ----------------------------------------------------------------------------
+# snapsetd is killed right after recording the revert, past the step that cannot be undone (X is on
+# an error table, snapset-S removed); systemd starts it again, and it finishes the revert.
+
+snapset_create k --provider=dm-thin "$vol"
+ksnap=$(jq -r '.snapshots[0].id' <<<"$k_json")
+ksum=$(sha "$mnt/data")
+random_file "$mnt/data" 2
+umount "$mnt"
+snapset_hooks kill=revert-committed
+snapset_capture x snapsetctl revert "$ksnap"
+[[ $x_rc != 0 ]] || fail "the revert answered although snapsetd was to be killed: $x_out"
+for _ in $(seq "$(scaled 30)"); do
+	snapsetctl show "$ksnap" >/dev/null 2>&1 || break
+	sleep 1
+done
+if snapsetctl show "$ksnap" >/dev/null 2>&1; then fail "the cut-short revert was not finished: $(snapsetctl show "$ksnap")"; fi
+snapset_hooks ""
+assert_eq "$(dmsetup table t74-vol)" "$table" "the volume's table after the finished revert"
+left=$(dmsetup ls | awk '$1 ~ /^snapset-/ { print $1 }')
+[[ -z $left ]] || fail "snapshot devices left after the finished revert: $left"
+mnt=$(mount_tmp "$vol")
+assert_eq "$(sha "$mnt/data")" "$ksum" "the volume's data after the finished revert"
+step "ok: a revert cut short by a crash is finished by the next snapsetd"
 
 # --- break ----------------------------------------------------------------------------------------
 
