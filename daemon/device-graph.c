@@ -59,15 +59,15 @@ static int push(dev_t **a, size_t *n, dev_t d) {
         return 1;
 }
 
-/* The devices directly on d: its holders, and its partitions (subdirectories with a
- * "partition" file). */
-static int direct(const char *sysfs_root, dev_t d, dev_t **a, size_t *n) {
+/* The devices directly on d: its holders, and (with_partitions) its partitions
+ * (subdirectories with a "partition" file). */
+static int direct(const char *sysfs_root, dev_t d, bool with_partitions, dev_t **a, size_t *n) {
         char path[PATH_MAX];
         struct dirent *de;
         DIR *dir;
         int r = 0;
 
-        for (int kind = 0; kind < 2 && r >= 0; kind++) {
+        for (int kind = 0; kind < (with_partitions ? 2 : 1) && r >= 0; kind++) {
                 snprintf(path, sizeof path, "%s/dev/block/%u:%u%s", sysfs_root, major(d), minor(d),
                          kind == 0 ? "/holders" : "");
                 dir = opendir(path);
@@ -97,10 +97,10 @@ int device_graph_above(const char *sysfs_root, dev_t d, dev_t **ret, size_t *ret
         size_t n = 0;
         int r;
 
-        r = direct(sysfs_root, d, &a, &n);
+        r = direct(sysfs_root, d, true, &a, &n);
         /* Breadth first: a grows while it is walked. */
         for (size_t i = 0; r >= 0 && i < n; i++)
-                r = direct(sysfs_root, a[i], &a, &n);
+                r = direct(sysfs_root, a[i], true, &a, &n);
         if (r < 0) {
                 free(a);
                 return r;
@@ -119,4 +119,19 @@ int device_graph_is_above(const char *sysfs_root, dev_t upper, dev_t lower) {
         if (r < 0)
                 return r;
         return listed(a, n, upper);
+}
+
+int device_graph_holders(const char *sysfs_root, dev_t d, dev_t **ret, size_t *ret_n) {
+        dev_t *a = NULL;
+        size_t n = 0;
+        int r;
+
+        r = direct(sysfs_root, d, false, &a, &n);
+        if (r < 0) {
+                free(a);
+                return r;
+        }
+        *ret = a;
+        *ret_n = n;
+        return 0;
 }

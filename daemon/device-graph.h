@@ -16,3 +16,7 @@ int device_graph_above(const char *sysfs_root, dev_t d, dev_t **ret, size_t *ret
 
 /* 1 if upper is stacked on lower (directly or not), 0 if not, negative errno. */
 int device_graph_is_above(const char *sysfs_root, dev_t upper, dev_t lower);
+
+/* The devices directly on d that hold it: its holders/ in sysfs (for a device-mapper device's
+ * underlying devices, every device whose live or inactive table uses it). */
+int device_graph_holders(const char *sysfs_root, dev_t d, dev_t **ret, size_t *ret_n);

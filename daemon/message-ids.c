@@ -24,6 +24,7 @@ static const MessageId ids[] = {
         { "snapshot-unexposed",   "da73a7b6ce094557b07ef41a6db86adb" },
         { "snapshot-revert-started", "f027875236574ce5a40db1a22f620514" },
         { "snapshot-reverted",    "716ac33ab8b0426c9806a674cf2983ec" },
+        { "snapshot-revert-failed", "11a9bb55f2a64c7780f35ea38a9cba29" },
         { "snapshot-broken",      "56a37ef402054852bf3cbec6097a8ac5" },
         { "set-recovered",        "2c42858bcfab47dd9979d7b655354dc8" },
         { "recovery-failed",      "cc2a730731364d3597d650f69498ace5" },

@@ -81,8 +81,7 @@ VssCode sets_break(Manager *m, SnapshotSet *set, bool revert_identity, char ***r
 
                 code = p->ops->break_snapshot(snap, &m->sets->settings, &devices[i], &res);
                 if (code != S_OK) {
-                        code = sets_outcome(out, code, res.error, snap, "%s",
-                                            res.message[0] ? res.message : vss_code_message(code));
+                        code = sets_provider_failure(m, snap, "BreakSnapshot", code, &res, out);
                         break;
                 }
                 sets_event(m, LOG_NOTICE, "snapshot-broken", set, snap, "Snapshot %s of '%s' is now the volume %s, "

@@ -74,6 +74,39 @@ static void record(Manager *m, SnapshotSet *set, Snapshot *snap, const ProviderR
                 log_warning_errno(r, "Failed to update the record of set %s: %m", set->id);
 }
 
+static void forget_revert(Manager *m, SnapshotSet *set, Snapshot *snap) {
+        int r;
+
+        free(snap->revert);
+        snap->revert = NULL;
+        snap->merge_percent = -1;
+        r = store_save_set(m->state_directory, set);
+        if (r < 0)
+                log_warning_errno(r, "Failed to update the record of set %s: %m", set->id);
+}
+
+static bool revert_failed(const Snapshot *snap) {
+        return streq_ptr(snap->revert, "failed");
+}
+
+/* The provider says the revert cannot go on (VSS_E_BAD_STATE from revert_progress): it stops
+ * being asked, and the snapshot may be deleted, which is the way out. */
+static void fail(Manager *m, SnapshotSet *set, Snapshot *snap, const char *why) {
+        char *state = strdup("failed");
+        int r;
+
+        if (!state)
+                return;
+        free(snap->revert);
+        snap->revert = state;
+        r = store_save_set(m->state_directory, set);
+        if (r < 0)
+                log_warning_errno(r, "Failed to update the record of set %s: %m", set->id);
+        sets_event(m, LOG_ERR, "snapshot-revert-failed", set, snap, "Reverting '%s' to snapshot %s cannot go on: %s. "
+                   "snapsetd no longer tries; check the volume, and delete the snapshot (snapsetctl delete %s) "
+                   "when it is no longer needed.", snap->volume, snap->id, why, snap->id);
+}
+
 static void finish(Manager *m, SnapshotSet *set, Snapshot *snap) {
         sets_event(m, LOG_NOTICE, "snapshot-reverted", set, snap, "Snapshot %s was merged into '%s': the volume "
                    "holds its data again, and the snapshot is gone.", snap->id, snap->volume);
@@ -120,12 +153,15 @@ VssCode sets_revert(Manager *m, SnapshotSet *set, Snapshot *snap, bool force_dis
 
         *out = (SetOutcome) {};
         if (snap->revert)
-                return sets_outcome(out, VSS_E_REVERT_IN_PROGRESS, 0, snap, "Snapshot %s is being merged into '%s' already "
-                            "(%s); 'snapsetctl show %s' follows it", snap->id, snap->volume, snap->revert, snap->id);
+                return sets_outcome(out, VSS_E_REVERT_IN_PROGRESS, 0, snap, revert_failed(snap) ?
+                            "Reverting '%s' to snapshot %s failed before; delete the snapshot" :
+                            "Snapshot %2$s is being merged into '%1$s' already; 'snapsetctl show %2$s' follows it",
+                            snap->volume, snap->id);
         other = reverting_of_volume(m, snap->volume_device);
         if (other)
-                return sets_outcome(out, VSS_E_REVERT_IN_PROGRESS, 0, snap, "'%s' is being reverted to snapshot %s (%s); wait "
-                            "until it is done", snap->volume, other->id, other->revert);
+                return sets_outcome(out, VSS_E_REVERT_IN_PROGRESS, 0, snap, revert_failed(other) ?
+                            "Reverting '%s' to snapshot %s failed; delete that snapshot first" :
+                            "'%s' is being reverted to snapshot %s; wait until it is done", snap->volume, other->id);
         if (snap->invalid)
                 return sets_outcome(out, VSS_E_BAD_STATE, 0, snap, "Snapshot %s is invalid (its copy-on-write store "
                             "overflowed): reverting to it would destroy '%s'", snap->id, snap->volume);
@@ -143,15 +179,19 @@ VssCode sets_revert(Manager *m, SnapshotSet *set, Snapshot *snap, bool force_dis
         }
 
         code = p->ops->revert_start(snap, &m->sets->settings, &st, &res);
-        if (code != S_OK && st.committed) {
-                /* Past the point of no return: recorded as merging, and the poll finishes it. */
-                sets_revert_schedule(m, now_monotonic_usec());
-                return sets_outcome(out, code, res.error, snap, "%s; the revert is recorded, and snapsetd tries to "
-                                    "finish it every few seconds ('snapsetctl show %s' follows it)",
-                                    res.message[0] ? res.message : vss_code_message(code), snap->id);
+        if (code != S_OK) {
+                code = sets_provider_failure(m, snap, "RevertSnapshot", code, &res, out);
+                if (st.committed) {
+                        /* Past the point of no return: recorded as merging, and the poll finishes it. */
+                        sets_revert_schedule(m, now_monotonic_usec());
+                        snprintf(out->message + strlen(out->message), sizeof out->message - strlen(out->message),
+                                 "; the revert is recorded, and snapsetd tries to finish it every few seconds "
+                                 "('snapsetctl show %s' follows it)", snap->id);
+                } else if (snap->revert)
+                        /* Recorded, then put back by the provider (provider_revert_uncommit()). */
+                        forget_revert(m, set, snap);
+                return code;
         }
-        if (code != S_OK)
-                return sets_outcome(out, code, res.error, snap, "%s", res.message[0] ? res.message : vss_code_message(code));
         if (st.done) {
                 *ret_state = "done";
                 finish(m, set, snap);
@@ -179,9 +219,16 @@ static bool poll_one(Manager *m, SnapshotSet *set, Snapshot *snap) {
         if (!p || !p->ops->revert_progress)
                 return false;
         code = p->ops->revert_progress(snap, &m->sets->settings, &st, &res);
+        if (code == VSS_E_BAD_STATE) {
+                fail(m, set, snap, res.message[0] ? res.message : vss_code_message(code));
+                return false;
+        }
         if (code != S_OK) {
+                SetOutcome out;
+
+                (void) sets_provider_failure(m, snap, "RevertProgress", code, &res, &out);
                 log_warning("Cannot tell how the revert of '%s' to snapshot %s goes: %s", snap->volume, snap->id,
-                            res.message[0] ? res.message : vss_code_message(code));
+                            out.message);
                 return false;
         }
         if (st.done) {
@@ -216,7 +263,7 @@ void sets_revert_poll(Manager *m, uint64_t now) {
                 SnapshotSet *set = r->sets[i];
 
                 for (size_t k = 0; k < set->n_snapshots; k++) {
-                        if (!set->snapshots[k]->revert)
+                        if (!set->snapshots[k]->revert || revert_failed(set->snapshots[k]))
                                 continue;
                         /* Done: the set may be gone with it; the others are asked next time. */
                         if (poll_one(m, set, set->snapshots[k])) {
@@ -234,7 +281,7 @@ void sets_revert_schedule(Manager *m, uint64_t now) {
         r->revert_next_usec = 0;
         for (size_t i = 0; i < sets_count(m); i++)
                 for (size_t k = 0; k < r->sets[i]->n_snapshots; k++)
-                        if (r->sets[i]->snapshots[k]->revert)
+                        if (r->sets[i]->snapshots[k]->revert && !revert_failed(r->sets[i]->snapshots[k]))
                                 r->revert_next_usec = now + REVERT_POLL_USEC;
 }
 

@@ -366,7 +366,8 @@ static VssCode delete_through_provider(Manager *m, Snapshot *snap, SetOutcome *o
 VssCode sets_delete_snapshot(Manager *m, SnapshotSet *set, Snapshot *snap, SetOutcome *out) {
         VssCode code;
 
-        if (snap->revert)
+        /* A failed revert (sets-revert.c) may be deleted: that is the way out of it. */
+        if (snap->revert && !streq(snap->revert, "failed"))
                 return sets_outcome(out, VSS_E_REVERT_IN_PROGRESS, 0, snap, "Snapshot %s is being merged into '%s' "
                                     "(%s); it goes by itself when the merge is done", snap->id, snap->volume,
                                     snap->revert);
@@ -399,6 +400,23 @@ VssCode sets_outcome(SetOutcome *out, VssCode code, int error, const Snapshot *s
         va_start(ap, format);
         vsnprintf(out->message, sizeof out->message, format, ap);
         va_end(ap);
+        return code;
+}
+
+VssCode sets_provider_failure(Manager *m, const Snapshot *snap, const char *method, VssCode code,
+                              const ProviderResult *res, SetOutcome *out) {
+        const Provider *p = provider_by_name(snap->provider);
+        const char *detail = res->message[0] ? res->message : vss_code_message(code);
+
+        /* An external provider's code is checked like in a set (architecture §1.4): outside the
+         * provider table it becomes VSS_E_UNEXPECTED_PROVIDER_ERROR, and the event names the
+         * provider and the method. VSS_E_NOT_SUPPORTED without an HRESULT is the daemon's own
+         * verdict on a provider without the method. The built-ins' codes are the daemon's. */
+        if (!p || !streq(p->kind, "external") || (code == VSS_E_NOT_SUPPORTED && !res->hresult))
+                return sets_outcome(out, code, res->error, snap, "%s", detail);
+        code = coordinator_check_code(p->name, method, code, res, NULL, daemon_sink, m, out);
+        snprintf(out->volume, sizeof out->volume, "%s", snap->volume);
+        snprintf(out->snapshot_id, sizeof out->snapshot_id, "%s", snap->id);
         return code;
 }
 
@@ -440,8 +458,10 @@ void sets_prepare_delete(Manager *m, const SnapshotSet *set) {
                 mine = calloc(set->n_snapshots + 1, sizeof(Snapshot *));
                 if (!mine)
                         return;
+                /* Not a snapshot being reverted: its delete refuses, or, for a failed revert,
+                 * takes the careful way, one by one. */
                 for (size_t i = 0; i < set->n_snapshots; i++)
-                        if (streq_ptr(set->snapshots[i]->provider, p->name))
+                        if (streq_ptr(set->snapshots[i]->provider, p->name) && !set->snapshots[i]->revert)
                                 mine[n_mine++] = set->snapshots[i];
                 if (n_mine > 1)
                         p->ops->prepare_delete(mine, n_mine, &m->sets->settings);
@@ -600,9 +620,16 @@ static void forget_snapshot(Manager *m, size_t i, size_t j) {
 /* Brings every persistent snapshot's devices back (after a reboot they are gone). A snapshot
  * that no longer exists at all (its provider says so: an LV removed with lvremove, a thin id
  * deleted) is reported and forgotten; one that is only not available yet stays recorded. */
+/* Snapshots being reverted are activated last (pass 1): a merge writes into its origin, and a
+ * snapshot of the same origin must copy those writes, so it must be armed first. */
+static bool activation_pass_is(const Snapshot *snap, int pass) {
+        return (snap->revert != NULL) == (pass == 1);
+}
+
 static void activate_all(Manager *m) {
         SetRegistry *r = m->sets;
 
+        for (int pass = 0; pass < 2; pass++)
         for (size_t i = r->n_sets; i-- > 0;)
                 for (size_t j = r->sets[i]->n_snapshots; j-- > 0;) {
                         SnapshotSet *set = r->sets[i];
@@ -615,7 +642,7 @@ static void activate_all(Manager *m) {
 
                         bool was_invalid = snap->invalid;
 
-                        if (!p || !p->ops->activate_snapshot)
+                        if (!p || !p->ops->activate_snapshot || !activation_pass_is(snap, pass))
                                 continue;
                         code = p->ops->activate_snapshot(snap, &r->settings, &res);
                         if (code == S_OK && snap->invalid && !was_invalid) {
@@ -838,6 +865,7 @@ int sets_activate_early(Manager *m) {
                 registry_free(m);
                 return k;
         }
+        for (int pass = 0; pass < 2; pass++)
         for (size_t i = 0; i < r->n_sets; i++)
                 for (size_t j = 0; j < r->sets[i]->n_snapshots; j++) {
                         Snapshot *snap = r->sets[i]->snapshots[j];
@@ -845,7 +873,7 @@ int sets_activate_early(Manager *m) {
                         ProviderResult res = { .failed = SIZE_MAX };
                         bool was_invalid = snap->invalid;
 
-                        if (!p || !p->ops->activate_before_mounts || was_invalid)
+                        if (!p || !p->ops->activate_before_mounts || was_invalid || !activation_pass_is(snap, pass))
                                 continue;
                         if (p->ops->activate_snapshot(snap, &r->settings, &res) == S_OK && !snap->invalid) {
                                 armed++;

@@ -106,6 +106,10 @@ VssCode sets_outcome(SetOutcome *out, VssCode code, int error, const Snapshot *s
 /* Takes snap out of its set and the set's record, and the set with it when it was the last; for
  * a snapshot whose devices are gone already (deleted, or merged into its origin). */
 void sets_forget_snapshot(Manager *m, SnapshotSet *set, Snapshot *snap);
+/* The outcome of a provider's failed revert or break of snap (method: "RevertSnapshot", ...):
+ * an external provider's code checked against the provider table, with its event. */
+VssCode sets_provider_failure(Manager *m, const Snapshot *snap, const char *method, VssCode code,
+                              const ProviderResult *res, SetOutcome *out);
 
 /* Coordinator options for a new set in creation, from the configuration. */
 void sets_coordinator_options(const Manager *m, CoordinatorOptions *ret);

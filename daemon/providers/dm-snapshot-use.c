@@ -109,15 +109,22 @@ static VssCode real_ensure(const DmSnapshotRecord *rec, const char *live, DmInfo
         return S_OK;
 }
 
-/* Puts X (and S, if it was suspended for the hand-over) back as they were after a failed start. */
-static void merge_start_undo(const DmInfo *x, bool have_snap, const DmSnapshotRecord *rec, bool created_real,
-                             uint32_t *cookie) {
+/* Puts X (and S, if it was suspended for the hand-over) back as they were after a failed start.
+ * A resume that failed after the kernel swapped the tables leaves X suspended on the merge table
+ * with no other: X gets its old table (live) again first. */
+static void merge_start_undo(const DmInfo *x, const char *live, bool have_snap, const DmSnapshotRecord *rec,
+                             bool created_real, uint32_t *cookie) {
+        _cleanup_free_ char *now_live = NULL;
         DmRef o = DM_REF_DEVNUM(x->major, x->minor);
+        unsigned ma, mi;
         DmInfo now;
 
         if (dm_device_info(o, &now) >= 0) {
                 if (now.inactive_table)
                         (void) dm_device_clear(o);
+                if (now.suspended && dm_device_table(o, false, &now_live) >= 0 &&
+                    dm_snapshot_table_parse(now_live, "snapshot-merge", &ma, &mi) > 0)
+                        (void) dm_device_load(o, live);
                 if (now.suspended && dm_device_resume(o, DM_RULES_ALL, cookie) < 0)
                         (void) dm_device_resume(o, DM_RULES_ALL, NULL);
         }
@@ -127,34 +134,108 @@ static void merge_start_undo(const DmInfo *x, bool have_snap, const DmSnapshotRe
                 (void) dm_device_remove(DM_REF_NAME(rec->real_name), cookie);
 }
 
+bool dm_snapshot_merge_running(const DmSnapshotRecord *rec) {
+        _cleanup_free_ char *live = NULL;
+        unsigned ma, mi;
+        DmInfo x;
+
+        return dm_snapshot_origin_find(rec, &x) >= 0 &&
+               dm_device_table(DM_REF_DEVNUM(x.major, x.minor), false, &live) >= 0 &&
+               dm_snapshot_table_parse(live, "snapshot-merge", &ma, &mi) > 0;
+}
+
+/* X, found, not left suspended by a start cut short, and its live table. */
+static VssCode origin_now(const DmSnapshotRecord *rec, DmInfo *x, char **ret_live, ProviderResult *res) {
+        int r;
+
+        r = dm_snapshot_origin_find(rec, x);
+        if (r < 0)
+                return r == -ENXIO ? S_FALSE : provider_fail(res, 0, r, VSS_E_UNEXPECTED, "Cannot look at %s",
+                                                             rec->origin_name);
+        /* Only the merge's start suspends X with the record saying merging: a crash in the middle. */
+        if (x->suspended) {
+                if (dm_device_resume(DM_REF_DEVNUM(x->major, x->minor), DM_RULES_ALL, NULL) < 0)
+                        return provider_fail(res, 0, EAGAIN, VSS_E_UNEXPECTED, "%s is suspended and cannot be "
+                                             "resumed (see the kernel log)", x->name);
+                (void) dm_device_info(DM_REF_DEVNUM(x->major, x->minor), x);
+        }
+        r = dm_device_table(DM_REF_DEVNUM(x->major, x->minor), false, ret_live);
+        if (r < 0 || !(*ret_live)[0])
+                return provider_fail(res, 0, r < 0 ? r : ENODATA, VSS_E_BAD_STATE, "Cannot read the table of %s",
+                                     x->name);
+        return S_OK;
+}
+
+/* Without S, nothing copied X's writes into the store since X came up (a reboot): merging the
+ * store over them would mix them with the snapshot's data. */
+static VssCode origin_untouched_check(const DmSnapshotRecord *rec, const DmInfo *x, ProviderResult *res) {
+        uint64_t writes = 0;
+        int r;
+
+        r = dm_snapshot_origin_writes(x->major, x->minor, &writes);
+        if (r >= 0 && writes == 0)
+                return S_OK;
+        return provider_fail(res, 0, r < 0 ? r : EEXIST, VSS_E_BAD_STATE, "%s was written since it came up (%" PRIu64
+                             " writes) before the merge of %s could be set up again, and merging now would mix those "
+                             "writes with the snapshot's data", x->name, writes, rec->snapshot_name);
+}
+
+/* The store S uses (S suspended for the hand-over), or one attached now (S is gone). */
+static int merge_store(const DmSnapshotRecord *rec, bool have_snap, int *loop_fd, char **loop,
+                       unsigned *ret_major, unsigned *ret_minor) {
+        _cleanup_free_ char *table = NULL;
+        dev_t devnum;
+        int r;
+
+        if (!have_snap) {
+                r = loop_attach(rec->cow_file, loop_fd, loop, &devnum);
+                *ret_major = major(devnum);
+                *ret_minor = minor(devnum);
+                return r;
+        }
+        r = dm_device_table(DM_REF_NAME(rec->snapshot_name), false, &table);
+        if (r >= 0)
+                r = snapshot_table_cow(table, ret_major, ret_minor);
+        if (r >= 0)
+                r = dm_device_suspend(DM_REF_NAME(rec->snapshot_name), true);
+        return r;
+}
+
 /* X merges the store, whatever was done of it before (idempotent). *ret_pending: X is open, or
- * not set up yet, so the merge cannot start now; asked again at the next poll. */
+ * not set up yet, so the merge cannot start now; asked again at the next poll. A failure leaves
+ * everything as it was. */
 static VssCode merge_ensure(const DmSnapshotRecord *rec, bool *ret_pending, ProviderResult *res) {
         _cleanup_free_ char *live = NULL, *table = NULL, *loop = NULL;
         _cleanup_close_ int loop_fd = -EBADF;
         DmInfo x, real, s;
         unsigned ma, mi, cow_major, cow_minor;
         uint64_t length;
-        bool have_snap, created_real;
+        bool have_snap, created_real = false;
         uint32_t cookie = 0;
         VssCode code;
         int r;
 
-        *ret_pending = false;
-        if (dm_snapshot_origin_find(rec, &x) < 0) {
-                *ret_pending = true;
+        code = origin_now(rec, &x, &live, res);
+        *ret_pending = code == S_FALSE;
+        if (code != S_OK)
+                return code == S_FALSE ? S_OK : code;
+        have_snap = dm_device_info(DM_REF_NAME(rec->snapshot_name), &s) >= 0;
+        if (dm_snapshot_table_parse(live, "snapshot-merge", &ma, &mi) > 0) {
+                /* Running; an S left by a cut-short start was handed over already. */
+                if (have_snap)
+                        (void) dm_device_remove(DM_REF_NAME(rec->snapshot_name), NULL);
                 return S_OK;
         }
-        r = dm_device_table(DM_REF_DEVNUM(x.major, x.minor), false, &live);
-        if (r < 0 || !live[0])
-                return provider_fail(res, 0, r < 0 ? r : ENODATA, VSS_E_BAD_STATE, "Cannot read the table of %s",
-                                     x.name);
-        if (dm_snapshot_table_parse(live, "snapshot-merge", &ma, &mi) > 0)
-                return S_OK;
         if (x.open_count > 0) {
                 *ret_pending = true;
                 return S_OK;
         }
+        if (have_snap && s.open_count > 0)
+                return provider_fail(res, 0, EBUSY, VSS_E_VOLUME_IN_USE, "The snapshot device %s is open (mounted, "
+                                     "or used by a program): close it", rec->snapshot_name);
+        code = have_snap ? S_OK : origin_untouched_check(rec, &x, res);
+        if (code != S_OK)
+                return code;
         r = dm_table_length(live, &length);
         if (r < 0)
                 return provider_fail(res, 0, r, VSS_E_BAD_STATE, "Cannot parse the table of %s", x.name);
@@ -163,28 +244,7 @@ static VssCode merge_ensure(const DmSnapshotRecord *rec, bool *ret_pending, Prov
         code = real_ensure(rec, live, &real, &created_real, &cookie, res);
         if (code != S_OK)
                 goto finish;
-        have_snap = dm_device_info(DM_REF_NAME(rec->snapshot_name), &s) >= 0;
-        if (have_snap) {
-                /* The merge takes S's store over on the same loop device: S must be suspended. */
-                _cleanup_free_ char *st = NULL;
-
-                if (s.open_count > 0) {
-                        code = provider_fail(res, 0, EBUSY, VSS_E_VOLUME_IN_USE, "The snapshot device %s is open "
-                                             "(mounted, or used by a program): close it", rec->snapshot_name);
-                        goto undo;
-                }
-                r = dm_device_table(DM_REF_NAME(rec->snapshot_name), false, &st);
-                if (r >= 0)
-                        r = snapshot_table_cow(st, &cow_major, &cow_minor);
-                if (r >= 0)
-                        r = dm_device_suspend(DM_REF_NAME(rec->snapshot_name), true);
-        } else {
-                dev_t devnum;
-
-                r = loop_attach(rec->cow_file, &loop_fd, &loop, &devnum);
-                cow_major = major(devnum);
-                cow_minor = minor(devnum);
-        }
+        r = merge_store(rec, have_snap, &loop_fd, &loop, &cow_major, &cow_minor);
         if (r < 0) {
                 code = provider_fail(res, 0, r, provider_code_from_errno(r, VSS_E_PROVIDER_VETO), "Cannot reach the "
                                      "copy-on-write store %s of %s", rec->cow_file, rec->snapshot_name);
@@ -214,7 +274,7 @@ static VssCode merge_ensure(const DmSnapshotRecord *rec, bool *ret_pending, Prov
         goto finish;
 
 undo:
-        merge_start_undo(&x, have_snap, rec, created_real, &cookie);
+        merge_start_undo(&x, live, have_snap, rec, created_real, &cookie);
 finish:
         (void) dm_udev_cookie_wait(&cookie);
         return code;
@@ -257,8 +317,14 @@ VssCode dm_snapshot_revert_start(Snapshot *snap, const ProviderSettings *setting
                 return provider_fail(res, 0, r, provider_code_from_errno(r, VSS_E_UNEXPECTED), "Cannot record that "
                                      "snapshot %s is being merged: nothing was changed", snap->id);
         code = merge_ensure(&rec, &pending, res);
-        if (code != S_OK)
+        if (code != S_OK) {
+                /* Nothing changed: the revert is not recorded any more either. */
+                rec.merging = false;
+                rec.merge_start_sectors = 0;
+                if (dm_snapshot_record_to_json(&rec, &j) >= 0)
+                        provider_revert_uncommit(ret, snap, j);
                 return code;
+        }
         ret->pending = pending;
         ret->percent = 0;
         return S_OK;
@@ -290,6 +356,22 @@ static VssCode merge_finish(const DmSnapshotRecord *rec, const DmInfo *x, uint64
         return S_OK;
 }
 
+static VssCode merge_leftovers_removed(const DmSnapshotRecord *rec, ProviderRevert *ret, ProviderResult *res) {
+        uint32_t cookie = 0;
+        char msg[256];
+        int r;
+
+        (void) dm_udev_cookie_new(&cookie);
+        r = dm_snapshot_teardown(rec, false, &cookie, msg, sizeof msg);
+        (void) dm_udev_cookie_wait(&cookie);
+        if (r < 0)
+                return provider_fail(res, 0, r, VSS_E_UNEXPECTED, "The merge into %s is done, but cleaning up "
+                                     "failed: %s", rec->origin_name, msg);
+        ret->done = true;
+        ret->percent = 100;
+        return S_OK;
+}
+
 VssCode dm_snapshot_revert_progress(Snapshot *snap, const ProviderSettings *settings, ProviderRevert *ret,
                                     ProviderResult *res) {
         _cleanup_(dm_snapshot_record_done) DmSnapshotRecord rec = {};
@@ -306,20 +388,28 @@ VssCode dm_snapshot_revert_progress(Snapshot *snap, const ProviderSettings *sett
                 return code;
         if (!rec.merging)
                 return provider_fail(res, 0, 0, VSS_E_BAD_STATE, "Snapshot %s is not being merged", snap->id);
-        if (dm_snapshot_origin_find(&rec, &x) < 0 ||
-            dm_device_table(DM_REF_DEVNUM(x.major, x.minor), false, &live) < 0 ||
-            dm_snapshot_table_parse(live, "snapshot-merge", &ma, &mi) <= 0) {
-                /* Interrupted before the merge ran, or X came back without it: start it. */
+        if (!dm_snapshot_merge_running(&rec)) {
+                /* Cut short after the merge was done and its store removed: only the rest of the
+                 * teardown may be left. */
+                if (access(rec.cow_file, F_OK) < 0 && errno == ENOENT)
+                        return merge_leftovers_removed(&rec, ret, res);
+                /* Cut short before the merge ran, or X came back without it: start it. */
                 code = merge_ensure(&rec, &ret->pending, res);
                 ret->percent = 0;
                 return code;
         }
+        if (dm_snapshot_origin_find(&rec, &x) < 0 ||
+            dm_device_table(DM_REF_DEVNUM(x.major, x.minor), false, &live) < 0 ||
+            dm_snapshot_table_parse(live, "snapshot-merge", &ma, &mi) <= 0)
+                return provider_fail(res, 0, ENXIO, VSS_E_UNEXPECTED, "The merge into %s stopped while it was being "
+                                     "looked at", rec.origin_name);
         r = dm_device_status(DM_REF_DEVNUM(x.major, x.minor), &type, &params);
         if (r >= 0)
                 r = dm_snapshot_status_parse(params, &used, &total, &metadata, &state);
         if (r == -EINVAL)
-                return provider_fail(res, 0, 0, VSS_E_UNEXPECTED, "Merging snapshot %s into %s: %s (see the kernel "
-                                     "log)", snap->id, x.name, state);
+                /* VSS_E_BAD_STATE: the revert is failed, and snapsetd stops asking. */
+                return provider_fail(res, 0, 0, VSS_E_BAD_STATE, "the kernel reports the merge of %s into %s as "
+                                     "'%s' (see the kernel log)", snap->id, x.name, state);
         if (r < 0)
                 return provider_fail(res, 0, r, VSS_E_UNEXPECTED, "Cannot read the merge's status of %s", x.name);
         if (used > metadata) {
@@ -475,15 +565,44 @@ VssCode dm_snapshot_break(Snapshot *snap, const ProviderSettings *settings, char
         }
         r = dm_snapshot_teardown(&rec, false, &cookie, msg, sizeof msg);
         (void) dm_udev_cookie_wait(&cookie);
-        if (r < 0) {
+        if (r < 0 && access(rec.cow_file, F_OK) >= 0 && dm_device_info(DM_REF_NAME(rec.snapshot_name), &s) >= 0) {
                 (void) loop_detach_if_backing(device, image);
                 (void) unlink(image);
                 return provider_fail(res, 0, r, provider_code_from_errno(r, VSS_E_PROVIDER_VETO), "The snapshot was "
                                      "copied, but removing it failed (%s): the copy is gone again, the snapshot "
                                      "stays", msg);
         }
+        if (r < 0)
+                /* Part of the snapshot is gone with its store: the copy is now the only one. */
+                return provider_fail(res, 0, r, provider_code_from_errno(r, VSS_E_PROVIDER_VETO), "The snapshot was "
+                                     "copied into %s (attached as %s), but removing it failed half way (%s): keep "
+                                     "the copy, and delete the snapshot again", image, device, msg);
         log_info("Snapshot %s of %s is now the image %s, attached as %s (after a reboot: losetup --find --show %s).",
                  snap->id, rec.origin_name, image, device, image);
         *ret_device = TAKE_PTR(device);
         return S_OK;
+}
+
+int dm_snapshot_merge_stop(const DmSnapshotRecord *rec) {
+        _cleanup_free_ char *live = NULL, *table = NULL;
+        uint64_t length;
+        unsigned ma, mi;
+        uint32_t cookie = 0;
+        DmInfo x;
+        int r;
+
+        r = dm_snapshot_origin_find(rec, &x);
+        if (r >= 0)
+                r = dm_device_table(DM_REF_DEVNUM(x.major, x.minor), false, &live);
+        if (r < 0 || dm_snapshot_table_parse(live, "snapshot-merge", &ma, &mi) <= 0)
+                return r < 0 ? r : 0;
+        r = dm_table_length(live, &length);
+        if (r >= 0)
+                r = dm_snapshot_origin_table(length, ma, mi, &table);
+        if (r >= 0) {
+                (void) dm_udev_cookie_new(&cookie);
+                r = dm_device_swap_table(DM_REF_DEVNUM(x.major, x.minor), table, &cookie);
+                (void) dm_udev_cookie_wait(&cookie);
+        }
+        return r;
 }

@@ -43,6 +43,7 @@
 #include "dm.h"
 #include "dm-hold.h"
 #include "dm-undo.h"
+#include "device-graph.h"
 #include "window-crew.h"
 #include "json-dispatch.h"
 #include "log.h"
@@ -326,6 +327,10 @@ typedef struct DmSnapState {
 } DmSnapState;
 
 typedef struct DmSetState {
+        /* One udev cookie for the real devices every begin_prepare creates, waited on once in
+         * end_prepare (or abort), not once per volume. */
+        uint32_t prepare_cookie;
+        bool have_prepare_cookie;
         /* One udev cookie for every resume inside the window, made before it and waited on
          * after it (post_commit or abort): never a udev wait while an origin is suspended. */
         uint32_t cookie;
@@ -344,6 +349,8 @@ static void snap_state_free(DmSnapState *s) {
 static void set_state_free(ProviderSet *ps) {
         DmSetState *s = ps->state;
 
+        if (s && s->have_prepare_cookie)
+                (void) dm_udev_cookie_wait(&s->prepare_cookie);
         if (s && s->have_cookie)
                 (void) dm_udev_cookie_wait(&s->cookie);
         if (s)
@@ -354,6 +361,24 @@ static void set_state_free(ProviderSet *ps) {
                 snap_state_free(ps->snapshots[i]->state);
                 ps->snapshots[i]->state = NULL;
         }
+}
+
+/* The set's state, made by the first begin_prepare. */
+static DmSetState *set_state_of(ProviderSet *ps) {
+        if (!ps->state)
+                ps->state = calloc(1, sizeof(DmSetState));
+        return ps->state;
+}
+
+/* The cookie begin_prepare's udev events join; NULL if it cannot be made. */
+static uint32_t *prepare_cookie_of(ProviderSet *ps) {
+        DmSetState *s = set_state_of(ps);
+
+        if (!s)
+                return NULL;
+        if (!s->have_prepare_cookie && dm_udev_cookie_new(&s->prepare_cookie) >= 0)
+                s->have_prepare_cookie = true;
+        return s->have_prepare_cookie ? &s->prepare_cookie : NULL;
 }
 
 /* ---------------------------------------------------------------- teardown */
@@ -654,7 +679,7 @@ static VssCode dm_snapshot_begin_prepare(ProviderSet *ps, ProviderSnapshot *snap
         DmSnapState *st = NULL;
         DmSnapshotRecord *rec;
         DmInfo origin, real = {}, sinfo;
-        uint32_t cookie = 0;
+        uint32_t *cookie;
         bool is_origin = false;
         json_object *j = NULL;
         uint64_t length, cow_size;
@@ -791,9 +816,9 @@ static VssCode dm_snapshot_begin_prepare(ProviderSet *ps, ProviderSnapshot *snap
                 goto fail;
         }
 
-        r = dm_udev_cookie_new(&cookie);
-        if (r < 0) {
-                code = provider_fail(res, index, r, E_OUTOFMEMORY, "Cannot create a udev cookie (SysV semaphore)");
+        cookie = prepare_cookie_of(ps);
+        if (!cookie) {
+                code = provider_fail(res, index, ENOMEM, E_OUTOFMEMORY, "Cannot create a udev cookie (SysV semaphore)");
                 goto fail;
         }
 
@@ -815,7 +840,7 @@ static VssCode dm_snapshot_begin_prepare(ProviderSet *ps, ProviderSnapshot *snap
                         real = existing;
                 } else {
                         r = dm_device_create(rec->real_name, rec->real_uuid, rec->origin_table, DM_RULES_HIDDEN,
-                                             &cookie, &real);
+                                             cookie, &real);
                         if (r < 0) {
                                 code = provider_fail(res, index, r, provider_code_from_errno(r, VSS_E_PROVIDER_VETO),
                                                      "Cannot create %s with the table of %s", rec->real_name,
@@ -845,7 +870,7 @@ static VssCode dm_snapshot_begin_prepare(ProviderSet *ps, ProviderSnapshot *snap
                                        COW_CHUNK_SECTORS, &snap_table);
         if (r >= 0)
                 r = dm_device_create(rec->snapshot_name, rec->snapshot_uuid, NULL, DM_RULES_LOW_PRIORITY,
-                                     &cookie, &sinfo);
+                                     cookie, &sinfo);
         if (r < 0) {
                 code = provider_fail(res, index, r, provider_code_from_errno(r, VSS_E_PROVIDER_VETO),
                                      "Cannot create %s", rec->snapshot_name);
@@ -863,7 +888,6 @@ static VssCode dm_snapshot_begin_prepare(ProviderSet *ps, ProviderSnapshot *snap
         /* The snapshot table holds the loop device now; from here on, autoclear detaches it when
          * that table goes. */
         loop_fd = safe_close(loop_fd);
-        (void) dm_udev_cookie_wait(&cookie);
 
         /* Recorded before returning, so that the coordinator writes it to /run/snapset before
          * the window: after a crash, recover() finds everything from it. */
@@ -882,13 +906,16 @@ fail:
         {
                 char msg[256];
 
+                uint32_t own = 0, *c = prepare_cookie_of(ps);
+
                 loop_fd = safe_close(loop_fd);
-                r = dm_snapshot_teardown(rec, false, &cookie, msg, sizeof(msg));
+                /* Without the set's cookie, libdm makes the nodes itself, at once. */
+                r = dm_snapshot_teardown(rec, false, c ?: &own, msg, sizeof(msg));
+                if (!c)
+                        (void) dm_udev_cookie_wait(&own);
                 if (r < 0)
                         log_warning("dm-snapshot: cleaning up after the failed preparation of %s: %s",
                                     origin.name, msg);
-                /* Also when no cookie was made: libdm then makes the nodes itself, here. */
-                (void) dm_udev_cookie_wait(&cookie);
                 /* What is left stays recorded: the coordinator's abort tries again, and keeps the
                  * record if that fails too. */
                 if (r < 0)
@@ -903,22 +930,23 @@ keep_record:
 }
 
 static VssCode dm_snapshot_end_prepare(ProviderSet *ps, ProviderResult *res) {
-        DmSetState *s;
+        DmSetState *s = set_state_of(ps);
         int r;
 
-        if (ps->state)
-                return S_OK;
-        s = calloc(1, sizeof(DmSetState));
         if (!s)
                 return provider_fail(res, SIZE_MAX, ENOMEM, E_OUTOFMEMORY, "Out of memory");
+        /* Every real device of the set is there for udev now: one wait for all of them. */
+        if (s->have_prepare_cookie) {
+                (void) dm_udev_cookie_wait(&s->prepare_cookie);
+                s->have_prepare_cookie = false;
+        }
+        if (s->have_cookie)
+                return S_OK;
         /* The semaphore the window's resumes will count on: made now, waited on after the thaw. */
         r = dm_udev_cookie_new(&s->cookie);
-        if (r < 0) {
-                free(s);
+        if (r < 0)
                 return provider_fail(res, SIZE_MAX, r, E_OUTOFMEMORY, "Cannot create a udev cookie (SysV semaphore)");
-        }
         s->have_cookie = true;
-        ps->state = s;
         return S_OK;
 }
 
@@ -997,7 +1025,7 @@ static VssCode dm_snapshot_pre_commit(ProviderSet *ps, ProviderResult *res) {
                 /* Ours: an emergency resume drops it, and the origin comes back as it was. */
                 ps->snapshots[i]->undo_drop_inactive = st->rec.loaded_origin_table;
         }
-        if (!ps->state)
+        if (!ps->state || !((DmSetState *) ps->state)->have_cookie)
                 return provider_fail(res, SIZE_MAX, EINVAL, VSS_E_BAD_STATE, "end_prepare_snapshots was not called");
         return provider_window_crew_new(&((DmSetState *) ps->state)->crew, ps->n_snapshots, res);
 }
@@ -1292,6 +1320,15 @@ static VssCode undo_from_record(Snapshot *snap, bool recovering, uint32_t *cooki
         code = dm_snapshot_record_of(snap, &rec, res);
         if (code != S_OK)
                 return code;
+        /* A running merge holds the store: only a failed one (sets-revert.c) is taken off first. */
+        if (rec.merging && streq_ptr(snap->revert, "failed")) {
+                r = dm_snapshot_merge_stop(&rec);
+                if (r < 0)
+                        return provider_fail(res, 0, r, VSS_E_UNEXPECTED, "Cannot take the failed merge of %s off %s",
+                                             snap->id, rec.origin_name);
+        } else if (rec.merging && dm_snapshot_merge_running(&rec))
+                return provider_fail(res, 0, EBUSY, VSS_E_REVERT_IN_PROGRESS, "Snapshot %s is being merged into %s: "
+                                     "it goes by itself when the merge is done", snap->id, rec.origin_name);
         r = dm_snapshot_teardown(&rec, recovering, cookie, msg, sizeof(msg));
         if (r < 0)
                 return provider_fail(res, 0, r, r == -EBUSY ? VSS_E_BAD_STATE : provider_code_from_errno(r, VSS_E_PROVIDER_VETO),
@@ -1300,8 +1337,71 @@ static VssCode undo_from_record(Snapshot *snap, bool recovering, uint32_t *cooki
         return S_OK;
 }
 
-/* A whole set's snapshots, with one udev cookie (dm-undo.h). */
+/* Whether anything but the devices a and b holds major:minor: a table, live or inactive, on it. */
+static int held_by_others(unsigned major, unsigned minor, dev_t a, dev_t b, bool *ret) {
+        _cleanup_free_ dev_t *holders = NULL;
+        size_t n;
+        int r;
+
+        r = device_graph_holders("/sys", makedev(major, minor), &holders, &n);
+        if (r < 0)
+                return r;
+        *ret = false;
+        for (size_t i = 0; i < n; i++)
+                *ret = *ret || (holders[i] != a && holders[i] != b);
+        return 0;
+}
+
+/* The removals prepare_delete can do side by side for snap (dm-undo.h): 1 with *ret (and the
+ * origin's table, allocated, in *ret_table), or 0 to leave everything to the one-by-one delete,
+ * which handles every unusual case (a merge, an open or suspended device, an inactive table). */
+static int removal_of(const Snapshot *snap, DmRemoval *ret, char **ret_table) {
+        _cleanup_(dm_snapshot_record_done) DmSnapshotRecord rec = {};
+        _cleanup_free_ char *live = NULL;
+        unsigned ma, mi;
+        DmInfo x, real, s;
+        bool others;
+
+        if (dm_snapshot_record_from_json(snap->provider_data, &rec) < 0 || rec.merging ||
+            dm_snapshot_origin_find(&rec, &x) < 0 || x.suspended || x.inactive_table ||
+            dm_device_info(DM_REF_NAME(rec.real_name), &real) < 0 ||
+            dm_device_info(DM_REF_NAME(rec.snapshot_name), &s) < 0 || s.open_count > 0 || s.inactive_table ||
+            dm_device_table(DM_REF_DEVNUM(x.major, x.minor), false, &live) < 0 ||
+            dm_snapshot_origin_table_parse(live, &ma, &mi) <= 0 || ma != real.major || mi != real.minor ||
+            held_by_others(real.major, real.minor, makedev(x.major, x.minor), makedev(s.major, s.minor), &others) < 0)
+                return 0;
+        *ret = (DmRemoval) { .origin_major = x.major, .origin_minor = x.minor,
+                             .major = { s.major, real.major }, .minor = { s.minor, real.minor } };
+        if (others) {
+                ret->suspend_origin = true;
+                ret->n_devices = 1;
+                return 1;
+        }
+        /* The last snapshot of the origin: the origin gets the real device's table back first. */
+        if (dm_device_table(DM_REF_DEVNUM(real.major, real.minor), false, ret_table) < 0 || !(*ret_table)[0])
+                return 0;
+        ret->origin_table = *ret_table;
+        ret->n_devices = 2;
+        return 1;
+}
+
+/* A whole set's snapshots: their devices removed side by side, then each snapshot's own
+ * delete with one udev cookie (dm-undo.h), which finds them gone and removes the rest. */
 static void dm_snapshot_prepare_delete(Snapshot *const *snaps, size_t n, const ProviderSettings *settings) {
+        _cleanup_free_ DmRemoval *items = calloc(n, sizeof(DmRemoval));
+        _cleanup_free_ char **tables = calloc(n, sizeof(char *));
+        size_t m = 0;
+        uint32_t cookie = 0;
+
+        if (items && tables) {
+                for (size_t i = 0; i < n; i++)
+                        m += removal_of(snaps[i], &items[m], &tables[m]);
+                (void) dm_udev_cookie_new(&cookie);
+                dm_removals_run(items, m, &cookie);
+                (void) dm_udev_cookie_wait(&cookie);
+        }
+        for (size_t i = 0; tables && i < n; i++)
+                free(tables[i]);
         dm_undo_batch(undo_from_record, snaps, n);
 }
 
@@ -1320,8 +1420,7 @@ static VssCode dm_snapshot_recover(Snapshot *snap, const ProviderSettings *setti
         return dm_undo_one(undo_from_record, snap, true, res);
 }
 
-/* Writes completed on a block device since it appeared (the fifth field of its sysfs stat). */
-static int origin_writes(unsigned major, unsigned minor, uint64_t *ret) {
+int dm_snapshot_origin_writes(unsigned major, unsigned minor, uint64_t *ret) {
         char path[64];
         unsigned long long f[5];
         FILE *f_stat;
@@ -1364,8 +1463,9 @@ static VssCode dm_snapshot_activate(Snapshot *snap, const ProviderSettings *sett
         code = dm_snapshot_record_of(snap, &rec, res);
         if (code != S_OK)
                 return code;
+        /* A failed revert (sets-revert.c) is not set up again: its snapshot waits to be deleted. */
         if (rec.merging)
-                return dm_snapshot_merge_activate(snap, &rec, res);
+                return streq_ptr(snap->revert, "failed") ? S_OK : dm_snapshot_merge_activate(snap, &rec, res);
         r = dm_snapshot_origin_find(&rec, &origin);
         if (r < 0)
                 return provider_fail(res, 0, r, provider_code_from_errno(r, VSS_E_OBJECT_NOT_FOUND), "The origin %s of "
@@ -1399,7 +1499,7 @@ static VssCode dm_snapshot_activate(Snapshot *snap, const ProviderSettings *sett
          * would silently show it. Written, or no way to tell: it is invalid from now on. */
         if (snap->invalid)
                 return S_OK;
-        r = origin_writes(origin.major, origin.minor, &writes);
+        r = dm_snapshot_origin_writes(origin.major, origin.minor, &writes);
         if (r < 0 || writes > 0) {
                 snap->invalid = true;
                 if (r < 0)

@@ -103,7 +103,15 @@ int dm_snapshot_origin_find(const DmSnapshotRecord *rec, DmInfo *ret);
 int dm_snapshot_teardown(const DmSnapshotRecord *rec, bool resume_suspended_origin, uint32_t *cookie,
                          char *msg, size_t msg_size);
 
+/* Writes completed on a block device since it appeared (the fifth field of its sysfs stat). */
+int dm_snapshot_origin_writes(unsigned major, unsigned minor, uint64_t *ret);
+
 /* dm-snapshot-use.c */
+/* Whether the origin of rec runs the merge table now. */
+bool dm_snapshot_merge_running(const DmSnapshotRecord *rec);
+/* Takes a failed merge off the origin (back to snapshot-origin on the real device), so that its
+ * snapshot can be deleted. 0 if there was none. */
+int dm_snapshot_merge_stop(const DmSnapshotRecord *rec);
 VssCode dm_snapshot_revert_start(Snapshot *snap, const ProviderSettings *settings, ProviderRevert *ret,
                                  ProviderResult *res);
 VssCode dm_snapshot_revert_progress(Snapshot *snap, const ProviderSettings *settings, ProviderRevert *ret,

@@ -13,7 +13,10 @@
  *   3. X gets its own table back, "thin P ID", and is resumed.
  * No data moves, so the revert is done when this returns. A failure before ID is deleted puts
  * everything back as it was; one after it gives X the snapshot's data as best it can, and the
- * message says what is left to do.
+ * message says what is left to do. The record says "reverting" right before "delete ID": a crash
+ * from there on is finished by revert_progress at the next start, as long as X is still on its
+ * error table (or not set up at all); an X set up anew on ID meanwhile is left alone, and the
+ * revert reported failed.
  *
  * Break makes snapset-S an ordinary device, ORIGIN_snap_XXXXXXXX (the start of the snapshot's
  * id), over the same thin id N and without snapset's dm UUID, by which snapset would know it
@@ -165,6 +168,9 @@ VssCode dm_thin_revert_start(Snapshot *snap, const ProviderSettings *settings, P
         if (r < 0) {
                 (void) swap_table(&x, own, NULL);
                 snapshot_device_again(&rec, &pool);
+                rec.reverting = false;
+                if (dm_thin_record_to_json(&rec, &j) >= 0)
+                        provider_revert_uncommit(ret, snap, j);
                 return provider_fail(res, 0, r, provider_code_from_errno(r, VSS_E_PROVIDER_VETO), "Thin pool %s "
                                      "refused to delete thin device %" PRIu32 " of '%s': nothing was reverted",
                                      pool.name, rec.origin_id, x.name);
@@ -196,6 +202,8 @@ static int thin_id_exists(const DmInfo *pool, uint32_t id, uint64_t length) {
         if (asprintf(&name, SNAPSET_DM_NAME_PREFIX "probe-%u-%" PRIu32, pool->minor, id) < 0 ||
             dm_thin_table(length, pool->major, pool->minor, id, &table) < 0)
                 return -ENOMEM;
+        /* One left by a crash in the middle holds id open: it goes first. */
+        (void) dm_device_remove(DM_REF_NAME(name), NULL);
         r = dm_device_create(name, NULL, NULL, DM_RULES_HIDDEN, NULL, NULL);
         if (r < 0)
                 return r;
@@ -204,6 +212,16 @@ static int thin_id_exists(const DmInfo *pool, uint32_t id, uint64_t length) {
         if (r == -ENODATA)
                 return 0;
         return r < 0 ? r : 1;
+}
+
+/* Whether X runs the "error" table the revert gives it while its id is replaced. */
+static bool on_error_table(const DmInfo *x) {
+        _cleanup_free_ char *table = NULL, *type = NULL, *params = NULL;
+        uint64_t start, length;
+
+        return dm_device_table(DM_REF_DEVNUM(x->major, x->minor), false, &table) >= 0 &&
+               dm_table_line_parse(table, strcspn(table, "\n"), &start, &length, &type, &params) >= 0 &&
+               streq(type, "error");
 }
 
 /* A revert that got past "delete ID" and was cut short (a crash, a reboot, a failure), finished:
@@ -235,6 +253,11 @@ static VssCode revert_finish(const Snapshot *snap, const DmThinRecord *rec, Prov
                         ret->pending = true;
                         return S_OK;
                 }
+                if (have_x && !on_error_table(&x))
+                        return provider_fail(res, 0, EEXIST, VSS_E_BAD_STATE, "'%s' runs thin device %" PRIu32
+                                             " again (it was set up anew after the revert was cut short): it may hold "
+                                             "its own data or the snapshot's, with writes made since, which finishing "
+                                             "the revert would destroy", x.name, rec->origin_id);
                 (void) dm_device_remove(DM_REF_NAME(rec->snapshot_name), NULL);
                 r = have_x ? swap_table(&x, error, NULL) : 0;
                 if (r >= 0) {

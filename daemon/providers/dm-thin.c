@@ -873,6 +873,26 @@ static VssCode undo_from_record(Snapshot *snap, bool recovering, uint32_t *cooki
 
 /* A whole set's snapshots, with one udev cookie (dm-undo.h). */
 static void dm_thin_prepare_delete(Snapshot *const *snaps, size_t n, const ProviderSettings *settings) {
+        _cleanup_free_ DmRemoval *items = calloc(n, sizeof(DmRemoval));
+        uint32_t cookie = 0;
+        size_t m = 0;
+
+        /* The snapshot devices side by side (dm-undo.h); then each snapshot's delete, which finds
+         * its device gone and deletes its thin id (the pool takes its messages one at a time). */
+        for (size_t i = 0; items && i < n; i++) {
+                _cleanup_(dm_thin_record_done) DmThinRecord rec = {};
+                DmInfo s;
+
+                if (dm_thin_record_from_json(snaps[i]->provider_data, &rec) < 0 || rec.reverting ||
+                    dm_device_info(DM_REF_NAME(rec.snapshot_name), &s) < 0 || s.open_count > 0 || s.inactive_table)
+                        continue;
+                items[m++] = (DmRemoval) { .major = { s.major }, .minor = { s.minor }, .n_devices = 1 };
+        }
+        if (m > 0) {
+                (void) dm_udev_cookie_new(&cookie);
+                dm_removals_run(items, m, &cookie);
+                (void) dm_udev_cookie_wait(&cookie);
+        }
         dm_undo_batch(undo_from_record, snaps, n);
 }
 

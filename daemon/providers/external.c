@@ -408,9 +408,9 @@ static VssCode check_parameters(ExternalMethod m, json_object *p, ProviderSnapsh
                 r = json_dispatch(p, t, &v, &bad);
                 if (r >= 0 && !streq(v.state, "done") && !streq(v.state, "merging") && !streq(v.state, "pending"))
                         code = malformed(res, "state '%s' is none of 'done', 'merging', 'pending'", v.state);
-                else if (r >= 0 && (v.percent > 100 || (v.percent < 0 && json_object_object_get(p, "percent") &&
-                                                        !json_object_is_type(json_object_object_get(p, "percent"),
-                                                                             json_type_null))))
+                else if (r >= 0 && !(v.percent >= 0 && v.percent <= 100) && json_object_object_get(p, "percent") &&
+                         !json_object_is_type(json_object_object_get(p, "percent"), json_type_null))
+                        /* Written so that NaN fails it too. */
                         code = malformed(res, "percent %g is not between 0 and 100", v.percent);
                 json_dispatch_done(t, &v);
                 if (code != S_OK)
@@ -1480,6 +1480,12 @@ static VssCode revert_call(Snapshot *snap, ExternalMethod m, ProviderRevert *ret
         code = snapshot_call(snap, m, &reply, res);
         if (code != S_OK)
                 return code;
+        if (!reply && m == EXTERNAL_REVERT_PROGRESS) {
+                /* It started a merge it cannot tell anything about: nothing to wait for. */
+                snprintf(res->message, sizeof res->message, "provider '%s' answered RevertSnapshot, but does not "
+                         "implement RevertProgress", snap->provider);
+                return VSS_E_BAD_STATE;
+        }
         if (!reply) {
                 snprintf(res->message, sizeof res->message, "Provider '%s' cannot revert a volume to a snapshot (it "
                          "does not implement %s)", snap->provider, external_method_to_string(m));

@@ -259,3 +259,8 @@ int provider_revert_commit(ProviderRevert *rv, Snapshot *model, json_object *j) 
         rv->committed = true;
         return 0;
 }
+
+void provider_revert_uncommit(ProviderRevert *rv, Snapshot *model, json_object *j) {
+        provider_data_replace(model, j);
+        rv->committed = false;
+}

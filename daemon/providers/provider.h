@@ -335,5 +335,8 @@ int provider_record_intent(ProviderSet *ps, Snapshot *model, json_object *j);
  * (ProviderRevert.save_record), before the first step of a revert that cannot be undone. On
  * failure the provider_data is what it was, and the revert must not go on. */
 int provider_revert_commit(ProviderRevert *rv, Snapshot *model, json_object *j);
+/* After provider_revert_commit(), a revert that the provider put back entirely after all: j
+ * (owned) is the provider_data again, and the revert is no longer recorded (by the caller). */
+void provider_revert_uncommit(ProviderRevert *rv, Snapshot *model, json_object *j);
 /* Sets *ret_reason to the formatted reason and returns VOLUME_NOT_SUPPORTED, or -ENOMEM. */
 int provider_not_supported(char **ret_reason, const char *format, ...) _printf_(2, 3);

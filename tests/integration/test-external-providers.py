@@ -591,6 +591,41 @@ class UsingSnapshots(Base):
         self.assertIn("state 'finished' is none of", r["parameters"]["message"], r)
         self.delete_all()
 
+    def test_a_revert_that_cannot_be_followed_fails_and_can_then_be_deleted(self):
+        self.control({"RevertProgress": {"action": "missing"}}, revert=["merging"])
+        set_id, snap = self.one_snapshot()
+        self.assertEqual(call("RevertToSnapshot", {"snapshotId": snap}).get("parameters"), {"revert": "merging"})
+        # Deleting a snapshot being merged is refused.
+        r = call("DeleteSnapshots", {"snapshotId": snap})
+        self.assertEqual(r["parameters"]["hresult"], self.REVERT_IN_PROGRESS, r)
+        for _ in range(100):
+            state = call("GetSnapshot", {"snapshotId": snap})["parameters"]["snapshot"].get("revert")
+            if state == "failed":
+                break
+            time.sleep(0.1)
+        self.assertEqual(state, "failed")
+        self.assertRegex(log_since(self.offset), "cannot go on: provider 'test' answered RevertSnapshot, but does "
+                         "not implement RevertProgress")
+        # Asked no more, and the way out is to delete it.
+        asked = len([e for e in read_state() if e["method"] == "RevertProgress"])
+        time.sleep(2.5)
+        self.assertEqual(len([e for e in read_state() if e["method"] == "RevertProgress"]), asked)
+        self.assertNotIn("error", call("DeleteSnapshots", {"snapshotId": snap}))
+        no_sets_left(self)
+
+    def test_codes_outside_the_provider_table_become_unexpected_provider_error(self):
+        self.control({"RevertSnapshot": {"hresult": INVALID["E_FAIL"]}, "BreakSnapshot": {"hresult": INVALID["E_FAIL"]}})
+        set_id, snap = self.one_snapshot()
+        r = call("RevertToSnapshot", {"snapshotId": snap})
+        self.assertEqual(r["parameters"]["hresult"], UNEXPECTED, r)
+        r = call("BreakSnapshotSet", {"setId": set_id, "revertIdentity": True})
+        self.assertEqual(r["parameters"]["hresult"], UNEXPECTED, r)
+        log = log_since(self.offset)
+        self.assertRegex(log, r"Provider 'test' returned E_FAIL \(0x80004005\) from RevertSnapshot")
+        self.assertRegex(log, r"Provider 'test' returned E_FAIL \(0x80004005\) from BreakSnapshot")
+        self.assertIsNone(call("GetSnapshot", {"snapshotId": snap})["parameters"]["snapshot"].get("revert"))
+        self.delete_all()
+
     def test_break_returns_the_providers_device_and_forgets_the_set(self):
         self.control()
         set_id, snap = self.one_snapshot()

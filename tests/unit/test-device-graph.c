@@ -90,6 +90,20 @@ START_TEST(test_is_above_goes_one_way_only) {
 }
 END_TEST
 
+START_TEST(test_holders_are_the_direct_ones_without_partitions) {
+        _cleanup_free_ dev_t *a = NULL, *b = NULL;
+        size_t n = 9, m = 9;
+
+        ck_assert_int_eq(device_graph_holders(root, makedev(253, 0), &a, &n), 0);
+        ck_assert_uint_eq(n, 2);
+        ck_assert(has(a, n, makedev(253, 1)));
+        ck_assert(has(a, n, makedev(253, 2)));
+        /* A disk's partitions are above it, but do not hold it. */
+        ck_assert_int_eq(device_graph_holders(root, makedev(8, 0), &b, &m), 0);
+        ck_assert_uint_eq(m, 0);
+}
+END_TEST
+
 Suite *suite_device_graph(void);
 Suite *suite_device_graph(void) {
         Suite *s = suite_create("device-graph");
@@ -99,6 +113,7 @@ Suite *suite_device_graph(void) {
         tcase_add_test(tc, test_everything_above_a_disk_each_once);
         tcase_add_test(tc, test_nothing_above_a_top_device_or_a_lone_one);
         tcase_add_test(tc, test_is_above_goes_one_way_only);
+        tcase_add_test(tc, test_holders_are_the_direct_ones_without_partitions);
         suite_add_tcase(s, tc);
         return s;
 }
