@@ -324,13 +324,14 @@ typedef struct DmSnapState {
         bool origin_suspended;
         bool snapshot_resumed;
         bool origin_cleared;
+        /* begin_prepare's udev events (the real device), waited on in end_prepare with every other
+         * volume's, not one volume after another. Per snapshot, not per set: a failed add is
+         * aborted alone, on a copy of the set's share. */
+        uint32_t prepare_cookie;
+        bool have_prepare_cookie;
 } DmSnapState;
 
 typedef struct DmSetState {
-        /* One udev cookie for the real devices every begin_prepare creates, waited on once in
-         * end_prepare (or abort), not once per volume. */
-        uint32_t prepare_cookie;
-        bool have_prepare_cookie;
         /* One udev cookie for every resume inside the window, made before it and waited on
          * after it (post_commit or abort): never a udev wait while an origin is suspended. */
         uint32_t cookie;
@@ -342,6 +343,8 @@ typedef struct DmSetState {
 static void snap_state_free(DmSnapState *s) {
         if (!s)
                 return;
+        if (s->have_prepare_cookie)
+                (void) dm_udev_cookie_wait(&s->prepare_cookie);
         dm_snapshot_record_done(&s->rec);
         free(s);
 }
@@ -349,8 +352,6 @@ static void snap_state_free(DmSnapState *s) {
 static void set_state_free(ProviderSet *ps) {
         DmSetState *s = ps->state;
 
-        if (s && s->have_prepare_cookie)
-                (void) dm_udev_cookie_wait(&s->prepare_cookie);
         if (s && s->have_cookie)
                 (void) dm_udev_cookie_wait(&s->cookie);
         if (s)
@@ -361,24 +362,6 @@ static void set_state_free(ProviderSet *ps) {
                 snap_state_free(ps->snapshots[i]->state);
                 ps->snapshots[i]->state = NULL;
         }
-}
-
-/* The set's state, made by the first begin_prepare. */
-static DmSetState *set_state_of(ProviderSet *ps) {
-        if (!ps->state)
-                ps->state = calloc(1, sizeof(DmSetState));
-        return ps->state;
-}
-
-/* The cookie begin_prepare's udev events join; NULL if it cannot be made. */
-static uint32_t *prepare_cookie_of(ProviderSet *ps) {
-        DmSetState *s = set_state_of(ps);
-
-        if (!s)
-                return NULL;
-        if (!s->have_prepare_cookie && dm_udev_cookie_new(&s->prepare_cookie) >= 0)
-                s->have_prepare_cookie = true;
-        return s->have_prepare_cookie ? &s->prepare_cookie : NULL;
 }
 
 /* ---------------------------------------------------------------- teardown */
@@ -816,11 +799,13 @@ static VssCode dm_snapshot_begin_prepare(ProviderSet *ps, ProviderSnapshot *snap
                 goto fail;
         }
 
-        cookie = prepare_cookie_of(ps);
-        if (!cookie) {
-                code = provider_fail(res, index, ENOMEM, E_OUTOFMEMORY, "Cannot create a udev cookie (SysV semaphore)");
+        r = dm_udev_cookie_new(&st->prepare_cookie);
+        if (r < 0) {
+                code = provider_fail(res, index, r, E_OUTOFMEMORY, "Cannot create a udev cookie (SysV semaphore)");
                 goto fail;
         }
+        st->have_prepare_cookie = true;
+        cookie = &st->prepare_cookie;
 
         if (!is_origin) {
                 DmInfo existing;
@@ -906,13 +891,14 @@ fail:
         {
                 char msg[256];
 
-                uint32_t own = 0, *c = prepare_cookie_of(ps);
+                uint32_t own = 0;
 
                 loop_fd = safe_close(loop_fd);
-                /* Without the set's cookie, libdm makes the nodes itself, at once. */
-                r = dm_snapshot_teardown(rec, false, c ?: &own, msg, sizeof(msg));
-                if (!c)
-                        (void) dm_udev_cookie_wait(&own);
+                /* Without a cookie, libdm makes the nodes itself, at once; st's is waited on when
+                 * it is freed. */
+                r = dm_snapshot_teardown(rec, false, st->have_prepare_cookie ? &st->prepare_cookie : &own,
+                                         msg, sizeof(msg));
+                (void) dm_udev_cookie_wait(&own);
                 if (r < 0)
                         log_warning("dm-snapshot: cleaning up after the failed preparation of %s: %s",
                                     origin.name, msg);
@@ -930,23 +916,32 @@ keep_record:
 }
 
 static VssCode dm_snapshot_end_prepare(ProviderSet *ps, ProviderResult *res) {
-        DmSetState *s = set_state_of(ps);
+        DmSetState *s;
         int r;
 
+        /* Every real device of the set is there for udev now, handled side by side: the waits
+         * add up to about one. */
+        for (size_t i = 0; i < ps->n_snapshots; i++) {
+                DmSnapState *st = ps->snapshots[i]->state;
+
+                if (st && st->have_prepare_cookie) {
+                        (void) dm_udev_cookie_wait(&st->prepare_cookie);
+                        st->have_prepare_cookie = false;
+                }
+        }
+        if (ps->state)
+                return S_OK;
+        s = calloc(1, sizeof(DmSetState));
         if (!s)
                 return provider_fail(res, SIZE_MAX, ENOMEM, E_OUTOFMEMORY, "Out of memory");
-        /* Every real device of the set is there for udev now: one wait for all of them. */
-        if (s->have_prepare_cookie) {
-                (void) dm_udev_cookie_wait(&s->prepare_cookie);
-                s->have_prepare_cookie = false;
-        }
-        if (s->have_cookie)
-                return S_OK;
         /* The semaphore the window's resumes will count on: made now, waited on after the thaw. */
         r = dm_udev_cookie_new(&s->cookie);
-        if (r < 0)
+        if (r < 0) {
+                free(s);
                 return provider_fail(res, SIZE_MAX, r, E_OUTOFMEMORY, "Cannot create a udev cookie (SysV semaphore)");
+        }
         s->have_cookie = true;
+        ps->state = s;
         return S_OK;
 }
 
@@ -1025,7 +1020,7 @@ static VssCode dm_snapshot_pre_commit(ProviderSet *ps, ProviderResult *res) {
                 /* Ours: an emergency resume drops it, and the origin comes back as it was. */
                 ps->snapshots[i]->undo_drop_inactive = st->rec.loaded_origin_table;
         }
-        if (!ps->state || !((DmSetState *) ps->state)->have_cookie)
+        if (!ps->state)
                 return provider_fail(res, SIZE_MAX, EINVAL, VSS_E_BAD_STATE, "end_prepare_snapshots was not called");
         return provider_window_crew_new(&((DmSetState *) ps->state)->crew, ps->n_snapshots, res);
 }

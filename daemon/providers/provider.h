@@ -152,7 +152,10 @@ typedef struct ProviderSet {
          * can refuse a COW store on a filesystem of the set. */
         const dev_t *set_devices;
         size_t n_set_devices;
-        void *state;                   /* the provider's, for the whole set */
+        /* The provider's, for the whole set: made at end_prepare_snapshots at the earliest. A
+         * failed begin_prepare_snapshot is aborted alone, on a copy of this share, whose
+         * abort_snapshots would free a state made during the adds under the real share. */
+        void *state;
         /* Test hooks (SNAPSETD_TEST_HOOKS=fail-inside=holding:N or committing:N): the provider
          * fails "HoldWrites" or "CommitSnapshots" on its share's snapshot test_fail_index, after
          * doing its work on the ones before (provider_test_fails()), so that the undo of a
