@@ -12,6 +12,7 @@ its peak during a set of 64 volumes. --smoke: a few calls, 4 clients, 200 snapsh
 Runs as root (loop devices). Prints one JSON object."""
 
 import argparse
+import collections
 import json
 import multiprocessing
 import os
@@ -32,16 +33,19 @@ class Client:
         self.s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         self.s.settimeout(120)
         self.s.connect(path)
-        self.buf = b""
+        self.partial = b""
+        self.ready = collections.deque()
 
     def recv(self):
-        while b"\0" not in self.buf:
+        # Every message of a chunk split off at once: a streamed reply of 10 000 messages arrives
+        # in a few large chunks, and splitting one message at a time would copy the rest each time.
+        while not self.ready:
             chunk = self.s.recv(1 << 20)
             if not chunk:
                 raise ConnectionError("snapsetd closed the connection")
-            self.buf += chunk
-        msg, self.buf = self.buf.split(b"\0", 1)
-        return json.loads(msg)
+            *msgs, self.partial = (self.partial + chunk).split(b"\0")
+            self.ready.extend(msgs)
+        return json.loads(self.ready.popleft())
 
     def call(self, method, parameters=None, more=False):
         m = {"method": MANAGER + "." + method, "parameters": parameters or {}}
@@ -89,8 +93,9 @@ def get_status_round_trips(path, clients, calls, work):
             "p99Usec": round(percentile(lat, 99), 1) if lat else None}
 
 
-def rss_kib(pid, field="VmRSS"):
-    with open("/proc/%d/status" % pid) as f:
+def rss_kib(pid, field="VmRSS", source="status"):
+    """A figure of /proc/PID/status (or smaps_rollup: Pss, shared pages counted in part), in KiB."""
+    with open("/proc/%d/%s" % (pid, source)) as f:
         for line in f:
             if line.startswith(field + ":"):
                 return int(line.split()[1])
@@ -139,21 +144,33 @@ def create_set(c, volumes):
 
 
 def list_snapshots(path):
-    c = Client(path)
+    """ListSnapshots of everything: (snapshots, ms until the final reply is in, ms until every
+    reply is also parsed). The first is what the daemon takes (reading the bytes costs the client
+    little); the second what a Python client that decodes every message sees."""
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.settimeout(120)
+    s.connect(path)
     t0 = time.perf_counter()
-    r = c.call("ListSnapshots", more=True)
-    n = 0
+    s.sendall(json.dumps({"method": MANAGER + ".ListSnapshots", "parameters": {}, "more": True}).encode() + b"\0")
+    chunks, tail = [], b""
     while True:
+        chunk = s.recv(1 << 20)
+        if not chunk:
+            raise ConnectionError("snapsetd closed the connection")
+        chunks.append(chunk)
+        tail = (tail + chunk)[-65536:]
+        # The final reply is the first one without "continues".
+        if tail.endswith(b"\0") and not json.loads(tail[:-1].rsplit(b"\0", 1)[-1]).get("continues"):
+            break
+    t1 = time.perf_counter()
+    msgs = [json.loads(m) for m in b"".join(chunks).split(b"\0") if m]
+    t2 = time.perf_counter()
+    s.close()
+    for r in msgs:
         if "error" in r:
             raise RuntimeError("ListSnapshots failed: %s" % r)
-        if "snapshot" in r.get("parameters", {}):
-            n += 1
-        if not r.get("continues"):
-            break
-        r = c.recv()
-    ms = (time.perf_counter() - t0) * 1000.0
-    c.close()
-    return n, ms
+    n = sum(1 for r in msgs if "snapshot" in r.get("parameters", {}))
+    return n, (t1 - t0) * 1000.0, (t2 - t0) * 1000.0
 
 
 def main():
@@ -178,7 +195,9 @@ def main():
         out = {"host": os.uname().nodename, "kernel": os.uname().release, "smoke": a.smoke,
                "idleRssKib": rss_kib(daemon.proc.pid),
                # Of it, the daemon's own (not shared library pages, which every process shares).
-               "idleRssAnonKib": rss_kib(daemon.proc.pid, "RssAnon")}
+               "idleRssAnonKib": rss_kib(daemon.proc.pid, "RssAnon"),
+               # What it costs the machine: each shared page divided among the processes mapping it.
+               "idlePssKib": rss_kib(daemon.proc.pid, "Pss", "smaps_rollup")}
         out["getStatus"] = [get_status_round_trips(daemon.sock, 1, calls, work),
                             get_status_round_trips(daemon.sock, many, max(10, calls // 20), work)]
 
@@ -196,12 +215,16 @@ def main():
             create_set(c, loops[:n_loops])
         made = time.perf_counter() - t0
         c.close()
-        times = []
+        times, received = [], []
         for _ in range(5):
-            n, ms = list_snapshots(daemon.sock)
+            n, in_ms, ms = list_snapshots(daemon.sock)
+            received.append(in_ms)
             times.append(ms)
         out["listSnapshots"] = {"snapshots": n, "medianMs": round(statistics.median(times), 1),
                                 "minMs": round(min(times), 1), "maxMs": round(max(times), 1),
+                                "receivedMedianMs": round(statistics.median(received), 1),
+                                "receivedMinMs": round(min(received), 1),
+                                "receivedMaxMs": round(max(received), 1),
                                 "createdInSec": round(made, 1)}
         out["loadedRssKib"] = rss_kib(daemon.proc.pid)
         json.dump(out, sys.stdout)

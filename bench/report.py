@@ -169,12 +169,17 @@ def api_table(api):
         lines.append("| GetStatus round trip, %d client(s), %d calls | p50 %.0f µs, p99 %.0f µs, %d error(s) |" %
                      (s["clients"], s["calls"], s["p50Usec"] or 0, s["p99Usec"] or 0, s["errors"]))
     ls = api["listSnapshots"]
-    lines.append("| ListSnapshots of %d snapshots | median %.1f ms [%.1f–%.1f] |" %
+    if "receivedMedianMs" in ls:
+        lines.append("| ListSnapshots of %d snapshots, until the last reply is in | median %.1f ms [%.1f–%.1f] |" %
+                     (ls["snapshots"], ls["receivedMedianMs"], ls["receivedMinMs"], ls["receivedMaxMs"]))
+    lines.append("| ListSnapshots of %d snapshots, every reply also parsed by Python's json | median %.1f ms [%.1f–%.1f] |" %
                  (ls["snapshots"], ls["medianMs"], ls["minMs"], ls["maxMs"]))
     anon = api.get("idleRssAnonKib")
-    lines.append("| resident memory, idle | %.1f MiB%s |" % (
+    pss = api.get("idlePssKib")
+    lines.append("| resident memory, idle | %.1f MiB%s%s |" % (
         api["idleRssKib"] / 1024.0,
-        "" if anon is None else " (%.1f MiB of it the daemon's own, the rest shared library pages)" % (anon / 1024.0)))
+        "" if anon is None else " (%.1f MiB of it the daemon's own, the rest shared library pages)" % (anon / 1024.0),
+        "" if pss is None else "; proportional share (PSS) %.1f MiB" % (pss / 1024.0)))
     lines.append("| resident memory, %d snapshots loaded | %.1f MiB |" % (ls["snapshots"], api["loadedRssKib"] / 1024.0))
     lines.append("| peak resident memory, a set of 64 volumes | %.1f MiB (created in %.0f ms) |" %
                  (api["set64"]["peakRssKib"] / 1024.0, api["set64"]["createMs"]))
@@ -237,10 +242,12 @@ def summary(api, runs, alts):
                      "instant instead of a spread." % (n, 1 / speedup, kernel.split("-")[0]))
     if api:
         s1, sn = api["getStatus"][0], api["getStatus"][-1]
+        ls = api["listSnapshots"]
         parts.append("GetStatus: p50 %.0f µs alone, p99 %.0f µs with %d clients (%d errors); ListSnapshots of %d: "
-                     "%.1f ms; idle RSS %.1f MiB." % (s1["p50Usec"], sn["p99Usec"], sn["clients"], sn["errors"],
-                                                       api["listSnapshots"]["snapshots"],
-                                                       api["listSnapshots"]["medianMs"], api["idleRssKib"] / 1024.0))
+                     "%s%.1f ms parsed; idle RSS %.1f MiB." % (
+                         s1["p50Usec"], sn["p99Usec"], sn["clients"], sn["errors"], ls["snapshots"],
+                         "%.1f ms received, " % ls["receivedMedianMs"] if "receivedMedianMs" in ls else "",
+                         ls["medianMs"], api["idleRssKib"] / 1024.0))
     return " ".join(parts) or "No numbers."
 
 
