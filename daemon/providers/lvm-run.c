@@ -157,6 +157,39 @@ VssCode lvm_run(Command *c, const char *what, size_t index, ProviderResult *res)
         }
 }
 
+VssCode lvm_run_all(Command *const *cmds, size_t n, const char *what, ProviderResult *res) {
+        VssCode code = S_OK;
+        int r;
+
+        command_reap_abandoned();
+        for (size_t i = 0; i < n; i++) {
+                _cleanup_free_ char *line = NULL;
+
+                if (command_line(cmds[i], &line) >= 0)
+                        log_debug("Running %s", line);
+                r = command_start(cmds[i]);
+                if (r < 0) {
+                        commands_kill(cmds, i);
+                        (void) commands_wait(cmds, i, now_monotonic_usec() + LVM_TIMEOUT_USEC);
+                        return provider_fail(res, SIZE_MAX, r, provider_code_from_errno(r, VSS_E_PROVIDER_VETO),
+                                             "%s: cannot run lvm", what);
+                }
+        }
+        (void) commands_wait(cmds, n, now_monotonic_usec() + LVM_TIMEOUT_USEC);
+        /* Those that found their VG locked by someone else: again, one by one, as lvm_run does. */
+        for (size_t i = 0; i < n; i++) {
+                VssCode c = S_OK;
+
+                if (lock_busy(cmds[i]))
+                        c = lvm_run(cmds[i], what, SIZE_MAX, res);
+                else if (cmds[i]->exit_status != 0 || cmds[i]->timed_out)
+                        c = lvm_fail(cmds[i], what, SIZE_MAX, res);
+                if (code == S_OK)
+                        code = c;
+        }
+        return code;
+}
+
 static int add_report_options(Command *c, const char *columns) {
         return command_add(c, "--reportformat") ?: command_add(c, "json") ?: command_add(c, "--units") ?:
                command_add(c, "b") ?: command_add(c, "--nosuffix") ?: command_add(c, "-o") ?: command_add(c, columns);

@@ -36,6 +36,11 @@ VssCode lvm_query_vg(const char *vg, LvmVg *ret, size_t index, ProviderResult *r
  * "Removing the snapshot LVs of vg: <lvm's message>" in res. */
 VssCode lvm_run(Command *c, const char *what, size_t index, ProviderResult *res);
 
+/* Runs n commands built by lvm_new() side by side (each on its own volume group, whose locks do
+ * not collide), to their end, then those that found their VG locked again as lvm_run does. S_OK,
+ * or the first failure's code, with the last failure's message in res. */
+VssCode lvm_run_all(Command *const *cmds, size_t n, const char *what, ProviderResult *res);
+
 /* Fills res for a command that failed (exit status, or timed out), after it ran. Safe inside
  * the window: formats into res only. */
 VssCode lvm_fail(const Command *c, const char *what, size_t index, ProviderResult *res);

@@ -684,33 +684,39 @@ static VssCode lvm_delete(Snapshot *snap, const ProviderSettings *settings, Prov
         return code;
 }
 
-/* One lvremove per volume group for all of the set's snapshots in it. */
+/* One lvremove per volume group for all of the set's snapshots in it, the groups side by side
+ * (each has its own lock): a set over two groups is deleted in about the time of the larger. */
 static void lvm_prepare_delete(Snapshot *const *snaps, size_t n, const ProviderSettings *settings) {
         _cleanup_free_ LvmRecord *recs = calloc(n ?: 1, sizeof(LvmRecord));
         _cleanup_free_ bool *done = calloc(n ?: 1, sizeof(bool));
+        _cleanup_free_ Command **cmds = calloc(n ?: 1, sizeof(Command *));
         ProviderResult res = { .failed = SIZE_MAX };
+        size_t n_cmds = 0;
+        int r = 0;
 
-        if (!recs || !done)
+        if (!recs || !done || !cmds)
                 return;
         for (size_t i = 0; i < n; i++)
                 done[i] = lvm_record_from_json(snaps[i]->provider_data, &recs[i]) < 0;
-        for (size_t i = 0; i < n; i++) {
-                _cleanup_(command_freep) Command *c = NULL;
-                int r;
-
+        for (size_t i = 0; r >= 0 && i < n; i++) {
                 if (done[i])
                         continue;
-                r = lvm_new("lvremove", false, &c);
-                if (r >= 0)
-                        r = command_add(c, "-f") ?: command_add(c, "-y");
+                r = lvm_new("lvremove", false, &cmds[n_cmds]);
+                if (r < 0)
+                        break;
+                r = command_add(cmds[n_cmds], "-f") ?: command_add(cmds[n_cmds], "-y");
                 for (size_t j = i; r >= 0 && j < n; j++)
                         if (!done[j] && streq(recs[j].vg, recs[i].vg)) {
-                                r = command_addf(c, "%s/%s", recs[j].vg, recs[j].snapshot);
+                                r = command_addf(cmds[n_cmds], "%s/%s", recs[j].vg, recs[j].snapshot);
                                 done[j] = true;
                         }
-                if (r >= 0)
-                        (void) lvm_run(c, "Removing the snapshots", SIZE_MAX, &res);
+                n_cmds++;
         }
+        /* Whatever is not removed here, delete_snapshot removes (or says why it cannot). */
+        if (r >= 0)
+                (void) lvm_run_all(cmds, n_cmds, "Removing the snapshots", &res);
+        for (size_t i = 0; i < n_cmds; i++)
+                command_free(cmds[i]);
         for (size_t i = 0; i < n; i++)
                 lvm_record_done(&recs[i]);
 }
