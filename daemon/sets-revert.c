@@ -213,6 +213,7 @@ static bool poll_one(Manager *m, SnapshotSet *set, Snapshot *snap) {
         ProviderResult res = { .failed = SIZE_MAX };
         ProviderRevert st = { .percent = -1 };
         bool was_pending = streq_ptr(snap->revert, "pending");
+        unsigned suppressed;
         char text[64];
         VssCode code;
 
@@ -227,8 +228,10 @@ static bool poll_one(Manager *m, SnapshotSet *set, Snapshot *snap) {
                 SetOutcome out;
 
                 (void) sets_provider_failure(m, snap, "RevertProgress", code, &res, &out);
-                log_warning("Cannot tell how the revert of '%s' to snapshot %s goes: %s", snap->volume, snap->id,
-                            out.message);
+                /* Asked again at the next poll, which may well succeed: one line per interval. */
+                if (ratelimit_below(&m->sets->revert_warnings, &suppressed))
+                        log_warning("Cannot tell how the revert of '%s' to snapshot %s goes: %s%s", snap->volume,
+                                    snap->id, out.message, suppressed > 0 ? " (similar messages were suppressed)" : "");
                 return false;
         }
         if (st.done) {

@@ -617,58 +617,61 @@ static void forget_snapshot(Manager *m, size_t i, size_t j) {
         registry_remove(m->sets, i);
 }
 
-/* Brings every persistent snapshot's devices back (after a reboot they are gone). A snapshot
- * that no longer exists at all (its provider says so: an LV removed with lvremove, a thin id
- * deleted) is reported and forgotten; one that is only not available yet stays recorded. */
+/* Snapshot j of set i brought back (after a reboot its devices are gone). One that no longer
+ * exists at all (its provider says so: an LV removed with lvremove, a thin id deleted) is
+ * reported and forgotten; one that is only not available yet stays recorded. Returns whether
+ * set i went with it (it was its last snapshot). */
+static bool activate_one(Manager *m, size_t i, size_t j) {
+        SetRegistry *r = m->sets;
+        SnapshotSet *set = r->sets[i];
+        Snapshot *snap = set->snapshots[j];
+        const Provider *p = provider_by_name(snap->provider);
+        ProviderResult res = { .failed = SIZE_MAX };
+        bool was_invalid = snap->invalid, last = set->n_snapshots == 1;
+        SetOutcome out = {};
+        VssCode code;
+
+        if (!p || !p->ops->activate_snapshot)
+                return false;
+        code = p->ops->activate_snapshot(snap, &r->settings, &res);
+        if (code == S_OK && snap->invalid && !was_invalid) {
+                /* Never re-armed silently: it says why, and stays invalid. */
+                sets_event(m, LOG_WARNING, "snapshot-invalid", set, snap, "Snapshot %s of '%s' (set %s) "
+                          "is invalid: %s.", snap->id, snap->volume, set->id, res.message);
+                if (store_save_set(m->state_directory, set) < 0)
+                        log_warning("Could not record that snapshot %s is invalid; it is found "
+                                    "again at the next start.", snap->id);
+                return false;
+        }
+        if (code != S_OK && res.snapshot_gone) {
+                sets_event(m, LOG_WARNING, "snapshot-gone", set, snap, "Snapshot %s of '%s' (set %s) "
+                          "no longer exists and is forgotten: %s", snap->id, snap->volume, set->id,
+                          res.message);
+                forget_snapshot(m, i, j);
+                return last;
+        }
+        code = coordinator_check_code(p->name, "ActivateSnapshot", code, &res, set, daemon_sink, m, &out);
+        if (code != S_OK)
+                log_error("Snapshot %s of '%s' could not be activated: %s", snap->id, snap->volume,
+                          out.message);
+        return false;
+}
+
 /* Snapshots being reverted are activated last (pass 1): a merge writes into its origin, and a
  * snapshot of the same origin must copy those writes, so it must be armed first. */
 static bool activation_pass_is(const Snapshot *snap, int pass) {
         return (snap->revert != NULL) == (pass == 1);
 }
 
+/* Every persistent snapshot's devices back, newest sets first. */
 static void activate_all(Manager *m) {
         SetRegistry *r = m->sets;
 
         for (int pass = 0; pass < 2; pass++)
-        for (size_t i = r->n_sets; i-- > 0;)
-                for (size_t j = r->sets[i]->n_snapshots; j-- > 0;) {
-                        SnapshotSet *set = r->sets[i];
-                        Snapshot *snap = set->snapshots[j];
-                        const Provider *p = provider_by_name(snap->provider);
-                        ProviderResult res = { .failed = SIZE_MAX };
-                        SetOutcome out = {};
-                        VssCode code;
-                        bool last = set->n_snapshots == 1;
-
-                        bool was_invalid = snap->invalid;
-
-                        if (!p || !p->ops->activate_snapshot || !activation_pass_is(snap, pass))
-                                continue;
-                        code = p->ops->activate_snapshot(snap, &r->settings, &res);
-                        if (code == S_OK && snap->invalid && !was_invalid) {
-                                /* Never re-armed silently: it says why, and stays invalid. */
-                                sets_event(m, LOG_WARNING, "snapshot-invalid", set, snap, "Snapshot %s of '%s' (set %s) "
-                                          "is invalid: %s.", snap->id, snap->volume, set->id, res.message);
-                                if (store_save_set(m->state_directory, set) < 0)
-                                        log_warning("Could not record that snapshot %s is invalid; it is found "
-                                                    "again at the next start.", snap->id);
-                                continue;
-                        }
-                        if (code != S_OK && res.snapshot_gone) {
-                                sets_event(m, LOG_WARNING, "snapshot-gone", set, snap, "Snapshot %s of '%s' (set %s) "
-                                          "no longer exists and is forgotten: %s", snap->id, snap->volume, set->id,
-                                          res.message);
-                                forget_snapshot(m, i, j);
-                                if (last)
+                for (size_t i = r->n_sets; i-- > 0;)
+                        for (size_t j = r->sets[i]->n_snapshots; j-- > 0;)
+                                if (activation_pass_is(r->sets[i]->snapshots[j], pass) && activate_one(m, i, j))
                                         break;
-                                continue;
-                        }
-                        code = coordinator_check_code(p->name, "ActivateSnapshot", code, &res, set,
-                                                      daemon_sink, m, &out);
-                        if (code != S_OK)
-                                log_error("Snapshot %s of '%s' could not be activated: %s", snap->id,
-                                          snap->volume, out.message);
-                }
 }
 
 /* Adopts an orphan into its set (made anew if the registry does not have it), recorded. */
@@ -822,6 +825,7 @@ static int registry_create(Manager *m) {
         if (!r)
                 return log_oom();
         m->sets = r;
+        r->revert_warnings = RATELIMIT_INIT(REVERT_WARNING_INTERVAL_USEC, 1);
         r->inflight_directory = inflight_directory_of(m);
         if (!r->inflight_directory)
                 return log_oom();

@@ -12,6 +12,11 @@
 
 #include "coordinator.h"
 #include "manager.h"
+#include "ratelimit.h"
+
+/* A merge whose provider cannot tell how it goes is asked again at every poll (2 s): warned of at
+ * most once in this long. */
+#define REVERT_WARNING_INTERVAL_USEC (5 * 60 * USEC_PER_SEC)
 
 typedef struct SetRegistry {
         SnapshotSet **sets;           /* finished sets, oldest first */
@@ -27,6 +32,7 @@ typedef struct SetRegistry {
         char *inflight_directory;
         CoordinatorTestHooks hooks;   /* SNAPSETD_TEST_HOOKS, for the test suites only */
         uint64_t revert_next_usec;    /* CLOCK_MONOTONIC of the next look at the merges, 0: none */
+        RateLimit revert_warnings;    /* a provider that cannot tell how a merge goes, every poll */
 } SetRegistry;
 
 /* An event outside the window: to the journal (structured fields) and every Monitor client,

@@ -330,32 +330,9 @@ VssCode dm_snapshot_revert_start(Snapshot *snap, const ProviderSettings *setting
         return S_OK;
 }
 
-/* The merge is done: X routes through REAL as for any snapshot, and the snapshot's teardown
- * gives X its own table back when no other snapshot is left. */
-static VssCode merge_finish(const DmSnapshotRecord *rec, const DmInfo *x, uint64_t length, unsigned real_major,
-                            unsigned real_minor, ProviderResult *res) {
-        _cleanup_free_ char *table = NULL;
-        uint32_t cookie = 0;
-        char msg[256];
-        int r;
-
-        (void) dm_udev_cookie_new(&cookie);
-        r = dm_snapshot_origin_table(length, real_major, real_minor, &table);
-        if (r >= 0)
-                r = dm_device_swap_table(DM_REF_DEVNUM(x->major, x->minor), table, &cookie);
-        if (r < 0) {
-                (void) dm_udev_cookie_wait(&cookie);
-                return provider_fail(res, 0, r, VSS_E_UNEXPECTED, "The merge into %s is done, but it cannot leave "
-                                     "the merge table: %s", x->name, strerrordesc_np(-r) ?: "unknown error");
-        }
-        r = dm_snapshot_teardown(rec, false, &cookie, msg, sizeof msg);
-        (void) dm_udev_cookie_wait(&cookie);
-        if (r < 0)
-                return provider_fail(res, 0, r, VSS_E_UNEXPECTED, "The merge into %s is done, but cleaning up "
-                                     "failed: %s", x->name, msg);
-        return S_OK;
-}
-
+/* The merge is done and X no longer needs it: the snapshot's teardown (the store, the loop
+ * device, REAL, and X's own table back when no other snapshot is left). Also what is left of a
+ * teardown cut short. */
 static VssCode merge_leftovers_removed(const DmSnapshotRecord *rec, ProviderRevert *ret, ProviderResult *res) {
         uint32_t cookie = 0;
         char msg[256];
@@ -367,9 +344,25 @@ static VssCode merge_leftovers_removed(const DmSnapshotRecord *rec, ProviderReve
         if (r < 0)
                 return provider_fail(res, 0, r, VSS_E_UNEXPECTED, "The merge into %s is done, but cleaning up "
                                      "failed: %s", rec->origin_name, msg);
-        ret->done = true;
-        ret->percent = 100;
-        return S_OK;
+        return provider_revert_done(ret);
+}
+
+/* The merge is done: X routes through REAL as for any snapshot, then the teardown. */
+static VssCode merge_finish(const DmSnapshotRecord *rec, const DmInfo *x, uint64_t length, unsigned real_major,
+                            unsigned real_minor, ProviderRevert *ret, ProviderResult *res) {
+        _cleanup_free_ char *table = NULL;
+        uint32_t cookie = 0;
+        int r;
+
+        (void) dm_udev_cookie_new(&cookie);
+        r = dm_snapshot_origin_table(length, real_major, real_minor, &table);
+        if (r >= 0)
+                r = dm_device_swap_table(DM_REF_DEVNUM(x->major, x->minor), table, &cookie);
+        (void) dm_udev_cookie_wait(&cookie);
+        if (r < 0)
+                return provider_fail(res, 0, r, VSS_E_UNEXPECTED, "The merge into %s is done, but it cannot leave "
+                                     "the merge table: %s", x->name, strerrordesc_np(-r) ?: "unknown error");
+        return merge_leftovers_removed(rec, ret, res);
 }
 
 VssCode dm_snapshot_revert_progress(Snapshot *snap, const ProviderSettings *settings, ProviderRevert *ret,
@@ -421,12 +414,7 @@ VssCode dm_snapshot_revert_progress(Snapshot *snap, const ProviderSettings *sett
         r = dm_table_length(live, &length);
         if (r < 0)
                 return provider_fail(res, 0, r, VSS_E_UNEXPECTED, "Cannot parse the table of %s", x.name);
-        code = merge_finish(&rec, &x, length, ma, mi, res);
-        if (code != S_OK)
-                return code;
-        ret->done = true;
-        ret->percent = 100;
-        return S_OK;
+        return merge_finish(&rec, &x, length, ma, mi, ret, res);
 }
 
 VssCode dm_snapshot_merge_activate(Snapshot *snap, DmSnapshotRecord *rec, ProviderResult *res) {

@@ -120,9 +120,7 @@ static VssCode revert_onto_snapshot_id(const DmThinRecord *rec, const DmInfo *po
         log_warning("'%s' was reverted, but now uses thin device %" PRIu32 " of pool %s instead of %" PRIu32
                     " (creating %" PRIu32 " again failed: %s): change what sets it up.", x->name, rec->snapshot_id,
                     pool->name, rec->origin_id, rec->origin_id, strerrordesc_np(-why));
-        ret->done = true;
-        ret->percent = 100;
-        return S_OK;
+        return provider_revert_done(ret);
 }
 
 VssCode dm_thin_revert_start(Snapshot *snap, const ProviderSettings *settings, ProviderRevert *ret,
@@ -188,9 +186,7 @@ VssCode dm_thin_revert_start(Snapshot *snap, const ProviderSettings *settings, P
         if (r < 0)
                 return provider_fail(res, 0, r, VSS_E_UNEXPECTED, "'%s' was reverted, but its own table could not be "
                                      "loaded back: load \"%s\" into it (dmsetup load, dmsetup resume)", x.name, own);
-        ret->done = true;
-        ret->percent = 100;
-        return S_OK;
+        return provider_revert_done(ret);
 }
 
 /* Whether the pool has thin device id: a table for it loads only if it does (ENODATA otherwise).
@@ -288,9 +284,7 @@ static VssCode revert_finish(const Snapshot *snap, const DmThinRecord *rec, Prov
                 log_notice("Thin device %" PRIu32 " of pool %s holds the data of snapshot %s now; '%s' is not set up: "
                            "set it up as before.", rec->origin_id, pool.name, snap->id, rec->origin_name);
         log_info("The interrupted revert of '%s' to snapshot %s is finished.", rec->origin_name, snap->id);
-        ret->done = true;
-        ret->percent = 100;
-        return S_OK;
+        return provider_revert_done(ret);
 }
 
 /* A revert is done when revert_start returns, unless it was cut short past its point of no
@@ -305,9 +299,7 @@ VssCode dm_thin_revert_progress(Snapshot *snap, const ProviderSettings *settings
                 return code;
         if (rec.reverting)
                 return revert_finish(snap, &rec, ret, res);
-        ret->done = true;
-        ret->percent = 100;
-        return S_OK;
+        return provider_revert_done(ret);
 }
 
 VssCode dm_thin_break(Snapshot *snap, const ProviderSettings *settings, char **ret_device, ProviderResult *res) {

@@ -81,11 +81,8 @@ static VssCode stand(Snapshot *snap, LvmRecord *rec, ProviderRevert *ret, Provid
                 return lvm_oom(res, 0);
         if (r < 0)
                 return res->message[0] ? VSS_E_PROVIDER_VETO : VSS_E_UNEXPECTED;
-        if (r == 0) {
-                ret->done = true;
-                ret->percent = 100;
-                return S_OK;
-        }
+        if (r == 0)
+                return provider_revert_done(ret);
         r = merge_left(rec, &left);
         if (r == -ENOMSG) {
                 ret->pending = true;

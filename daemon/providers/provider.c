@@ -264,3 +264,9 @@ void provider_revert_uncommit(ProviderRevert *rv, Snapshot *model, json_object *
         provider_data_replace(model, j);
         rv->committed = false;
 }
+
+VssCode provider_revert_done(ProviderRevert *rv) {
+        rv->done = true;
+        rv->percent = 100;
+        return S_OK;
+}

@@ -341,5 +341,7 @@ int provider_revert_commit(ProviderRevert *rv, Snapshot *model, json_object *j);
 /* After provider_revert_commit(), a revert that the provider put back entirely after all: j
  * (owned) is the provider_data again, and the revert is no longer recorded (by the caller). */
 void provider_revert_uncommit(ProviderRevert *rv, Snapshot *model, json_object *j);
+/* The revert is finished: the origin holds the snapshot's data, the snapshot is gone. S_OK. */
+VssCode provider_revert_done(ProviderRevert *rv);
 /* Sets *ret_reason to the formatted reason and returns VOLUME_NOT_SUPPORTED, or -ENOMEM. */
 int provider_not_supported(char **ret_reason, const char *format, ...) _printf_(2, 3);
