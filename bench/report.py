@@ -86,6 +86,26 @@ def snapset_table(runs):
     return "\n".join(lines)
 
 
+def cpu_table(runs):
+    """Where a create's and a delete's time goes: the CPU of udev (the dmsetup processes its dm
+    rules start included) and of snapsetd, beside the wall time (runs before it was measured have
+    none)."""
+    g = groups([r for r in runs if "cpuUsec" in r])
+    if not g:
+        return None
+    lines = ["| kernel | provider | N | runs | create, ms | udev CPU, ms | snapsetd CPU, ms | delete, ms | "
+             "udev CPU, ms | snapsetd CPU, ms |", "|---|---|---|---|---|---|---|---|---|---|"]
+    for kernel, provider, n in sorted(g, key=lambda k: (k[0], PROVIDERS.index(k[1]) if k[1] in PROVIDERS else 9, k[2])):
+        rs = g[(kernel, provider, n)]
+        lines.append("| %s | %s | %d | %d | %s | %s | %s | %s | %s | %s |" % (
+            kernel, provider, n, len(rs), spread([r["createUsec"] for r in rs]),
+            spread([r["cpuUsec"]["udev"]["createUsec"] for r in rs]),
+            spread([r["cpuUsec"]["snapsetd"]["createUsec"] for r in rs]), spread([r["deleteUsec"] for r in rs]),
+            spread([r["cpuUsec"]["udev"]["deleteUsec"] for r in rs]),
+            spread([r["cpuUsec"]["snapsetd"]["deleteUsec"] for r in rs])))
+    return "\n".join(lines)
+
+
 def floor_parallel(rs):
     """The floor with every step in parallel (runs before it was measured have none)."""
     return [r["floorParallelWindowUsec"] for r in rs if "floorParallelWindowUsec" in r]
@@ -278,6 +298,13 @@ def main():
         if gr:
             md += ["Growth of the window from N=1 to the largest N: " +
                    "; ".join("%s %s %.2f× (N=%d)" % (p, k.split("-")[0], r, n) for k, p, n, r in gr if r), ""]
+        cpu = cpu_table(runs)
+        if cpu:
+            md += ["### Where create and delete spend their time", "",
+                   "The CPU time of systemd-udevd.service and of snapsetd.service during each (their cgroups' "
+                   "usage). udev's includes the processes its rules start: for every uevent of a dm device that "
+                   "libdm sends, Debian's dm rules run `dmsetup udevflags` (add, change) and `dmsetup "
+                   "udevcomplete` (every event). The VM has 2 vCPUs.", "", cpu, ""]
     if alts:
         md += ["## What users script today (same boot, same volumes, same writer)", "",
                "fsfreeze+lvcreate: `fsfreeze -f` all, `lvcreate -s` each, `fsfreeze -u` all. lvcreate-loop and "

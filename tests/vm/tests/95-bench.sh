@@ -115,6 +115,18 @@ step "volumes: $max of each kind (dm-snapshot, dm-thin, lvm-classic, lvm-thin), 
 
 # --- one run ---------------------------------------------------------------------
 
+# cpu_usec UNIT: the CPU time a service's cgroup has used so far, its children included (udev's
+# rules start dmsetup for the uevents of dm devices: that is where much of a create or delete
+# goes under TCG).
+cpu_usec() {
+	awk '$1 == "usage_usec" { print $2; found = 1 } END { if (!found) print 0 }' \
+		"/sys/fs/cgroup/system.slice/$1/cpu.stat" 2>/dev/null || echo 0
+}
+# cpu_mark: both services' CPU so far, "udev snapsetd".
+cpu_mark() {
+	echo "$(cpu_usec systemd-udevd.service) $(cpu_usec snapsetd.service)"
+}
+
 blocks=$SNAPSET_VM_TMP/blocks
 touch "$SNAPSET_VM_TMP/fsync"   # the writer fsyncs every write: what a database does
 
@@ -122,6 +134,7 @@ touch "$SNAPSET_VM_TMP/fsync"   # the writer fsyncs every write: what a database
 # same writer; appends a JSON line to $out.
 run_once() {
 	local provider=$1 n=$2 run=$3 writer t0 t1 t2 t3 f0 f1 json id paths=() dev cut files=() smnt opts sdev
+	local c0 c1 d0 d1
 	shift 3
 	for dev in "$@"; do
 		rm -f "${mnt[$dev]}/sequence"
@@ -129,9 +142,11 @@ run_once() {
 	done
 	writer=$(seq_writer_start "$blocks" "${paths[@]}")
 	sleep 0.5
+	read -r -a c0 < <(cpu_mark)
 	t0=$(now_usec)
 	snapset_capture c snapsetctl --timeout="$(scaled 300)" --json create "$@"
 	t1=$(now_usec)
+	read -r -a c1 < <(cpu_mark)
 	sleep 0.3
 	((c_rc == 0)) || fail "$provider, $n volume(s): snapsetctl create exited with $c_rc: $c_err"
 	json=$c_out
@@ -160,9 +175,11 @@ run_once() {
 	cut=$(seq_check_cut "${files[@]}") || fail "$provider, $n volume(s): $cut"
 	for smnt in "${files[@]}"; do umount "$(dirname "$smnt")"; rmdir "$(dirname "$smnt")"; done
 
+	read -r -a d0 < <(cpu_mark)
 	t2=$(now_usec)
 	snapset_capture d snapsetctl --timeout="$(scaled 300)" delete "$id"
 	t3=$(now_usec)
+	read -r -a d1 < <(cpu_mark)
 	((d_rc == 0)) || fail "$provider, $n volume(s): snapsetctl delete exited with $d_rc: $d_err"
 
 	jq -c -n --arg kernel "$(uname -r)" --arg provider "$provider" --argjson n "$n" --argjson run "$run" \
@@ -171,15 +188,19 @@ run_once() {
 		--argjson worst "$(seq_max_block "$blocks" "$t0" "$t1")" \
 		--argjson floorWorst "$(seq_max_block "$blocks" "$f0" "$f1")" \
 		--argjson slowness "${SNAPSET_VM_SLOWNESS:-1}" \
+		--argjson cpu "$(jq -n --argjson uc $((c1[0] - c0[0])) --argjson sc $((c1[1] - c0[1])) \
+			--argjson ud $((d1[0] - d0[0])) --argjson sd $((d1[1] - d0[1])) \
+			'{udev: {createUsec: $uc, deleteUsec: $ud}, snapsetd: {createUsec: $sc, deleteUsec: $sd}}')" \
 		'{kernel: $kernel, slowness: $slowness, provider: $provider, n: $n, run: $run,
 		  freezeWindowUsec: $set.freezeWindowUsec, holdUsec: $set.holdUsec, createUsec: $create,
 		  deleteUsec: $delete, writerWorstUsec: $worst, floorWindowUsec: $floor.windowUsec,
 		  floorWriterWorstUsec: $floorWorst, floorParallelWindowUsec: $pfloor.windowUsec,
 		  floorSteps: ($floor | del(.n, .parallel)), floorParallelSteps: ($pfloor | del(.n, .parallel)), kinds: ([$set.snapshots[].kind] | unique),
-		  providers: ([$set.snapshots[].provider] | unique)}' >>"$out"
-	printf '%-12s N=%-3d run %d: window %8d us, hold %8d us, create %6d ms, delete %6d ms, writer worst %8d us; floor %8d us, parallel %8d us\n' \
+		  providers: ([$set.snapshots[].provider] | unique), cpuUsec: $cpu}' >>"$out"
+	printf '%-12s N=%-3d run %d: window %8d us, hold %8d us, create %6d ms (udev CPU %d ms), delete %6d ms (udev CPU %d ms), writer worst %8d us; floor %8d us, parallel %8d us\n' \
 		"$provider" "$n" "$run" "$(jq -r .freezeWindowUsec <<<"$json")" "$(jq -r .holdUsec <<<"$json")" \
-		$(((t1 - t0) / 1000)) $(((t3 - t2) / 1000)) "$(seq_max_block "$blocks" "$t0" "$t1")" \
+		$(((t1 - t0) / 1000)) $(((c1[0] - c0[0]) / 1000)) $(((t3 - t2) / 1000)) $(((d1[0] - d0[0]) / 1000)) \
+		"$(seq_max_block "$blocks" "$t0" "$t1")" \
 		"$(jq -r .windowUsec <<<"$floor_json")" "$(jq -r .windowUsec <<<"$pfloor_json")"
 }
 
@@ -238,7 +259,11 @@ fi
 # Every line has every number (the report relies on it), and nothing is left.
 lines=$(wc -l <"$out")
 assert_eq "$lines" $((${#providers[@]} * ${#sizes[@]} * runs)) "runs recorded in $out"
-bad=$(jq -c 'select([.freezeWindowUsec, .holdUsec, .createUsec, .deleteUsec, .writerWorstUsec, .floorWindowUsec, .floorParallelWindowUsec] | map(type == "number") | all | not)' "$out")
+bad=$(jq -c 'select([.freezeWindowUsec, .holdUsec, .createUsec, .deleteUsec, .writerWorstUsec, .floorWindowUsec, .floorParallelWindowUsec,
+	.cpuUsec.udev.createUsec, .cpuUsec.udev.deleteUsec, .cpuUsec.snapsetd.createUsec, .cpuUsec.snapsetd.deleteUsec] | map(type == "number") | all | not)' "$out")
+# The services' CPU was found (a cgroup not where it is looked for reads as 0).
+[[ $(jq -s 'map(.cpuUsec.snapsetd.createUsec) | max' "$out") -gt 0 ]] || fail "no CPU time of snapsetd.service recorded: is its cgroup under /sys/fs/cgroup/system.slice?"
+[[ $(jq -s 'map(.cpuUsec.udev.createUsec) | max' "$out") -gt 0 ]] || fail "no CPU time of systemd-udevd.service recorded"
 [[ -z $bad ]] || fail "runs with a number missing: $bad"
 # Each kind of volume went to the provider it stands for.
 for p in "${providers[@]}"; do
