@@ -54,6 +54,21 @@ class Client:
         self.s.sendall(json.dumps(m).encode() + b"\0")
         return self.recv()
 
+    def stream_raw(self, method):
+        """Calls method with "more" and returns the bytes of every reply, not parsed, once the
+        final one (the first without "continues") is in: to time the daemon apart from the
+        client's decoding."""
+        self.s.sendall(json.dumps({"method": MANAGER + "." + method, "parameters": {}, "more": True}).encode() + b"\0")
+        chunks, tail = [], b""
+        while True:
+            chunk = self.s.recv(1 << 20)
+            if not chunk:
+                raise ConnectionError("snapsetd closed the connection")
+            chunks.append(chunk)
+            tail = (tail + chunk)[-65536:]
+            if tail.endswith(b"\0") and not json.loads(tail[:-1].rsplit(b"\0", 1)[-1]).get("continues"):
+                return b"".join(chunks)
+
     def close(self):
         self.s.close()
 
@@ -147,25 +162,13 @@ def list_snapshots(path):
     """ListSnapshots of everything: (snapshots, ms until the final reply is in, ms until every
     reply is also parsed). The first is what the daemon takes (reading the bytes costs the client
     little); the second what a Python client that decodes every message sees."""
-    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    s.settimeout(120)
-    s.connect(path)
+    c = Client(path)
     t0 = time.perf_counter()
-    s.sendall(json.dumps({"method": MANAGER + ".ListSnapshots", "parameters": {}, "more": True}).encode() + b"\0")
-    chunks, tail = [], b""
-    while True:
-        chunk = s.recv(1 << 20)
-        if not chunk:
-            raise ConnectionError("snapsetd closed the connection")
-        chunks.append(chunk)
-        tail = (tail + chunk)[-65536:]
-        # The final reply is the first one without "continues".
-        if tail.endswith(b"\0") and not json.loads(tail[:-1].rsplit(b"\0", 1)[-1]).get("continues"):
-            break
+    raw = c.stream_raw("ListSnapshots")
     t1 = time.perf_counter()
-    msgs = [json.loads(m) for m in b"".join(chunks).split(b"\0") if m]
+    msgs = [json.loads(m) for m in raw.split(b"\0") if m]
     t2 = time.perf_counter()
-    s.close()
+    c.close()
     for r in msgs:
         if "error" in r:
             raise RuntimeError("ListSnapshots failed: %s" % r)

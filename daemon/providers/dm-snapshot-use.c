@@ -332,15 +332,14 @@ VssCode dm_snapshot_revert_start(Snapshot *snap, const ProviderSettings *setting
 
 /* The merge is done and X no longer needs it: the snapshot's teardown (the store, the loop
  * device, REAL, and X's own table back when no other snapshot is left). Also what is left of a
- * teardown cut short. */
-static VssCode merge_leftovers_removed(const DmSnapshotRecord *rec, ProviderRevert *ret, ProviderResult *res) {
-        uint32_t cookie = 0;
+ * teardown cut short. Its udev events join *cookie, which this waits on. */
+static VssCode merge_leftovers_removed(const DmSnapshotRecord *rec, uint32_t *cookie, ProviderRevert *ret,
+                                       ProviderResult *res) {
         char msg[256];
         int r;
 
-        (void) dm_udev_cookie_new(&cookie);
-        r = dm_snapshot_teardown(rec, false, &cookie, msg, sizeof msg);
-        (void) dm_udev_cookie_wait(&cookie);
+        r = dm_snapshot_teardown(rec, false, cookie, msg, sizeof msg);
+        (void) dm_udev_cookie_wait(cookie);
         if (r < 0)
                 return provider_fail(res, 0, r, VSS_E_UNEXPECTED, "The merge into %s is done, but cleaning up "
                                      "failed: %s", rec->origin_name, msg);
@@ -354,15 +353,17 @@ static VssCode merge_finish(const DmSnapshotRecord *rec, const DmInfo *x, uint64
         uint32_t cookie = 0;
         int r;
 
+        /* One wait for udev, after the teardown: the swap's uevent and the removals' together. */
         (void) dm_udev_cookie_new(&cookie);
         r = dm_snapshot_origin_table(length, real_major, real_minor, &table);
         if (r >= 0)
                 r = dm_device_swap_table(DM_REF_DEVNUM(x->major, x->minor), table, &cookie);
-        (void) dm_udev_cookie_wait(&cookie);
-        if (r < 0)
+        if (r < 0) {
+                (void) dm_udev_cookie_wait(&cookie);
                 return provider_fail(res, 0, r, VSS_E_UNEXPECTED, "The merge into %s is done, but it cannot leave "
                                      "the merge table: %s", x->name, strerrordesc_np(-r) ?: "unknown error");
-        return merge_leftovers_removed(rec, ret, res);
+        }
+        return merge_leftovers_removed(rec, &cookie, ret, res);
 }
 
 VssCode dm_snapshot_revert_progress(Snapshot *snap, const ProviderSettings *settings, ProviderRevert *ret,
@@ -384,8 +385,12 @@ VssCode dm_snapshot_revert_progress(Snapshot *snap, const ProviderSettings *sett
         if (!dm_snapshot_merge_running(&rec)) {
                 /* Cut short after the merge was done and its store removed: only the rest of the
                  * teardown may be left. */
-                if (access(rec.cow_file, F_OK) < 0 && errno == ENOENT)
-                        return merge_leftovers_removed(&rec, ret, res);
+                if (access(rec.cow_file, F_OK) < 0 && errno == ENOENT) {
+                        uint32_t cookie = 0;
+
+                        (void) dm_udev_cookie_new(&cookie);
+                        return merge_leftovers_removed(&rec, &cookie, ret, res);
+                }
                 /* Cut short before the merge ran, or X came back without it: start it. */
                 code = merge_ensure(&rec, &ret->pending, res);
                 ret->percent = 0;

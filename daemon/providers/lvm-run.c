@@ -169,8 +169,7 @@ VssCode lvm_run_all(Command *const *cmds, size_t n, const char *what, ProviderRe
                         log_debug("Running %s", line);
                 r = command_start(cmds[i]);
                 if (r < 0) {
-                        commands_kill(cmds, i);
-                        (void) commands_wait(cmds, i, now_monotonic_usec() + LVM_TIMEOUT_USEC);
+                        commands_kill(cmds, i);   /* reaps or abandons them: nothing left to wait for */
                         return provider_fail(res, SIZE_MAX, r, provider_code_from_errno(r, VSS_E_PROVIDER_VETO),
                                              "%s: cannot run lvm", what);
                 }

@@ -9,6 +9,7 @@
 #include <fcntl.h>
 #include <linux/fs.h>
 #include <pthread.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <sys/ioctl.h>
 #include <sys/mount.h>
@@ -86,10 +87,14 @@ static bool loopfs_in_tmp(LoopFs *l, const char *fstype) {
         return loopfs_make(l, tmp, mnt, fstype, "320M");
 }
 
-static void run(const char *format, const char *a, const char *b) {
+__attribute__((format(printf, 1, 2)))
+static void run(const char *format, ...) {
         char cmd[800];
+        va_list ap;
 
-        snprintf(cmd, sizeof cmd, format, a, b);
+        va_start(ap, format);
+        vsnprintf(cmd, sizeof cmd, format, ap);
+        va_end(ap);
         ck_assert_msg(system(cmd) == 0, "failed: %s", cmd);
 }
 
@@ -124,7 +129,7 @@ START_TEST(test_children_are_frozen_before_parents_and_each_superblock_once) {
         ck_assert_int_ge(s->targets[0].fd, 0);
 
         s = freeze_set_free(s);
-        run("umount '%s'%s", c, "");
+        run("umount '%s'", c);
         loopfs_remove(&B);
         loopfs_remove(&A);
 }
@@ -144,7 +149,7 @@ START_TEST(test_an_overmounted_mountpoint_is_never_frozen_through) {
         snprintf(m, sizeof m, "%s/m", tmp);
         snprintf(c, sizeof c, "%s/c", tmp);
         ck_assert(loopfs_make(&A, tmp, m, "ext4", "64M"));
-        run("mount -t tmpfs snapset-test-cover '%s'%s", m, "");
+        run("mount -t tmpfs snapset-test-cover '%s'", m);
 
         dev_t devs[] = { A.dev };
         ck_assert_int_eq(freeze_set_prepare(devs, 1, NULL, &s), -EXDEV);
@@ -155,10 +160,10 @@ START_TEST(test_an_overmounted_mountpoint_is_never_frozen_through) {
         s = freeze_set_free(s);
 
         /* The same filesystem also mounted where nothing covers it: that mount is used. */
-        run("umount '%s'%s", m, "");
+        run("umount '%s'", m);
         make_dir("c");
         run("mount --bind '%s' '%s'", m, c);
-        run("mount -t tmpfs snapset-test-cover '%s'%s", m, "");
+        run("mount -t tmpfs snapset-test-cover '%s'", m);
         ck_assert_int_eq(freeze_set_prepare(devs, 1, NULL, &s), 0);
         ck_assert_uint_eq(s->n_targets, 1);
         ck_assert_str_eq(s->targets[0].mountpoint, c);

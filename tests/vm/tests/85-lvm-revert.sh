@@ -122,7 +122,7 @@ snapset_capture r snapsetctl break "$b_id"
 ((r_rc == 0)) || fail "break exited with $r_rc: $r_err"
 mapfile -t broken <<<"$r_out"
 assert_eq "${#broken[@]}" 2 "volumes broken off"
-[[ -z $(lvm_snapset_lvs $vg) && -z $(lvs --noheadings -o lv_tags $vg | grep snapset) ]] || fail "snapset LVs or tags left after break: $(lvs -o lv_name,lv_tags $vg)"
+[[ -z $(lvm_snapset_lvs $vg) && $(lvs --noheadings -o lv_tags $vg) != *snapset* ]] || fail "snapset LVs or tags left after break: $(lvs -o lv_name,lv_tags $vg)"
 [[ -z $(snapsetctl --json list --sets) ]] || fail "the broken set is still listed"
 for dev in "${broken[@]}"; do
 	[[ -b $dev ]] || fail "break gave $dev, which is not a block device"
