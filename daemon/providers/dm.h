@@ -151,9 +151,9 @@ int dm_device_list(char ***ret_names);
  * without (then only flags: DM_UDEV_PRIMARY_SOURCE_FLAG at least), and for each Debian's dm rules
  * start dmsetup: "udevflags" for an add or change, "udevcomplete" for every action. Under TCG
  * that is 70-120 ms of CPU per process: deleting 8 dm-snapshot snapshots (4 processes each: the
- * origin's table given back, a change; the snapshot and REAL removed) made udev use 2.2 s of
- * CPU, snapsetd 0.1 s. Fewer uevents is the only way to less of it; waiting on one cookie
- * instead of many changes nothing there. */
+ * origin's table given back, a change; the snapshot and REAL removed) made udev use 2.2-3.2 s of
+ * CPU, snapsetd 0.1 s (bench/results/2026-12-03-*-udev-cpu.md). Fewer uevents is the only
+ * way to less of it; waiting on one cookie instead of many changes nothing there. */
 int dm_udev_cookie_new(uint32_t *ret_cookie);
 /* Waits and sets *cookie to 0; a no-op (but the node updates) for cookie 0. Always call it once
  * for a cookie that was created, also on error paths, or the semaphore leaks. */
