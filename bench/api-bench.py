@@ -57,7 +57,7 @@ class Client:
     def stream_raw(self, method):
         """Calls method with "more" and returns the bytes of every reply, not parsed, once the
         final one (the first without "continues") is in: to time the daemon apart from the
-        client's decoding."""
+        client's decoding. On a connection with no reply pending (nothing buffered by recv)."""
         self.s.sendall(json.dumps({"method": MANAGER + "." + method, "parameters": {}, "more": True}).encode() + b"\0")
         chunks, tail = [], b""
         while True:

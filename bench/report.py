@@ -64,13 +64,19 @@ def groups(runs):
     return out
 
 
+def group_order(key):
+    """(kernel, provider, N) groups: by kernel, then in PROVIDERS' order, then by N."""
+    kernel, provider, n = key
+    return kernel, PROVIDERS.index(provider) if provider in PROVIDERS else len(PROVIDERS), n
+
+
 def snapset_table(runs):
     g = groups(runs)
     lines = ["| kernel | provider | N | runs | freeze window, ms | hold, ms | create, ms | delete, ms | "
              "writer's worst write, ms | floor, ms | floor in parallel, ms | window ÷ floor in parallel | "
              "snapshot kinds | VM slowness |",
              "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
-    for kernel, provider, n in sorted(g, key=lambda k: (k[0], PROVIDERS.index(k[1]) if k[1] in PROVIDERS else 9, k[2])):
+    for kernel, provider, n in sorted(g, key=group_order):
         rs = g[(kernel, provider, n)]
         win = [r["freezeWindowUsec"] for r in rs]
         floor = [r["floorWindowUsec"] for r in rs]
@@ -95,7 +101,7 @@ def cpu_table(runs):
         return None
     lines = ["| kernel | provider | N | runs | create, ms | udev CPU, ms | snapsetd CPU, ms | delete, ms | "
              "udev CPU, ms | snapsetd CPU, ms |", "|---|---|---|---|---|---|---|---|---|---|"]
-    for kernel, provider, n in sorted(g, key=lambda k: (k[0], PROVIDERS.index(k[1]) if k[1] in PROVIDERS else 9, k[2])):
+    for kernel, provider, n in sorted(g, key=group_order):
         rs = g[(kernel, provider, n)]
         lines.append("| %s | %s | %d | %d | %s | %s | %s | %s | %s | %s |" % (
             kernel, provider, n, len(rs), spread([r["createUsec"] for r in rs]),
